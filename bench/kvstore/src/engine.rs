@@ -40,7 +40,9 @@ pub fn open_engine(name: &str, dir: &Path) -> Res<Box<dyn Engine>> {
     Ok(match name {
         "redb" => Box::new(Redb::open(dir, false)?),
         "redb-qr" => Box::new(Redb::open(dir, true)?),
-        "fjall" => Box::new(Fjall::open(dir)?),
+        "fjall" => Box::new(Fjall::open(dir, true)?),
+        // Only used by the fsync audit: fjall's default transaction durability.
+        "fjall-default" => Box::new(Fjall::open(dir, false)?),
         other => return Err(format!("unknown engine {other}").into()),
     })
 }
@@ -116,7 +118,7 @@ impl Engine for Redb {
             let mut in_batch = 0;
             {
                 let mut t = tx.open_table(OBJECTS)?;
-                for k in keys.by_ref() {
+                while let Some(k) = keys.next() {
                     let v = make_value(&k, 1);
                     t.insert(k.as_slice(), v.as_slice())?;
                     in_batch += 1;
@@ -191,22 +193,29 @@ use fjall::{KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase
 pub struct Fjall {
     db: SingleWriterTxDatabase,
     ks: SingleWriterTxKeyspace,
+    /// true: SyncAll per commit (what Cairn needs). false: fjall's default
+    /// write_tx() durability (PersistMode::Buffer, no fsync) - audit only.
+    sync: bool,
 }
 
 impl Fjall {
-    pub fn open(dir: &Path) -> Res<Self> {
+    pub fn open(dir: &Path, sync: bool) -> Res<Self> {
         std::fs::create_dir_all(dir)?;
         let db = SingleWriterTxDatabase::builder(dir.join("fjall"))
             .cache_size(CACHE_BYTES as u64)
             .open()?;
         let ks = db.keyspace("objects", KeyspaceCreateOptions::default)?;
-        Ok(Fjall { db, ks })
+        Ok(Fjall { db, ks, sync })
     }
 }
 
 impl Engine for Fjall {
     fn name(&self) -> &'static str {
-        "fjall"
+        if self.sync {
+            "fjall"
+        } else {
+            "fjall-default"
+        }
     }
 
     fn bulk_load(&self, keys: &mut dyn Iterator<Item = Vec<u8>>, batch: usize) -> Res<u64> {
@@ -215,7 +224,7 @@ impl Engine for Fjall {
             // Buffer = write(2) to the OS, no fsync (non-durable bulk load).
             let mut tx = self.db.write_tx().durability(Some(PersistMode::Buffer));
             let mut in_batch = 0;
-            for k in keys.by_ref() {
+            while let Some(k) = keys.next() {
                 let v = make_value(&k, 1);
                 tx.insert(&self.ks, k, v);
                 in_batch += 1;
@@ -235,7 +244,11 @@ impl Engine for Fjall {
 
     fn put_batch(&self, keys: &[Vec<u8>], versions: &mut Vec<u64>) -> Res<()> {
         // SyncAll: journal is flushed + fsync()ed inside commit().
-        let mut tx = self.db.write_tx().durability(Some(PersistMode::SyncAll));
+        let mut tx = if self.sync {
+            self.db.write_tx().durability(Some(PersistMode::SyncAll))
+        } else {
+            self.db.write_tx() // default durability: Buffer (no fsync)
+        };
         for k in keys {
             // Transaction reads see the transaction's own earlier writes.
             let old = tx.get(&self.ks, k)?.map(|v| value_version(&v));

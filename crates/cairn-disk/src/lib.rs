@@ -1,0 +1,217 @@
+//! Drives: the [`Disk`] trait through which the object layer reaches every
+//! drive, and [`LocalDisk`], its implementation for a directory on this node.
+//!
+//! A drive holds two kinds of state (DESIGN.md section 3):
+//! * metadata (buckets, object versions, the data of small objects) in an
+//!   embedded transactional key-value store, batched into group commits;
+//! * shard files for larger objects under `.cairn.sys/data/`, named by a fresh
+//!   data id and never by the object key, each block framed with its bitrot hash.
+//!
+//! The trait is the seam for distribution: a remote drive implements the same
+//! trait over the internode protocol, so the object layer sees
+//! `Vec<Arc<dyn Disk>>` and never asks where a drive lives.
+//!
+//! This crate knows nothing of erasure coding, quorum or S3.
+
+mod error;
+mod format;
+mod local;
+pub mod meta;
+mod store;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+pub use error::{DiskError, Result};
+pub use format::{DISTRIBUTION, FORMAT_VERSION, Format};
+pub use local::{LocalDisk, LocalDiskOptions};
+pub use meta::{BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, VersionIdentity};
+
+/// One drive, local or remote.
+///
+/// Every method fails fast with [`DiskError::Offline`] while the drive is
+/// unusable; the object layer counts such failures against quorum.
+#[async_trait]
+pub trait Disk: Send + Sync + 'static {
+    /// Where the drive is, for logs and errors: a path, or a URL for remote drives.
+    fn endpoint(&self) -> &str;
+
+    /// Whether the drive was usable at its last operation.
+    fn is_online(&self) -> bool;
+
+    /// Why the drive is offline, if it is.
+    fn offline_reason(&self) -> Option<String>;
+
+    /// Reads `format.json` without changing the drive's state.
+    /// `Ok(None)` means the drive is reachable and unformatted.
+    async fn read_format(&self) -> Result<Option<Format>>;
+
+    /// Writes `format.json` durably (a fresh or replaced drive joining its slot).
+    async fn write_format(&self, format: &Format) -> Result<()>;
+
+    /// Brings the drive online as the drive `expected.this` of `expected`'s
+    /// deployment, refusing (and staying offline) if it holds anything else.
+    async fn connect(&self, expected: &Format) -> Result<()>;
+
+    /// Capacity figures, when the platform gives them.
+    async fn space(&self) -> Result<DiskSpace>;
+
+    /// Applies one metadata change durably. Concurrent calls are batched
+    /// into one commit; the call returns once its change is durable.
+    async fn commit(&self, op: MetaOp) -> Result<MetaOutcome>;
+
+    async fn list_buckets(&self) -> Result<Vec<BucketRecord>>;
+
+    async fn get_bucket(&self, bucket: &str) -> Result<BucketRecord>;
+
+    /// Reads an object's record and, when asked, the inline data of one version.
+    async fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject>;
+
+    /// One page of this drive's object records in key order.
+    async fn list_objects(&self, query: &ListQuery) -> Result<ListPage>;
+
+    /// Creates shard file `part` of `data_id` for writing.
+    async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>>;
+
+    /// Opens shard file `part` of `data_id` for reading. The returned reader
+    /// keeps reading the file even if it is deleted afterwards, so a GET that
+    /// opened its shards survives a concurrent overwrite.
+    async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>>;
+
+    /// Deletes the shard files of `data_id`. Missing files are not an error.
+    async fn delete_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()>;
+}
+
+/// Writes one shard file. Dropping it without [`ShardWriter::finish`] leaves
+/// an orphan that the scanner removes; call [`ShardWriter::abort`] to remove it now.
+#[async_trait]
+pub trait ShardWriter: Send {
+    async fn write(&mut self, frame: Bytes) -> Result<()>;
+    /// Makes everything written durable (file and directory entry).
+    async fn finish(self: Box<Self>) -> Result<()>;
+    async fn abort(self: Box<Self>);
+}
+
+/// Reads ranges of one shard file.
+#[async_trait]
+pub trait ShardReader: Send + Sync {
+    /// Reads exactly `len` bytes at `offset`.
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+}
+
+/// Drive capacity in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub total: u64,
+    pub free: u64,
+}
+
+/// A metadata change, applied atomically on one drive.
+#[derive(Debug, Clone)]
+pub enum MetaOp {
+    /// Creates a bucket; [`DiskError::BucketExists`] if present.
+    MakeBucket(BucketRecord),
+    /// Deletes a bucket; unless `force`, [`DiskError::BucketNotEmpty`] if it
+    /// holds object records. With `force` its records go with it.
+    DeleteBucket { name: String, force: bool },
+    /// Adds `version`, replacing any version with the same version id;
+    /// returns the replaced versions.
+    PutVersion {
+        bucket: String,
+        key: String,
+        version: ObjectVersion,
+        inline: Option<Bytes>,
+    },
+    /// Removes every version with `version_id`; returns them.
+    DeleteVersion {
+        bucket: String,
+        key: String,
+        version_id: Uuid,
+    },
+    /// Undoes a `PutVersion` that did not reach quorum: removes the version
+    /// with `data_id` and puts `previous` (what that put replaced) back.
+    RevertPut {
+        bucket: String,
+        key: String,
+        data_id: Uuid,
+        previous: Vec<RemovedVersion>,
+    },
+}
+
+/// A version removed by a metadata change, with its inline data.
+#[derive(Debug, Clone)]
+pub struct RemovedVersion {
+    pub version: ObjectVersion,
+    pub inline: Option<Bytes>,
+}
+
+/// What a metadata change did.
+#[derive(Debug, Clone)]
+pub enum MetaOutcome {
+    Done,
+    Removed(Vec<RemovedVersion>),
+}
+
+impl MetaOutcome {
+    pub fn into_removed(self) -> Vec<RemovedVersion> {
+        match self {
+            MetaOutcome::Done => Vec::new(),
+            MetaOutcome::Removed(removed) => removed,
+        }
+    }
+}
+
+/// Which inline data [`Disk::read_object`] returns with the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadData {
+    None,
+    /// That of the newest version, if it is inline.
+    Latest,
+    /// That of the version written with this data id.
+    Version(Uuid),
+}
+
+/// An object record and the inline data asked for.
+#[derive(Debug, Clone)]
+pub struct ReadObject {
+    pub record: ObjectRecord,
+    pub inline: Option<Bytes>,
+}
+
+/// A page request over one bucket's keys, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub bucket: String,
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Only entries (keys or common prefixes) after this.
+    pub start_after: Option<String>,
+    /// Roll keys that contain this after `prefix` up into one common prefix.
+    pub delimiter: Option<String>,
+    /// Most entries in the page.
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListEntry {
+    Object { key: String, record: ObjectRecord },
+    Prefix(String),
+}
+
+impl ListEntry {
+    /// The key, or the common prefix: the position of the entry in the listing.
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object { key, .. } => key,
+            ListEntry::Prefix(prefix) => prefix,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// More entries may follow the last one.
+    pub truncated: bool,
+}

@@ -1,0 +1,487 @@
+//! [`LocalDisk`]: a drive that is a directory on this node.
+//!
+//! Layout under the drive's root:
+//! ```text
+//! .cairn.sys/format.json              drive identity (DESIGN.md section 3)
+//! .cairn.sys/meta.redb                metadata store
+//! .cairn.sys/data/<xx>/<data-id>.<n>  shard file of part n; xx = first byte of the id
+//! .cairn.sys/tmp/                     staging for format.json
+//! ```
+//!
+//! Every operation first checks that the root still holds the drive that was
+//! connected (its `format.json` is the same file). A removed, replaced or
+//! unreadable directory takes the drive offline at its next operation, not at
+//! the next health poll, and a file handle opened before the drive vanished
+//! cannot make a write look successful.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::error::{DiskError, Result};
+use crate::format::Format;
+use crate::meta::BucketRecord;
+use crate::store::{LivenessCheck, MetaStore};
+use crate::{
+    Disk, DiskSpace, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, ShardReader,
+    ShardWriter,
+};
+
+const SYS_DIR: &str = ".cairn.sys";
+const FORMAT_FILE: &str = "format.json";
+const META_FILE: &str = "meta.redb";
+
+/// Tuning of a local drive.
+#[derive(Debug, Clone)]
+pub struct LocalDiskOptions {
+    /// Page cache of the metadata store, in bytes.
+    pub meta_cache_bytes: usize,
+}
+
+impl Default for LocalDiskOptions {
+    fn default() -> Self {
+        LocalDiskOptions {
+            meta_cache_bytes: 32 << 20,
+        }
+    }
+}
+
+/// A drive that is a directory on this node.
+pub struct LocalDisk {
+    root: PathBuf,
+    endpoint: String,
+    options: LocalDiskOptions,
+    state: RwLock<State>,
+}
+
+enum State {
+    Offline(String),
+    Online(Arc<Online>),
+}
+
+struct Online {
+    format: Format,
+    store: MetaStore,
+    liveness: Arc<Liveness>,
+}
+
+/// Identifies the `format.json` a drive was connected with.
+struct Liveness {
+    format_path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Liveness {
+    fn check(&self) -> Result<()> {
+        match fs::metadata(&self.format_path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
+            Ok(_) => Err(DiskError::Offline(format!(
+                "{} was replaced by another file",
+                self.format_path.display()
+            ))),
+            Err(err) => Err(DiskError::Offline(format!(
+                "{}: {err}",
+                self.format_path.display()
+            ))),
+        }
+    }
+}
+
+fn sys_dir(root: &Path) -> PathBuf {
+    root.join(SYS_DIR)
+}
+
+fn fsync_dir(path: &Path) -> io::Result<()> {
+    fs::File::open(path)?.sync_all()
+}
+
+/// Runs blocking drive I/O off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DiskError::Store(format!("drive task failed: {e}")))?
+}
+
+impl LocalDisk {
+    /// A drive at `root`, offline until [`Disk::connect`]. When `create` is
+    /// set, a missing root directory is created; only do that at start-up, so
+    /// that an unmounted drive never turns into a directory on the root disk.
+    pub fn new(root: impl Into<PathBuf>, options: LocalDiskOptions, create: bool) -> Result<LocalDisk> {
+        let root = root.into();
+        if create && !root.exists() {
+            fs::create_dir_all(&root)
+                .map_err(|e| DiskError::io(format!("creating drive directory {}", root.display()), e))?;
+        }
+        let endpoint = root.display().to_string();
+        Ok(LocalDisk {
+            root,
+            endpoint,
+            options,
+            state: RwLock::new(State::Offline("not connected yet".to_owned())),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn online(&self) -> Result<Arc<Online>> {
+        let online = match &*self.state.read().expect("drive state lock") {
+            State::Online(online) => online.clone(),
+            State::Offline(reason) => return Err(DiskError::Offline(reason.clone())),
+        };
+        if let Err(err) = online.liveness.check() {
+            self.go_offline(&err.to_string());
+            return Err(err);
+        }
+        Ok(online)
+    }
+
+    fn go_offline(&self, reason: &str) {
+        let mut state = self.state.write().expect("drive state lock");
+        if matches!(*state, State::Online(_)) {
+            tracing::warn!(drive = %self.endpoint, %reason, "drive went offline");
+            *state = State::Offline(reason.to_owned());
+        }
+    }
+
+    /// Records an I/O failure: a drive whose root vanished goes offline at once.
+    fn note_error(&self, err: DiskError) -> DiskError {
+        let check = match &*self.state.read().expect("drive state lock") {
+            State::Online(online) => online.liveness.check(),
+            State::Offline(_) => return err,
+        };
+        match check {
+            Ok(()) => err,
+            Err(offline) => {
+                self.go_offline(&offline.to_string());
+                offline
+            }
+        }
+    }
+
+    fn shard_path(root: &Path, data_id: Uuid, part: u32) -> PathBuf {
+        let id = data_id.simple().to_string();
+        sys_dir(root).join("data").join(&id[..2]).join(format!("{id}.{part}"))
+    }
+}
+
+fn read_format_at(root: &Path) -> Result<Option<Format>> {
+    let path = sys_dir(root).join(FORMAT_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => Format::from_json(&bytes)
+            .map(Some)
+            .map_err(|detail| DiskError::Corrupt {
+                what: "format.json",
+                detail: format!("{}: {detail}", path.display()),
+            }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => Ok(None),
+            Ok(_) => Err(DiskError::Offline(format!("{} is not a directory", root.display()))),
+            Err(err) => Err(DiskError::Offline(format!("{}: {err}", root.display()))),
+        },
+        Err(err) => Err(DiskError::Offline(format!("{}: {err}", path.display()))),
+    }
+}
+
+fn write_format_at(root: &Path, format: &Format) -> Result<()> {
+    let meta = fs::metadata(root).map_err(|e| DiskError::Offline(format!("{}: {e}", root.display())))?;
+    if !meta.is_dir() {
+        return Err(DiskError::Offline(format!("{} is not a directory", root.display())));
+    }
+    let sys = sys_dir(root);
+    let tmp = sys.join("tmp");
+    fs::create_dir_all(&tmp).map_err(|e| DiskError::io(format!("creating {}", tmp.display()), e))?;
+    fsync_dir(root).map_err(|e| DiskError::io(format!("syncing {}", root.display()), e))?;
+    let staging = tmp.join(format!("format-{}.json", Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut file = fs::File::create(&staging)?;
+        file.write_all(&format.to_json())?;
+        file.sync_all()?;
+        fs::rename(&staging, sys.join(FORMAT_FILE))?;
+        fsync_dir(&sys)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&staging);
+    }
+    result.map_err(|e| DiskError::io(format!("writing {}", sys.join(FORMAT_FILE).display()), e))
+}
+
+#[async_trait]
+impl Disk for LocalDisk {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn is_online(&self) -> bool {
+        matches!(*self.state.read().expect("drive state lock"), State::Online(_))
+    }
+
+    fn offline_reason(&self) -> Option<String> {
+        match &*self.state.read().expect("drive state lock") {
+            State::Online(_) => None,
+            State::Offline(reason) => Some(reason.clone()),
+        }
+    }
+
+    async fn read_format(&self) -> Result<Option<Format>> {
+        let root = self.root.clone();
+        blocking(move || read_format_at(&root)).await
+    }
+
+    async fn write_format(&self, format: &Format) -> Result<()> {
+        let root = self.root.clone();
+        let format = format.clone();
+        blocking(move || write_format_at(&root, &format)).await
+    }
+
+    async fn connect(&self, expected: &Format) -> Result<()> {
+        if let Ok(online) = self.online()
+            && online.format == *expected
+        {
+            return Ok(());
+        }
+        // Close the current store first, so that reopening the same file can
+        // take its lock.
+        *self.state.write().expect("drive state lock") = State::Offline("reconnecting".to_owned());
+        let root = self.root.clone();
+        let expected = expected.clone();
+        let cache = self.options.meta_cache_bytes;
+        let opened = blocking(move || -> Result<Online> {
+            let found = read_format_at(&root)?.ok_or(DiskError::Unformatted)?;
+            if found.deployment_id != expected.deployment_id {
+                return Err(DiskError::Offline(format!(
+                    "drive belongs to deployment {}, expected deployment {}",
+                    found.deployment_id, expected.deployment_id
+                )));
+            }
+            if found.this != expected.this || !found.same_layout(&expected) {
+                let slot = |f: &Format| match f.slot_of(f.this) {
+                    Some((set, disk)) => format!("set {} drive {}", set + 1, disk + 1),
+                    None => "no slot".to_owned(),
+                };
+                return Err(DiskError::Offline(format!(
+                    "drive is {} (id {}), expected {} (id {})",
+                    slot(&found),
+                    found.this,
+                    slot(&expected),
+                    expected.this
+                )));
+            }
+            let format_path = sys_dir(&root).join(FORMAT_FILE);
+            let meta = fs::metadata(&format_path)
+                .map_err(|e| DiskError::Offline(format!("{}: {e}", format_path.display())))?;
+            let liveness = Arc::new(Liveness {
+                format_path,
+                dev: meta.dev(),
+                ino: meta.ino(),
+            });
+            let check = liveness.clone();
+            let check: LivenessCheck = Arc::new(move || check.check());
+            let store = MetaStore::open(&sys_dir(&root).join(META_FILE), cache, check)?;
+            Ok(Online {
+                format: expected,
+                store,
+                liveness,
+            })
+        })
+        .await;
+        match opened {
+            Ok(online) => {
+                *self.state.write().expect("drive state lock") = State::Online(Arc::new(online));
+                Ok(())
+            }
+            Err(err) => {
+                *self.state.write().expect("drive state lock") = State::Offline(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    async fn space(&self) -> Result<DiskSpace> {
+        self.online()?;
+        let root = self.root.clone();
+        blocking(move || {
+            let stat = rustix::fs::statvfs(&root)
+                .map_err(|e| DiskError::io(format!("statvfs {}", root.display()), e.into()))?;
+            Ok(DiskSpace {
+                total: stat.f_blocks * stat.f_frsize,
+                free: stat.f_bavail * stat.f_frsize,
+            })
+        })
+        .await
+    }
+
+    async fn commit(&self, op: MetaOp) -> Result<MetaOutcome> {
+        let online = self.online()?;
+        online.store.commit(op).await.map_err(|e| self.note_error(e))
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
+        let online = self.online()?;
+        blocking(move || online.store.list_buckets()).await
+    }
+
+    async fn get_bucket(&self, bucket: &str) -> Result<BucketRecord> {
+        let online = self.online()?;
+        let bucket = bucket.to_owned();
+        blocking(move || online.store.get_bucket(&bucket)).await
+    }
+
+    async fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
+        let online = self.online()?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        blocking(move || online.store.read_object(&bucket, &key, data)).await
+    }
+
+    async fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
+        let online = self.online()?;
+        let query = query.clone();
+        blocking(move || online.store.list_objects(&query)).await
+    }
+
+    async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
+        let online = self.online()?;
+        let path = Self::shard_path(&self.root, data_id, part);
+        let result = blocking(move || {
+            let dir = path.parent().expect("shard path has a parent").to_owned();
+            if !dir.exists() {
+                fs::create_dir_all(&dir).map_err(|e| DiskError::io(format!("creating {}", dir.display()), e))?;
+                let data_dir = dir.parent().expect("fan-out dir has a parent");
+                fsync_dir(data_dir).map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
+            }
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
+            Ok(LocalShardWriter {
+                file: Some(file),
+                path,
+                dir,
+                liveness: online.liveness.clone(),
+            })
+        })
+        .await;
+        match result {
+            Ok(writer) => Ok(Box::new(writer)),
+            Err(err) => Err(self.note_error(err)),
+        }
+    }
+
+    async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>> {
+        self.online()?;
+        let path = Self::shard_path(&self.root, data_id, part);
+        let result = blocking(move || match fs::File::open(&path) {
+            Ok(file) => Ok(LocalShardReader {
+                file: Arc::new(file),
+                path,
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(DiskError::NotFound),
+            Err(err) => Err(DiskError::io(format!("opening {}", path.display()), err)),
+        })
+        .await;
+        match result {
+            Ok(reader) => Ok(Box::new(reader)),
+            Err(DiskError::NotFound) => Err(DiskError::NotFound),
+            Err(err) => Err(self.note_error(err)),
+        }
+    }
+
+    async fn delete_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()> {
+        self.online()?;
+        let paths: Vec<PathBuf> = parts
+            .iter()
+            .map(|part| Self::shard_path(&self.root, data_id, *part))
+            .collect();
+        blocking(move || {
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(DiskError::io(format!("removing {}", path.display()), err)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+struct LocalShardWriter {
+    file: Option<fs::File>,
+    path: PathBuf,
+    dir: PathBuf,
+    liveness: Arc<Liveness>,
+}
+
+#[async_trait]
+impl ShardWriter for LocalShardWriter {
+    async fn write(&mut self, frame: Bytes) -> Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
+        let path = self.path.clone();
+        let file = blocking(move || {
+            file.write_all(&frame)
+                .map_err(|e| DiskError::io(format!("writing {}", path.display()), e))?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<()> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
+        blocking(move || {
+            file.sync_data()
+                .map_err(|e| DiskError::io(format!("syncing {}", self.path.display()), e))?;
+            fsync_dir(&self.dir).map_err(|e| DiskError::io(format!("syncing {}", self.dir.display()), e))?;
+            // A file written into a directory that was since removed is not durable anywhere.
+            self.liveness.check()
+        })
+        .await
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file.take();
+        let path = self.path.clone();
+        let _ = blocking(move || {
+            let _ = fs::remove_file(&path);
+            Ok(())
+        })
+        .await;
+    }
+}
+
+struct LocalShardReader {
+    file: Arc<fs::File>,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl ShardReader for LocalShardReader {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let file = self.file.clone();
+        let path = self.path.clone();
+        blocking(move || {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset)
+                .map_err(|e| DiskError::io(format!("reading {} at {offset}", path.display()), e))?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+}

@@ -1,0 +1,492 @@
+//! The per-drive metadata store: `redb`, with one committer thread per drive
+//! that batches concurrent writers into one durable commit (group commit).
+//!
+//! Tables:
+//! * `buckets`: bucket name -> [`BucketRecord`]
+//! * `objects`: `bucket/key` -> [`ObjectRecord`]; bucket names cannot contain
+//!   `/`, so one bucket's keys form one contiguous range in S3 listing order.
+//! * `inline`: data id -> shard bytes of small objects, kept apart from
+//!   `objects` so listings do not page inline data in.
+//!
+//! Why redb over fjall: see `docs/benchmarks.md` and ARCHITECTURE.md.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::error::{DiskError, Result};
+use crate::meta::{self, BucketRecord, ObjectRecord, ObjectVersion};
+use crate::{ListEntry, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, RemovedVersion};
+
+const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+
+/// Most operations applied in one commit.
+const MAX_BATCH: usize = 512;
+
+/// Checked before every commit; fails when the drive's directory no longer
+/// holds the drive this store was opened for.
+pub(crate) type LivenessCheck = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
+struct Commit {
+    op: MetaOp,
+    reply: oneshot::Sender<Result<MetaOutcome>>,
+}
+
+pub(crate) struct MetaStore {
+    db: Arc<Database>,
+    commits: mpsc::SyncSender<Commit>,
+}
+
+fn store_err(err: impl Into<redb::Error>) -> DiskError {
+    DiskError::Store(err.into().to_string())
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + 1 + key.len());
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The smallest byte string greater than every string starting with `prefix`,
+/// or `None` when there is none (`prefix` is empty or all 0xFF).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+impl MetaStore {
+    /// Opens (creating if needed) the store at `path`. Blocking: runs crash
+    /// recovery when the last process did not close the database cleanly.
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: usize,
+        liveness: LivenessCheck,
+    ) -> Result<MetaStore> {
+        // A store this process closed a moment ago may still be held by its
+        // committer thread, finishing its last batch.
+        let mut attempts = 0;
+        let db = loop {
+            match Database::builder().set_cache_size(cache_bytes).create(path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(err) => return Err(store_err(err)),
+            }
+        };
+        let txn = db.begin_write().map_err(store_err)?;
+        {
+            txn.open_table(BUCKETS).map_err(store_err)?;
+            txn.open_table(OBJECTS).map_err(store_err)?;
+            txn.open_table(INLINE).map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::sync_channel(MAX_BATCH * 2);
+        let committer_db = db.clone();
+        std::thread::Builder::new()
+            .name("cairn-meta-commit".to_owned())
+            .spawn(move || committer(&committer_db, &rx, &liveness))
+            .map_err(|e| DiskError::io("starting the metadata committer", e))?;
+        Ok(MetaStore { db, commits: tx })
+    }
+
+    /// Applies `op` durably, batched with concurrent callers into one commit.
+    pub(crate) async fn commit(&self, op: MetaOp) -> Result<MetaOutcome> {
+        let (reply, rx) = oneshot::channel();
+        let commits = self.commits.clone();
+        // `send` blocks only when the queue is full; keep that off the runtime.
+        tokio::task::spawn_blocking(move || commits.send(Commit { op, reply }))
+            .await
+            .map_err(|e| DiskError::Store(format!("committer queue: {e}")))?
+            .map_err(|_| DiskError::Offline("metadata committer stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| DiskError::Offline("metadata committer stopped".to_owned()))?
+    }
+
+    pub(crate) fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let table = txn.open_table(BUCKETS).map_err(store_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(store_err)? {
+            let (_, value) = entry.map_err(store_err)?;
+            out.push(meta::decode("bucket record", value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn get_bucket(&self, bucket: &str) -> Result<BucketRecord> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let table = txn.open_table(BUCKETS).map_err(store_err)?;
+        match table.get(bucket).map_err(store_err)? {
+            Some(value) => meta::decode("bucket record", value.value()),
+            None => Err(DiskError::BucketNotFound),
+        }
+    }
+
+    pub(crate) fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let objects = txn.open_table(OBJECTS).map_err(store_err)?;
+        let record: ObjectRecord = match objects.get(object_key(bucket, key).as_slice()).map_err(store_err)? {
+            Some(value) => meta::decode("object record", value.value())?,
+            None => {
+                let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
+                if buckets.get(bucket).map_err(store_err)?.is_none() {
+                    return Err(DiskError::BucketNotFound);
+                }
+                return Err(DiskError::NotFound);
+            }
+        };
+        let data_id = match data {
+            ReadData::None => None,
+            ReadData::Latest => record.versions.first().filter(|v| v.inline).map(|v| v.data_id),
+            ReadData::Version(data_id) => Some(data_id),
+        };
+        let inline = match data_id {
+            Some(data_id) => {
+                let table = txn.open_table(INLINE).map_err(store_err)?;
+                table
+                    .get(data_id.as_bytes().as_slice())
+                    .map_err(store_err)?
+                    .map(|v| Bytes::copy_from_slice(v.value()))
+            }
+            None => None,
+        };
+        Ok(ReadObject { record, inline })
+    }
+
+    pub(crate) fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
+        if buckets.get(query.bucket.as_str()).map_err(store_err)?.is_none() {
+            return Err(DiskError::BucketNotFound);
+        }
+        let objects = txn.open_table(OBJECTS).map_err(store_err)?;
+        let base_len = query.bucket.len() + 1;
+        let full_prefix = object_key(&query.bucket, &query.prefix);
+        let end = prefix_successor(&full_prefix);
+        let mut cursor: Bound<Vec<u8>> = Bound::Included(full_prefix.clone());
+        if let Some(start_after) = &query.start_after {
+            let start = object_key(&query.bucket, start_after);
+            if start >= full_prefix {
+                cursor = Bound::Excluded(start);
+            }
+        }
+        let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut entries = Vec::new();
+        'scan: loop {
+            let upper = match &end {
+                Some(end) => Bound::Excluded(end.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let lower = match &cursor {
+                Bound::Included(k) => Bound::Included(k.as_slice()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let range = objects
+                .range::<&[u8]>((lower, upper))
+                .map_err(store_err)?;
+            for entry in range {
+                let (raw_key, value) = entry.map_err(store_err)?;
+                let raw_key = raw_key.value();
+                let key = std::str::from_utf8(&raw_key[base_len..]).map_err(|e| DiskError::Corrupt {
+                    what: "object key",
+                    detail: e.to_string(),
+                })?;
+                if entries.len() == query.limit {
+                    return Ok(ListPage { entries, truncated: true });
+                }
+                if let Some(delimiter) = delimiter
+                    && let Some(pos) = key[query.prefix.len()..].find(delimiter)
+                {
+                    let common = &key[..query.prefix.len() + pos + delimiter.len()];
+                    let skip_past = object_key(&query.bucket, common);
+                    let is_new = query.start_after.as_deref().is_none_or(|s| common > s);
+                    if is_new {
+                        entries.push(ListEntry::Prefix(common.to_owned()));
+                    }
+                    match prefix_successor(&skip_past) {
+                        Some(next) => {
+                            cursor = Bound::Included(next);
+                            continue 'scan;
+                        }
+                        None => break 'scan,
+                    }
+                }
+                let record: ObjectRecord = meta::decode("object record", value.value())?;
+                entries.push(ListEntry::Object {
+                    key: key.to_owned(),
+                    record,
+                });
+            }
+            break;
+        }
+        Ok(ListPage { entries, truncated: false })
+    }
+}
+
+fn committer(db: &Database, rx: &mpsc::Receiver<Commit>, liveness: &LivenessCheck) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(commit) => batch.push(commit),
+                Err(_) => break,
+            }
+        }
+        let results = match liveness() {
+            Ok(()) => apply_batch(db, &batch),
+            Err(err) => Err(err),
+        };
+        match results {
+            Ok(results) => {
+                for (commit, result) in batch.into_iter().zip(results) {
+                    let _ = commit.reply.send(result);
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                let offline = err.is_offline();
+                for commit in batch {
+                    let err = if offline {
+                        DiskError::Offline(message.clone())
+                    } else {
+                        DiskError::Store(message.clone())
+                    };
+                    let _ = commit.reply.send(Err(err));
+                }
+            }
+        }
+    }
+}
+
+/// Applies every op of a batch in one durable transaction. Each op checks its
+/// preconditions before it writes, so a failed op changes nothing and does
+/// not fail the others.
+fn apply_batch(db: &Database, batch: &[Commit]) -> Result<Vec<Result<MetaOutcome>>> {
+    let mut txn = db.begin_write().map_err(store_err)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| DiskError::Store(e.to_string()))?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut buckets = txn.open_table(BUCKETS).map_err(store_err)?;
+        let mut objects = txn.open_table(OBJECTS).map_err(store_err)?;
+        let mut inline = txn.open_table(INLINE).map_err(store_err)?;
+        let mut tables = Tables {
+            buckets: &mut buckets,
+            objects: &mut objects,
+            inline: &mut inline,
+        };
+        for commit in batch {
+            results.push(apply(&mut tables, &commit.op));
+        }
+    }
+    txn.commit().map_err(store_err)?;
+    Ok(results)
+}
+
+struct Tables<'a, 't> {
+    buckets: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
+    objects: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
+    inline: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl Tables<'_, '_> {
+    fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        Ok(self.buckets.get(bucket).map_err(store_err)?.is_some())
+    }
+
+    fn read_record(&self, key: &[u8]) -> Result<Option<ObjectRecord>> {
+        match self.objects.get(key).map_err(store_err)? {
+            Some(value) => Ok(Some(meta::decode("object record", value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_record(&mut self, key: &[u8], record: &ObjectRecord) -> Result<()> {
+        if record.versions.is_empty() {
+            self.objects.remove(key).map_err(store_err)?;
+        } else {
+            self.objects
+                .insert(key, meta::encode(record).as_slice())
+                .map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `version`'s inline data and returns it with the version.
+    fn take_version(&mut self, version: ObjectVersion) -> Result<RemovedVersion> {
+        let inline = if version.inline {
+            self.inline
+                .remove(version.data_id.as_bytes().as_slice())
+                .map_err(store_err)?
+                .map(|v| Bytes::copy_from_slice(v.value()))
+        } else {
+            None
+        };
+        Ok(RemovedVersion { version, inline })
+    }
+
+    fn put_inline(&mut self, data_id: Uuid, data: &[u8]) -> Result<()> {
+        self.inline
+            .insert(data_id.as_bytes().as_slice(), data)
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
+
+fn insert_sorted(record: &mut ObjectRecord, version: ObjectVersion) {
+    let pos = record
+        .versions
+        .iter()
+        .position(|v| v.identity() < version.identity())
+        .unwrap_or(record.versions.len());
+    record.versions.insert(pos, version);
+}
+
+fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
+    match op {
+        MetaOp::MakeBucket(record) => {
+            if tables.bucket_exists(&record.name)? {
+                return Err(DiskError::BucketExists);
+            }
+            tables
+                .buckets
+                .insert(record.name.as_str(), meta::encode(record).as_slice())
+                .map_err(store_err)?;
+            Ok(MetaOutcome::Done)
+        }
+        MetaOp::DeleteBucket { name, force } => {
+            if !tables.bucket_exists(name)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            let start = object_key(name, "");
+            let end = prefix_successor(&start).expect("bucket prefix ends with '/'");
+            let range = (Bound::Included(start.as_slice()), Bound::Excluded(end.as_slice()));
+            if !force && tables.objects.range::<&[u8]>(range).map_err(store_err)?.next().is_some() {
+                return Err(DiskError::BucketNotEmpty);
+            }
+            let mut inline_ids = Vec::new();
+            for entry in tables.objects.extract_from_if::<&[u8], _>(range, |_, _| true).map_err(store_err)? {
+                let (_, value) = entry.map_err(store_err)?;
+                // A record that fails to decode is dropped with its bucket;
+                // its inline data, if any, is left for the scanner.
+                if let Ok(record) = meta::decode::<ObjectRecord>("object record", value.value()) {
+                    inline_ids.extend(record.versions.iter().filter(|v| v.inline).map(|v| v.data_id));
+                }
+            }
+            for data_id in inline_ids {
+                tables.inline.remove(data_id.as_bytes().as_slice()).map_err(store_err)?;
+            }
+            tables.buckets.remove(name.as_str()).map_err(store_err)?;
+            Ok(MetaOutcome::Done)
+        }
+        MetaOp::PutVersion {
+            bucket,
+            key,
+            version,
+            inline,
+        } => {
+            if !tables.bucket_exists(bucket)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            let raw_key = object_key(bucket, key);
+            let mut record = tables.read_record(&raw_key)?.unwrap_or_default();
+            let (replaced, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
+                .into_iter()
+                .partition(|v| v.version_id == version.version_id);
+            record.versions = kept;
+            let mut removed = Vec::with_capacity(replaced.len());
+            for old in replaced {
+                removed.push(tables.take_version(old)?);
+            }
+            if let Some(data) = inline {
+                tables.put_inline(version.data_id, data)?;
+            }
+            insert_sorted(&mut record, version.clone());
+            tables.write_record(&raw_key, &record)?;
+            Ok(MetaOutcome::Removed(removed))
+        }
+        MetaOp::DeleteVersion {
+            bucket,
+            key,
+            version_id,
+        } => {
+            if !tables.bucket_exists(bucket)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            let raw_key = object_key(bucket, key);
+            let Some(mut record) = tables.read_record(&raw_key)? else {
+                return Ok(MetaOutcome::Removed(Vec::new()));
+            };
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
+                .into_iter()
+                .partition(|v| v.version_id == *version_id);
+            record.versions = kept;
+            let mut removed = Vec::with_capacity(gone.len());
+            for old in gone {
+                removed.push(tables.take_version(old)?);
+            }
+            tables.write_record(&raw_key, &record)?;
+            Ok(MetaOutcome::Removed(removed))
+        }
+        MetaOp::RevertPut {
+            bucket,
+            key,
+            data_id,
+            previous,
+        } => {
+            if !tables.bucket_exists(bucket)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            let raw_key = object_key(bucket, key);
+            let mut record = tables.read_record(&raw_key)?.unwrap_or_default();
+            let (ours, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
+                .into_iter()
+                .partition(|v| v.data_id == *data_id);
+            record.versions = kept;
+            for version in ours {
+                tables.take_version(version)?;
+            }
+            for prev in previous {
+                if let Some(data) = &prev.inline {
+                    tables.put_inline(prev.version.data_id, data)?;
+                }
+                insert_sorted(&mut record, prev.version.clone());
+            }
+            tables.write_record(&raw_key, &record)?;
+            Ok(MetaOutcome::Done)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_skips_the_whole_prefix() {
+        assert_eq!(prefix_successor(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}

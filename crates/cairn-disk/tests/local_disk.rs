@@ -1,0 +1,316 @@
+//! LocalDisk against a real directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_disk::{
+    BucketRecord, Disk, DiskError, ErasureMeta, Format, ListEntry, ListQuery, LocalDisk,
+    LocalDiskOptions, MetaOp, ObjectVersion, PartMeta, ReadData,
+};
+use uuid::Uuid;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("cairn-disk-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn formatted_disk(dir: &TempDir) -> (LocalDisk, Format) {
+    let disk = LocalDisk::new(dir.0.join("d1"), LocalDiskOptions::default(), true).unwrap();
+    assert!(disk.read_format().await.unwrap().is_none());
+    let format = Format::new_pool(Uuid::new_v4(), 1, 1).for_slot(0, 0);
+    disk.write_format(&format).await.unwrap();
+    disk.connect(&format).await.unwrap();
+    (disk, format)
+}
+
+fn version(size: u64, inline: bool) -> ObjectVersion {
+    ObjectVersion {
+        version_id: Uuid::nil(),
+        data_id: Uuid::new_v4(),
+        mod_time_ns: 1,
+        delete_marker: false,
+        size,
+        etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+        erasure: ErasureMeta {
+            data_shards: 1,
+            parity_shards: 0,
+            block_size: 1 << 20,
+            shard_index: 0,
+            rotation: 0,
+            bitrot: 1,
+        },
+        inline,
+        parts: vec![PartMeta {
+            number: 1,
+            size,
+            etag: String::new(),
+        }],
+        meta: BTreeMap::new(),
+    }
+}
+
+fn put(bucket: &str, key: &str, version: ObjectVersion, inline: Option<&'static [u8]>) -> MetaOp {
+    MetaOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        version,
+        inline: inline.map(Bytes::from_static),
+    }
+}
+
+async fn make_bucket(disk: &LocalDisk, name: &str) {
+    disk.commit(MetaOp::MakeBucket(BucketRecord {
+        name: name.into(),
+        created_ns: 1,
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn format_connect_and_refuse_other_drives() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    assert!(disk.is_online());
+    assert_eq!(disk.read_format().await.unwrap(), Some(format.clone()));
+
+    let other = Format::new_pool(Uuid::new_v4(), 1, 1).for_slot(0, 0);
+    let err = disk.connect(&other).await.unwrap_err();
+    assert!(err.to_string().contains("belongs to deployment"), "{err}");
+    assert!(!disk.is_online());
+
+    // The same deployment, another slot.
+    let mut wrong_slot = Format::new_pool(format.deployment_id, 1, 2);
+    wrong_slot.sets[0][1] = format.this;
+    let err = disk.connect(&wrong_slot.for_slot(0, 0)).await.unwrap_err();
+    assert!(err.to_string().contains("expected set 1 drive 1"), "{err}");
+    disk.connect(&format).await.unwrap();
+    assert!(disk.is_online());
+}
+
+#[tokio::test]
+async fn put_read_replace_delete() {
+    let dir = TempDir::new();
+    let (disk, _) = formatted_disk(&dir).await;
+    let err = disk.commit(put("nob", "k", version(1, false), None)).await.unwrap_err();
+    assert!(matches!(err, DiskError::BucketNotFound), "{err}");
+    make_bucket(&disk, "b1").await;
+    assert!(matches!(
+        disk.commit(MetaOp::MakeBucket(BucketRecord { name: "b1".into(), created_ns: 2 })).await,
+        Err(DiskError::BucketExists)
+    ));
+
+    let v1 = version(3, true);
+    disk.commit(put("b1", "a/../x", v1.clone(), Some(b"abc"))).await.unwrap();
+    let read = disk.read_object("b1", "a/../x", ReadData::Latest).await.unwrap();
+    assert_eq!(read.record.versions, vec![v1.clone()]);
+    assert_eq!(read.inline.as_deref(), Some(&b"abc"[..]));
+
+    let v2 = version(5, false);
+    let removed = disk
+        .commit(put("b1", "a/../x", v2.clone(), None))
+        .await
+        .unwrap()
+        .into_removed();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].version, v1);
+    assert_eq!(removed[0].inline.as_deref(), Some(&b"abc"[..]));
+    // The replaced version's inline data is gone with it.
+    let read = disk
+        .read_object("b1", "a/../x", ReadData::Version(v1.data_id))
+        .await
+        .unwrap();
+    assert!(read.inline.is_none());
+
+    // Revert puts the replaced version back with its data.
+    disk.commit(MetaOp::RevertPut {
+        bucket: "b1".into(),
+        key: "a/../x".into(),
+        data_id: v2.data_id,
+        previous: removed,
+    })
+    .await
+    .unwrap();
+    let read = disk.read_object("b1", "a/../x", ReadData::Latest).await.unwrap();
+    assert_eq!(read.record.versions, vec![v1.clone()]);
+    assert_eq!(read.inline.as_deref(), Some(&b"abc"[..]));
+
+    disk.commit(MetaOp::DeleteVersion {
+        bucket: "b1".into(),
+        key: "a/../x".into(),
+        version_id: Uuid::nil(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        disk.read_object("b1", "a/../x", ReadData::None).await,
+        Err(DiskError::NotFound)
+    ));
+    assert!(matches!(
+        disk.read_object("zz", "a", ReadData::None).await,
+        Err(DiskError::BucketNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn listing_orders_keys_and_rolls_up_prefixes() {
+    let dir = TempDir::new();
+    let (disk, _) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    make_bucket(&disk, "b.x").await;
+    let keys = ["a.txt", "a/1", "a/2", "a/b/c", "b", "c/", "c/d", "z"];
+    for key in keys {
+        disk.commit(put("b", key, version(0, false), None)).await.unwrap();
+    }
+    disk.commit(put("b.x", "a/1", version(0, false), None)).await.unwrap();
+
+    let list = |prefix: &str, start_after: Option<&str>, delimiter: Option<&str>, limit| ListQuery {
+        bucket: "b".into(),
+        prefix: prefix.into(),
+        start_after: start_after.map(str::to_owned),
+        delimiter: delimiter.map(str::to_owned),
+        limit,
+    };
+    let names = |page: cairn_disk::ListPage| -> Vec<String> {
+        page.entries
+            .iter()
+            .map(|e| match e {
+                ListEntry::Object { key, .. } => key.clone(),
+                ListEntry::Prefix(p) => format!("{p}*"),
+            })
+            .collect()
+    };
+
+    let page = disk.list_objects(&list("", None, None, 100)).await.unwrap();
+    assert!(!page.truncated);
+    assert_eq!(names(page), keys);
+
+    let page = disk.list_objects(&list("", None, Some("/"), 100)).await.unwrap();
+    assert_eq!(names(page), ["a.txt", "a/*", "b", "c/*", "z"]);
+
+    let page = disk.list_objects(&list("a/", None, Some("/"), 100)).await.unwrap();
+    assert_eq!(names(page), ["a/1", "a/2", "a/b/*"]);
+
+    // A marker that is a common prefix skips everything under it.
+    let page = disk.list_objects(&list("", Some("a/"), Some("/"), 100)).await.unwrap();
+    assert_eq!(names(page), ["b", "c/*", "z"]);
+    let page = disk.list_objects(&list("", Some("a/1"), Some("/"), 100)).await.unwrap();
+    assert_eq!(names(page), ["b", "c/*", "z"]);
+
+    let page = disk.list_objects(&list("", Some("a/2"), None, 2)).await.unwrap();
+    assert!(page.truncated);
+    assert_eq!(names(page), ["a/b/c", "b"]);
+
+    let page = disk.list_objects(&list("q", None, None, 10)).await.unwrap();
+    assert!(page.entries.is_empty());
+}
+
+#[tokio::test]
+async fn delete_bucket_refuses_when_not_empty_unless_forced() {
+    let dir = TempDir::new();
+    let (disk, _) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    disk.commit(put("b", "k", version(1, true), Some(b"x"))).await.unwrap();
+    let delete = |force| MetaOp::DeleteBucket { name: "b".into(), force };
+    assert!(matches!(disk.commit(delete(false)).await, Err(DiskError::BucketNotEmpty)));
+    disk.commit(delete(true)).await.unwrap();
+    assert!(matches!(disk.get_bucket("b").await, Err(DiskError::BucketNotFound)));
+    assert!(disk.list_buckets().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_commits_are_all_durable() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    let disk = Arc::new(disk);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let disk = disk.clone();
+        tasks.push(tokio::spawn(async move {
+            disk.commit(put("b", &format!("k{i:03}"), version(1, false), None)).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    drop(disk);
+    // Reopen: every acknowledged commit is there.
+    let reopened = LocalDisk::new(dir.0.join("d1"), LocalDiskOptions::default(), false).unwrap();
+    let mut attempts = 0;
+    while let Err(err) = reopened.connect(&format).await {
+        // The committer thread of the first handle may still hold the file lock.
+        attempts += 1;
+        assert!(attempts < 50, "reopen failed: {err}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let page = reopened
+        .list_objects(&ListQuery {
+            bucket: "b".into(),
+            prefix: String::new(),
+            start_after: None,
+            delimiter: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 200);
+}
+
+#[tokio::test]
+async fn shard_files_round_trip_and_survive_deletion_while_open() {
+    let dir = TempDir::new();
+    let (disk, _) = formatted_disk(&dir).await;
+    let data_id = Uuid::new_v4();
+    let mut writer = disk.create_shard(data_id, 1).await.unwrap();
+    writer.write(Bytes::from_static(b"hello ")).await.unwrap();
+    writer.write(Bytes::from_static(b"world")).await.unwrap();
+    writer.finish().await.unwrap();
+    let reader = disk.open_shard(data_id, 1).await.unwrap();
+    disk.delete_shards(data_id, &[1]).await.unwrap();
+    assert_eq!(&reader.read_at(6, 5).await.unwrap()[..], b"world");
+    assert!(matches!(disk.open_shard(data_id, 1).await, Err(DiskError::NotFound)));
+    assert!(reader.read_at(8, 5).await.is_err(), "reading past the end fails");
+}
+
+#[tokio::test]
+async fn removed_directory_takes_the_drive_offline_and_back() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    let moved = dir.0.join("moved");
+    std::fs::rename(dir.0.join("d1"), &moved).unwrap();
+    let err = disk.commit(put("b", "k", version(1, false), None)).await.unwrap_err();
+    assert!(err.is_offline(), "{err}");
+    assert!(!disk.is_online());
+    assert!(disk.list_buckets().await.unwrap_err().is_offline());
+
+    std::fs::rename(&moved, dir.0.join("d1")).unwrap();
+    let mut attempts = 0;
+    while let Err(err) = disk.connect(&format).await {
+        attempts += 1;
+        assert!(attempts < 50, "reconnect failed: {err}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(disk.list_buckets().await.unwrap().len(), 1);
+
+    // Removed and recreated empty: unformatted.
+    std::fs::remove_dir_all(dir.0.join("d1")).unwrap();
+    assert!(disk.get_bucket("b").await.unwrap_err().is_offline());
+    std::fs::create_dir(dir.0.join("d1")).unwrap();
+    assert!(matches!(disk.connect(&format).await, Err(DiskError::Unformatted)));
+    assert_eq!(disk.read_format().await.unwrap(), None);
+}
