@@ -30,6 +30,9 @@ struct Opts {
     dir: PathBuf,
     engines: String,
     crash_runs: u64,
+    /// Write configs in run order: gN = N writers via the group committer,
+    /// dN = N writers each doing its own durable transaction.
+    configs: String,
 }
 
 fn parse_opts(args: &[String]) -> Res<(Opts, Vec<String>)> {
@@ -39,6 +42,7 @@ fn parse_opts(args: &[String]) -> Res<(Opts, Vec<String>)> {
         dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kvbench-data")),
         engines: ENGINES_DEFAULT.to_string(),
         crash_runs: 3,
+        configs: "g1,g8,g32,d1,d32".to_string(),
     };
     let mut rest = Vec::new();
     let mut i = 0;
@@ -54,6 +58,7 @@ fn parse_opts(args: &[String]) -> Res<(Opts, Vec<String>)> {
             "--dir" => o.dir = PathBuf::from(val()?),
             "--engines" => o.engines = val()?,
             "--crash-runs" => o.crash_runs = val()?.parse()?,
+            "--configs" => o.configs = val()?,
             _ => rest.push(a.clone()),
         }
         i += 1;
@@ -245,9 +250,19 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
     r("point_gets_all_found", ok.to_string());
 
     // Durable PUTs.
-    let configs: [(usize, bool); 5] = [(1, true), (8, true), (32, true), (1, false), (32, false)];
+    let mut configs: Vec<(usize, bool)> = Vec::new();
+    for c in o.configs.split(',').filter(|c| !c.is_empty()) {
+        let (g, w) = c.split_at(1);
+        configs.push((w.parse()?, g == "g"));
+    }
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for (i, (w, group)) in configs.iter().enumerate() {
-        let tag = format!("{}_w{w}", if *group { "put_group" } else { "put_direct" });
+        let mut tag = format!("{}_w{w}", if *group { "put_group" } else { "put_direct" });
+        let k = seen.entry(tag.clone()).or_insert(0);
+        *k += 1;
+        if *k > 1 {
+            tag = format!("{tag}_rep{k}");
+        }
         let st = bench::run_writers(&e, *w, *group, o.secs, i as u64, n, 256, None)?;
         eprintln!(
             "[{name}] {tag}: {} acks in {:.2}s = {:.0}/s, avg batch {:.1}, p50 {}us p99 {}us",
@@ -303,6 +318,13 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
         r("clean_open_s", format!("{:.3}", t0.elapsed().as_secs_f64()));
         drop(e);
     }
+    {
+        let (app, alloc) = disk_usage(&dir);
+        r("disk_final_apparent_MiB", format!("{:.1}", mib(app)));
+        r("disk_final_allocated_MiB", format!("{:.1}", mib(alloc)));
+        r("keys_final", count_before.to_string());
+        r("disk_final_allocated_bytes_per_key", format!("{:.0}", alloc as f64 / count_before.max(1) as f64));
+    }
     r("peak_rss_MiB", format!("{:.0}", vm_hwm_kib() as f64 / 1024.0));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -345,6 +367,65 @@ fn fsync_audit(name: &str, dir: &Path) -> Option<f64> {
     Some((counts[1] as f64 - counts[0] as f64) / 300.0)
 }
 
+// ------------------------------------------------------------ noise
+
+/// Samples (every 500 ms) whether compiler/linker processes are running on
+/// the machine. kvbench never compiles anything itself, so any such process
+/// belongs to someone else sharing the 2 cores and the disk.
+struct Noise {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(u64, u64, f64)>>,
+}
+
+fn foreign_builders() -> u64 {
+    const NAMES: [&str; 9] = ["rustc", "cc1", "cc1plus", "ld", "ld.lld", "ld.bfd", "collect2", "cargo-clippy", "clippy-driver"];
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if let Ok(c) = std::fs::read_to_string(ent.path().join("comm")) {
+                let c = c.trim();
+                if NAMES.contains(&c) || c.starts_with("build-script") {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+impl Noise {
+    fn start() -> Noise {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut samples, mut busy, mut load_max) = (0u64, 0u64, 0f64);
+            // Bounded: at most 2 hours of samples.
+            while !s2.load(std::sync::atomic::Ordering::SeqCst) && samples < 14_400 {
+                samples += 1;
+                if foreign_builders() > 0 {
+                    busy += 1;
+                }
+                if let Some(l) = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok())) {
+                    load_max = load_max.max(l);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (samples, busy, load_max)
+        });
+        Noise { stop, handle: Some(handle) }
+    }
+    /// (% of samples with a foreign compiler/linker running, max 1-min loadavg)
+    fn finish(mut self) -> (f64, f64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (s, b, l) = self.handle.take().and_then(|h| h.join().ok()).unwrap_or((0, 0, 0.0));
+        (if s == 0 { 0.0 } else { 100.0 * b as f64 / s as f64 }, l)
+    }
+}
+
 // ------------------------------------------------------------ all
 
 fn cmd_all(o: &Opts) -> Res<()> {
@@ -385,9 +466,10 @@ fn cmd_all(o: &Opts) -> Res<()> {
             }
         }
         eprintln!("== engine {eng}");
+        let noise = Noise::start();
         let t0 = Instant::now();
         let out = Command::new(&exe)
-            .args(["engine", eng, "--secs", &o.secs.to_string(), "--keys", &o.keys.to_string(), "--crash-runs", &o.crash_runs.to_string(), "--dir"])
+            .args(["engine", eng, "--secs", &o.secs.to_string(), "--keys", &o.keys.to_string(), "--crash-runs", &o.crash_runs.to_string(), "--configs", &o.configs, "--dir"])
             .arg(&o.dir)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -402,6 +484,9 @@ fn cmd_all(o: &Opts) -> Res<()> {
             }
         }
         put(eng, "engine_phase_wall_s", format!("{:.0}", t0.elapsed().as_secs_f64()), &mut table);
+        let (busy, load) = noise.finish();
+        put(eng, "foreign_build_activity_pct_of_phase", format!("{busy:.0}"), &mut table);
+        put(eng, "max_loadavg_1min_in_phase", format!("{load:.2}"), &mut table);
     }
 
     eprintln!("== raw disk fsync baseline again");

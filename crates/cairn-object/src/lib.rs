@@ -1,0 +1,37 @@
+//! Cairn's object layer: buckets and objects over pools of erasure sets.
+//!
+//! The main type is [`ObjectLayer`], built at start-up by [`bootstrap`]
+//! from drives in slot order. It places each object on one erasure set
+//! ([`placement`](crate) by keyed hash), writes it with Reed-Solomon shards
+//! across the set's drives, reads it back by quorum, and lists buckets by
+//! merging the drives' ordered metadata scans.
+//!
+//! Quorum rules (DESIGN.md section 4): write quorum is `data_shards`, plus
+//! one when data equals parity; read quorum is `data_shards`. A version held
+//! by fewer drives than read quorum was never acknowledged and is invisible.
+//!
+//! This crate reaches drives only through `cairn_disk::Disk`, and knows
+//! nothing of HTTP or S3: it must not depend on `s3s` or any protocol crate.
+
+mod bootstrap;
+mod delete;
+mod error;
+mod get;
+mod layer;
+mod list;
+mod monitor;
+mod nslock;
+mod placement;
+mod put;
+mod set;
+mod types;
+
+pub use bootstrap::{BootstrapError, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for};
+pub use error::{BodyError, Error, Result};
+pub use get::{GetObject, ObjectStream};
+pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
+pub use monitor::{heal_fresh_drives, spawn_drive_monitor};
+pub use types::{
+    BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE, ObjectConfig,
+    ObjectInfo, PutOptions, SetHealth, default_parity,
+};

@@ -1,0 +1,54 @@
+//! DELETE of an object: remove its version from every drive under the
+//! object's lock, roll back if write quorum fails, then delete its data.
+
+use cairn_disk::{DiskError, MetaOp};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::layer::Shared;
+use crate::nslock::{bucket_resource, object_resource};
+use crate::put::delete_replaced;
+use crate::set::{ErasureSet, describe_errors, fan_out};
+
+impl ErasureSet {
+    /// Deletes the null version of `bucket/key`. Deleting a missing key
+    /// succeeds, as in S3.
+    pub(crate) async fn delete_object(&self, shared: &Shared, bucket: &str, key: &str) -> Result<()> {
+        let write_quorum = self.write_quorum();
+        let bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
+        let object_guard = shared.locks.write(object_resource(bucket, key)).await?;
+        let results = fan_out(&self.disks, |_, disk| async move {
+            disk.commit(MetaOp::DeleteVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: Uuid::nil(),
+            })
+            .await
+            .map(|outcome| outcome.into_removed())
+        })
+        .await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let bucket_missing = results
+            .iter()
+            .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
+            .count();
+        if bucket_missing >= self.read_quorum() && bucket_missing > ok {
+            return Err(Error::BucketNotFound);
+        }
+        if ok < write_quorum {
+            // Put back what was removed, with a nil data id that matches nothing.
+            self.revert(bucket, key, Uuid::nil(), &self.disks, &results).await;
+            return Err(Error::WriteQuorum {
+                ok,
+                needed: write_quorum,
+                errors: describe_errors(&self.disks, &results),
+            });
+        }
+        drop((object_guard, bucket_guard));
+        if ok < self.size() {
+            tracing::warn!(bucket, key, set = %self.name(), ok, "delete reached quorum with drives failing; it needs healing");
+        }
+        delete_replaced(&self.disks, &results).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,373 @@
+//! [`ObjectLayer`]: pools of erasure sets behind one bucket and object API.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use cairn_disk::{BucketRecord, DiskError, MetaOp};
+use futures::future::join_all;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::get::GetObject;
+use crate::list::{Listed, MergedLister, SetLister};
+use crate::nslock::{NsLocks, bucket_resource};
+use crate::placement::Placement;
+use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::types::{BodyStream, BucketInfo, ByteRange, ListOptions, ListResult, ObjectConfig, ObjectInfo, PutOptions, SetHealth};
+
+/// Modification times: wall clock in nanoseconds, strictly increasing within
+/// this process so that two writes never tie.
+pub(crate) struct Clock {
+    last: AtomicI64,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock { last: AtomicI64::new(0) }
+    }
+
+    pub(crate) fn now_ns(&self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or_default();
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = wall.max(last + 1);
+            match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(current) => last = current,
+            }
+        }
+    }
+}
+
+/// State every request shares.
+pub(crate) struct Shared {
+    pub(crate) config: ObjectConfig,
+    pub(crate) locks: NsLocks,
+    pub(crate) placement: Placement,
+    pub(crate) clock: Clock,
+}
+
+/// One server pool: erasure sets of equal size.
+pub(crate) struct Pool {
+    pub(crate) sets: Vec<Arc<ErasureSet>>,
+}
+
+/// Every pool of the deployment, behind one bucket and object API.
+pub struct ObjectLayer {
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) deployment_id: Uuid,
+}
+
+/// Bucket names as S3 allows them for new buckets: 3 to 63 characters of
+/// lower-case letters, digits, dots and hyphens, starting and ending with a
+/// letter or digit, no `..`, not an IP address.
+pub fn check_bucket_name(name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let valid = (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && name.parse::<std::net::Ipv4Addr>().is_err();
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidBucketName(name.to_owned()))
+    }
+}
+
+/// Object keys as S3 allows them: 1 to 1024 bytes of UTF-8. Any such key
+/// is stored as given; none ever becomes a path.
+pub fn check_object_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidObjectName("empty key".to_owned()));
+    }
+    if key.len() > 1024 {
+        return Err(Error::KeyTooLong { len: key.len() });
+    }
+    Ok(())
+}
+
+impl ObjectLayer {
+    pub fn deployment_id(&self) -> Uuid {
+        self.deployment_id
+    }
+
+    fn all_sets(&self) -> impl Iterator<Item = &Arc<ErasureSet>> {
+        self.pools.iter().flat_map(|pool| pool.sets.iter())
+    }
+
+    /// Availability of every set.
+    pub fn health(&self) -> Vec<SetHealth> {
+        self.all_sets().map(|set| set.health()).collect()
+    }
+
+    fn set_in_pool(&self, pool: &Pool, bucket: &str, key: &str) -> Arc<ErasureSet> {
+        let idx = self.shared.placement.set_index(bucket, key, pool.sets.len());
+        pool.sets[idx].clone()
+    }
+
+    /// The set that holds (or will hold) `bucket/key`: the pool that has the
+    /// object, else the pool with the most free space.
+    async fn set_for(&self, bucket: &str, key: &str, for_write: bool) -> Result<Arc<ErasureSet>> {
+        if self.pools.len() == 1 {
+            return Ok(self.set_in_pool(&self.pools[0], bucket, key));
+        }
+        let candidates: Vec<Arc<ErasureSet>> = self.pools.iter().map(|p| self.set_in_pool(p, bucket, key)).collect();
+        let heads = join_all(candidates.iter().map(|set| set.head_object(&self.shared, bucket, key))).await;
+        let mut newest: Option<(i64, usize)> = None;
+        for (idx, head) in heads.iter().enumerate() {
+            if let Ok(info) = head
+                && newest.is_none_or(|(t, _)| info.mod_time_ns > t)
+            {
+                newest = Some((info.mod_time_ns, idx));
+            }
+        }
+        if let Some((_, idx)) = newest {
+            return Ok(candidates[idx].clone());
+        }
+        if !for_write {
+            return Ok(candidates[0].clone());
+        }
+        let mut best = (0u64, 0usize);
+        for (idx, set) in candidates.iter().enumerate() {
+            let spaces = fan_out(&set.disks, |_, disk| disk.space()).await;
+            let free: u64 = spaces.iter().flatten().map(|s| s.free).sum();
+            if free > best.0 {
+                best = (free, idx);
+            }
+        }
+        Ok(candidates[best.1].clone())
+    }
+
+    pub async fn make_bucket(&self, bucket: &str) -> Result<()> {
+        check_bucket_name(bucket)?;
+        let _guard = self.shared.locks.write(bucket_resource(bucket)).await?;
+        match self.bucket_info(bucket).await {
+            Ok(_) => return Err(Error::BucketExists),
+            Err(Error::BucketNotFound) => {}
+            Err(err) => return Err(err),
+        }
+        let record = BucketRecord {
+            name: bucket.to_owned(),
+            created_ns: self.shared.clock.now_ns(),
+        };
+        let sets: Vec<Arc<ErasureSet>> = self.all_sets().cloned().collect();
+        let results = join_all(sets.iter().map(|set| {
+            let record = record.clone();
+            async move {
+                fan_out(&set.disks, |_, disk| {
+                    let record = record.clone();
+                    async move {
+                        match disk.commit(MetaOp::MakeBucket(record)).await {
+                            Err(DiskError::BucketExists) => Ok(()),
+                            other => other.map(|_| ()),
+                        }
+                    }
+                })
+                .await
+            }
+        }))
+        .await;
+        for (set, set_results) in sets.iter().zip(&results) {
+            let ok = set_results.iter().filter(|r| r.is_ok()).count();
+            if ok < set.write_quorum() {
+                // Undo, so that a bucket exists everywhere or nowhere.
+                for (undo_set, undo_results) in sets.iter().zip(&results) {
+                    fan_out(&undo_set.disks, |idx, disk| {
+                        let created = undo_results[idx].is_ok();
+                        async move {
+                            if created {
+                                disk.commit(MetaOp::DeleteBucket {
+                                    name: bucket.to_owned(),
+                                    force: false,
+                                })
+                                .await
+                                .map(|_| ())
+                            } else {
+                                Ok(())
+                            }
+                        }
+                    })
+                    .await;
+                }
+                return Err(Error::WriteQuorum {
+                    ok,
+                    needed: set.write_quorum(),
+                    errors: describe_errors(&set.disks, set_results),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A bucket, resolved by quorum in the first set that answers.
+    pub async fn bucket_info(&self, bucket: &str) -> Result<BucketInfo> {
+        check_bucket_name(bucket).map_err(|_| Error::BucketNotFound)?;
+        let mut last_err = None;
+        for set in self.all_sets() {
+            match set.bucket_info(bucket).await {
+                Ok(info) => return Ok(info),
+                Err(err @ Error::BucketNotFound) => return Err(err),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or(Error::BucketNotFound))
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let mut last_err = None;
+        for set in self.all_sets() {
+            let results = fan_out(&set.disks, |_, disk| disk.list_buckets()).await;
+            let answered = results.iter().filter(|r| r.is_ok()).count();
+            if answered < set.read_quorum() {
+                last_err = Some(Error::ReadQuorum {
+                    ok: answered,
+                    needed: set.read_quorum(),
+                    errors: describe_errors(&set.disks, &results),
+                });
+                continue;
+            }
+            let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
+            for record in results.into_iter().flatten().flatten() {
+                let entry = counts.entry(record.name).or_insert((0, record.created_ns));
+                entry.0 += 1;
+            }
+            let missing_allowed = answered;
+            return Ok(counts
+                .into_iter()
+                .filter(|(_, (count, _))| *count > 0 && *count * 2 >= missing_allowed)
+                .map(|(name, (_, created_ns))| BucketInfo { name, created_ns })
+                .collect());
+        }
+        Err(last_err.unwrap_or_else(|| Error::Internal("no erasure sets".to_owned())))
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let _guard = self.shared.locks.write(bucket_resource(bucket)).await?;
+        self.bucket_info(bucket).await?;
+        let probe = ListOptions {
+            max_keys: 1,
+            ..Default::default()
+        };
+        if !self.list_objects(bucket, &probe).await?.objects.is_empty() {
+            return Err(Error::BucketNotEmpty);
+        }
+        for set in self.all_sets() {
+            let results = fan_out(&set.disks, |_, disk| async move {
+                match disk
+                    .commit(MetaOp::DeleteBucket {
+                        name: bucket.to_owned(),
+                        force: true,
+                    })
+                    .await
+                {
+                    Err(DiskError::BucketNotFound) => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            })
+            .await;
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            if ok < set.write_quorum() {
+                return Err(Error::WriteQuorum {
+                    ok,
+                    needed: set.write_quorum(),
+                    errors: describe_errors(&set.disks, &results),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn put_object(&self, bucket: &str, key: &str, body: BodyStream, opts: PutOptions) -> Result<ObjectInfo> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, true).await?;
+        set.put_object(&self.shared, bucket, key, body, opts).await
+    }
+
+    pub async fn get_object(&self, bucket: &str, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        set.get_object(&self.shared, bucket, key, range).await
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        set.head_object(&self.shared, bucket, key).await
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        set.delete_object(&self.shared, bucket, key).await
+    }
+
+    pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> Result<ListResult> {
+        let mut result = ListResult::default();
+        if opts.max_keys == 0 {
+            self.bucket_info(bucket).await?;
+            return Ok(result);
+        }
+        let listers = self.all_sets().map(|set| SetLister::new(set, bucket, opts)).collect();
+        let mut merged = MergedLister::new(listers);
+        let mut count = 0;
+        while count < opts.max_keys {
+            match merged.next().await? {
+                Some(Listed::Object(info)) => result.objects.push(info),
+                Some(Listed::Prefix(prefix)) => result.prefixes.push(prefix),
+                None => return Ok(result),
+            }
+            count += 1;
+        }
+        if merged.next().await?.is_some() {
+            result.truncated = true;
+            let last_object = result.objects.last().map(|o| o.key.as_str());
+            let last_prefix = result.prefixes.last().map(String::as_str);
+            result.next_marker = last_object.max(last_prefix).map(str::to_owned);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for good in ["abc", "my-bucket.2024", "a1b", &"a".repeat(63)] {
+            assert!(check_bucket_name(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "ABC", "a_b", "-ab", "ab-", "a..b", "a.-b", "192.168.1.1", &"a".repeat(64), ".cairn.sys", ""] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_up_to_1024_bytes() {
+        assert!(check_object_key(&"k".repeat(1024)).is_ok());
+        assert!(matches!(check_object_key(&"k".repeat(1025)), Err(Error::KeyTooLong { len: 1025 })));
+        assert!(check_object_key("").is_err());
+        assert!(check_object_key("../../etc/passwd").is_ok());
+    }
+
+    #[test]
+    fn clock_is_strictly_increasing() {
+        let clock = Clock::new();
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let now = clock.now_ns();
+            assert!(now > last);
+            last = now;
+        }
+    }
+}

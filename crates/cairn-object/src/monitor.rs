@@ -1,0 +1,114 @@
+//! The drive monitor: brings drives back online when they return, and
+//! formats fresh drives that appear in a known slot, while the server runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_disk::{DiskError, MetaOp};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::layer::ObjectLayer;
+use crate::set::{ErasureSet, fan_out};
+
+/// Probes every offline drive at the configured interval until `shutdown` turns true.
+pub fn spawn_drive_monitor(layer: Arc<ObjectLayer>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_reason: HashMap<String, String> = HashMap::new();
+        let interval = layer.shared.config.monitor_interval;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
+                for slot in 0..set.size() {
+                    if set.disks[slot].is_online() {
+                        continue;
+                    }
+                    probe(set, slot, &mut last_reason).await;
+                }
+            }
+        }
+    })
+}
+
+async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, String>) {
+    let disk = &set.disks[slot];
+    let expected = &set.formats[slot];
+    let endpoint = disk.endpoint().to_owned();
+    let result = match disk.read_format().await {
+        Ok(Some(_)) => disk.connect(expected).await.map(|()| false),
+        Ok(None) => match disk.write_format(expected).await {
+            Ok(()) => disk.connect(expected).await.map(|()| true),
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(formatted) => {
+            last_reason.remove(&endpoint);
+            if formatted {
+                tracing::warn!(
+                    drive = %endpoint, set = %set.name(), slot = slot + 1,
+                    "fresh drive formatted into its slot; its objects will be rebuilt by healing"
+                );
+                heal_buckets(set, slot).await;
+            } else {
+                tracing::info!(
+                    drive = %endpoint, set = %set.name(),
+                    "drive is back online; objects written while it was away need healing"
+                );
+            }
+        }
+        Err(err) => {
+            let reason = err.to_string();
+            if last_reason.get(&endpoint) != Some(&reason) {
+                tracing::warn!(drive = %endpoint, set = %set.name(), %reason, "drive still offline");
+                last_reason.insert(endpoint, reason);
+            }
+        }
+    }
+}
+
+/// Creates on the drive in `slot` every bucket the rest of its set knows,
+/// so that writes to it succeed again at once.
+pub(crate) async fn heal_buckets(set: &ErasureSet, slot: usize) {
+    let lists = fan_out(&set.disks, |idx, disk| async move {
+        if idx == slot {
+            return Ok(Vec::new());
+        }
+        disk.list_buckets().await
+    })
+    .await;
+    let mut seen: HashMap<String, (usize, cairn_disk::BucketRecord)> = HashMap::new();
+    for record in lists.into_iter().flatten().flatten() {
+        seen.entry(record.name.clone()).or_insert((0, record)).0 += 1;
+    }
+    let disk = &set.disks[slot];
+    for (count, record) in seen.into_values() {
+        if count < set.read_quorum().min(set.size() - 1).max(1) {
+            continue;
+        }
+        match disk.commit(MetaOp::MakeBucket(record.clone())).await {
+            Ok(_) | Err(DiskError::BucketExists) => {}
+            Err(err) => {
+                tracing::warn!(drive = disk.endpoint(), bucket = %record.name, %err, "could not restore bucket on drive");
+            }
+        }
+    }
+}
+
+/// Restores bucket records on every drive formatted at start-up.
+pub async fn heal_fresh_drives(layer: &ObjectLayer) {
+    for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
+        for slot in 0..set.size() {
+            if set.disks[slot].is_online() {
+                heal_buckets(set, slot).await;
+            }
+        }
+    }
+}

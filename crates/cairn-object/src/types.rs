@@ -1,0 +1,198 @@
+//! The object layer's request and result types.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use uuid::Uuid;
+
+use crate::error::BodyError;
+
+/// A request body: a stream of byte chunks of any size.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+
+/// Called once the body has been read whole and before anything is
+/// committed; returns extra metadata to store (checksums the protocol layer
+/// verified), or an error that aborts the write.
+pub type Finalizer = Box<dyn FnOnce() -> Result<BTreeMap<String, String>, BodyError> + Send>;
+
+/// The largest object a single PUT may create: 5 TiB, as in S3.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+
+/// Settings of the object layer.
+#[derive(Debug, Clone)]
+pub struct ObjectConfig {
+    /// Parity shards per object for every set; `None` for the default by set
+    /// size of DESIGN.md section 2 (`CAIRN_STORAGE_CLASS_STANDARD=EC:N`).
+    pub parity: Option<usize>,
+    /// Objects whose per-drive shard data is at most this many bytes are
+    /// stored inside the metadata store (default 128 KiB).
+    pub inline_threshold: usize,
+    /// Erasure block size in bytes (default 1 MiB).
+    pub block_size: usize,
+    /// How long a request waits for a namespace lock before giving up with 503.
+    pub lock_timeout: Duration,
+    /// How often offline drives are probed for their return.
+    pub monitor_interval: Duration,
+}
+
+impl Default for ObjectConfig {
+    fn default() -> Self {
+        ObjectConfig {
+            parity: None,
+            inline_threshold: 128 << 10,
+            block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
+            lock_timeout: Duration::from_secs(30),
+            monitor_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The default parity for a set of `set_size` drives (DESIGN.md section 2).
+pub fn default_parity(set_size: usize) -> usize {
+    match set_size {
+        0 | 1 => 0,
+        2 | 3 => 1,
+        4 | 5 => 2,
+        6 | 7 => 3,
+        _ => 4,
+    }
+}
+
+/// Metadata of one object, as the protocol layer reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+    /// Nanoseconds since the Unix epoch.
+    pub mod_time_ns: i64,
+    /// `None` for the null version of unversioned buckets.
+    pub version_id: Option<Uuid>,
+    /// Stored headers (`content-type`, ...) and user metadata (`x-amz-meta-*`).
+    pub meta: BTreeMap<String, String>,
+    pub parts_count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ns: i64,
+}
+
+/// Options of a PUT besides its body.
+#[derive(Default)]
+pub struct PutOptions {
+    /// The declared body length, when the request gave one. Small declared
+    /// bodies are stored inline; a body of another length is refused.
+    pub size: Option<u64>,
+    /// Content-MD5 of the body, decoded.
+    pub content_md5: Option<[u8; 16]>,
+    /// Headers and user metadata to store.
+    pub meta: BTreeMap<String, String>,
+    pub finalizer: Option<Finalizer>,
+}
+
+/// A byte range of a GET, before it is checked against the object size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first..=last`, `last` clamped to the end; `None` means to the end.
+    FromTo { first: u64, last: Option<u64> },
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The half-open range this selects of an object of `size` bytes, or
+    /// `None` when it selects nothing (HTTP 416).
+    pub fn resolve(self, size: u64) -> Option<std::ops::Range<u64>> {
+        match self {
+            ByteRange::FromTo { first, last } => {
+                if first >= size {
+                    return None;
+                }
+                let end = match last {
+                    Some(last) if last < first => return None,
+                    Some(last) => last.min(size - 1) + 1,
+                    None => size,
+                };
+                Some(first..end)
+            }
+            ByteRange::Suffix(n) if n == 0 || size == 0 => None,
+            ByteRange::Suffix(n) => Some(size.saturating_sub(n)..size),
+        }
+    }
+}
+
+/// A listing request over one bucket.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Only entries after this key or common prefix.
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListResult {
+    pub objects: Vec<ObjectInfo>,
+    pub prefixes: Vec<String>,
+    /// More entries follow; continue after `next_marker`.
+    pub truncated: bool,
+    /// The last key or common prefix returned, when truncated.
+    pub next_marker: Option<String>,
+}
+
+/// Availability of one erasure set, for health endpoints and the start-up log.
+#[derive(Debug, Clone)]
+pub struct SetHealth {
+    pub pool: usize,
+    pub set: usize,
+    pub drives: usize,
+    pub online: usize,
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub read_quorum: usize,
+    pub write_quorum: usize,
+}
+
+impl SetHealth {
+    pub fn can_read(&self) -> bool {
+        self.online >= self.read_quorum
+    }
+
+    pub fn can_write(&self) -> bool {
+        self.online >= self.write_quorum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_like_http() {
+        let r = |first, last| ByteRange::FromTo { first, last };
+        assert_eq!(r(0, Some(0)).resolve(10), Some(0..1));
+        assert_eq!(r(5, None).resolve(10), Some(5..10));
+        assert_eq!(r(5, Some(100)).resolve(10), Some(5..10));
+        assert_eq!(r(10, None).resolve(10), None);
+        assert_eq!(r(0, Some(0)).resolve(0), None);
+        assert_eq!(r(3, Some(2)).resolve(10), None);
+        assert_eq!(ByteRange::Suffix(3).resolve(10), Some(7..10));
+        assert_eq!(ByteRange::Suffix(30).resolve(10), Some(0..10));
+        assert_eq!(ByteRange::Suffix(0).resolve(10), None);
+        assert_eq!(ByteRange::Suffix(5).resolve(0), None);
+    }
+
+    #[test]
+    fn default_parity_follows_the_design() {
+        let got: Vec<usize> = (1..=16).map(default_parity).collect();
+        assert_eq!(got, [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
+    }
+}
