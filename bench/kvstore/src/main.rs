@@ -10,10 +10,12 @@
 //!   audit NAME DIR COMMITS                               (internal, run under strace)
 
 mod bench;
+mod noise;
 mod engine;
 mod workload;
 
 use engine::{open_engine, Res, CACHE_BYTES};
+use noise::Noise;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -263,7 +265,9 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
         if *k > 1 {
             tag = format!("{tag}_rep{k}");
         }
+        let nz = Noise::start();
         let st = bench::run_writers(&e, *w, *group, o.secs, i as u64, n, 256, None)?;
+        let (busy, _) = nz.finish();
         eprintln!(
             "[{name}] {tag}: {} acks in {:.2}s = {:.0}/s, avg batch {:.1}, p50 {}us p99 {}us",
             st.acks, st.secs, st.rate(), st.avg_batch(), st.p50_us, st.p99_us
@@ -275,6 +279,7 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
         r(&format!("{tag}_p50_us"), st.p50_us.to_string());
         r(&format!("{tag}_p99_us"), st.p99_us.to_string());
         r(&format!("{tag}_max_us"), st.max_us.to_string());
+        r(&format!("{tag}_foreign_build_pct"), format!("{busy:.0}"));
     }
     drop(e);
     let (app, alloc) = disk_usage(&dir);
@@ -291,7 +296,9 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
     let mut total_lost = 0;
     for run in 0..o.crash_runs {
         eprintln!("[{name}] crash run {} (db holds {count_before} keys)", run + 1);
+        let nz = Noise::start();
         let c = bench::crash_run(name, &dir, 100 + run, n, count_before, 0x51 + run * 7919)?;
+        let (busy, _) = nz.finish();
         eprintln!(
             "[{name}]   open {:.3}s, {} acks ({} keys) lost={} corrupt={} count {} (>= {} expected) scan_ok={} [{}]",
             c.open_secs, c.ack_lines, c.distinct_keys, c.lost, c.corrupt, c.count_after,
@@ -307,6 +314,7 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
         r(&format!("crash{k}_lost_or_corrupt"), lost.to_string());
         r(&format!("crash{k}_keys_after"), c.count_after.to_string());
         r(&format!("crash{k}_note"), c.note.replace('\t', " "));
+        r(&format!("crash{k}_foreign_build_pct"), format!("{busy:.0}"));
         total_lost += lost;
         count_before = c.count_after;
     }
@@ -365,65 +373,6 @@ fn fsync_audit(name: &str, dir: &Path) -> Option<f64> {
         counts.push(calls);
     }
     Some((counts[1] as f64 - counts[0] as f64) / 300.0)
-}
-
-// ------------------------------------------------------------ noise
-
-/// Samples (every 500 ms) whether compiler/linker processes are running on
-/// the machine. kvbench never compiles anything itself, so any such process
-/// belongs to someone else sharing the 2 cores and the disk.
-struct Noise {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<(u64, u64, f64)>>,
-}
-
-fn foreign_builders() -> u64 {
-    const NAMES: [&str; 9] = ["rustc", "cc1", "cc1plus", "ld", "ld.lld", "ld.bfd", "collect2", "cargo-clippy", "clippy-driver"];
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for ent in rd.flatten() {
-            let name = ent.file_name();
-            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            if let Ok(c) = std::fs::read_to_string(ent.path().join("comm")) {
-                let c = c.trim();
-                if NAMES.contains(&c) || c.starts_with("build-script") {
-                    n += 1;
-                }
-            }
-        }
-    }
-    n
-}
-
-impl Noise {
-    fn start() -> Noise {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let (mut samples, mut busy, mut load_max) = (0u64, 0u64, 0f64);
-            // Bounded: at most 2 hours of samples.
-            while !s2.load(std::sync::atomic::Ordering::SeqCst) && samples < 14_400 {
-                samples += 1;
-                if foreign_builders() > 0 {
-                    busy += 1;
-                }
-                if let Some(l) = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok())) {
-                    load_max = load_max.max(l);
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            (samples, busy, load_max)
-        });
-        Noise { stop, handle: Some(handle) }
-    }
-    /// (% of samples with a foreign compiler/linker running, max 1-min loadavg)
-    fn finish(mut self) -> (f64, f64) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let (s, b, l) = self.handle.take().and_then(|h| h.join().ok()).unwrap_or((0, 0, 0.0));
-        (if s == 0 { 0.0 } else { 100.0 * b as f64 / s as f64 }, l)
-    }
 }
 
 // ------------------------------------------------------------ all

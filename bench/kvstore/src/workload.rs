@@ -51,7 +51,9 @@ pub fn object_key(i: u64) -> Vec<u8> {
     let year = 2015 + (h >> 8) % 10;
     let month = 1 + (h >> 16) % 12;
     let dir = (h >> 24) % 1000;
-    let pad_len = ((h >> 40) % 51) as usize; // 0..=50
+    let digits = i.max(1).ilog10() as usize + 1;
+    // object-key part = 21 fixed bytes + max(9, digits) + pad <= 80
+    let pad_len = (((h >> 40) % 51) as usize).min(80 - 21 - digits.max(9)); // 0..=50
     let mut r = Rng::new(h);
     let mut pad = String::with_capacity(pad_len);
     for _ in 0..pad_len {

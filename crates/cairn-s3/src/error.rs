@@ -1,0 +1,90 @@
+//! The one place where Cairn's errors become S3 errors.
+
+use cairn_object::Error;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+/// Maps an object-layer error to the S3 error the client sees. Internal
+/// errors are logged here, once, with what the operator needs.
+#[track_caller]
+pub(crate) fn s3_err(err: Error) -> S3Error {
+    let location = std::panic::Location::caller();
+    match err {
+        Error::InvalidBucketName(name) => {
+            s3_error!(InvalidBucketName, "The specified bucket is not valid: {name:?}")
+        }
+        Error::InvalidObjectName(detail) => s3_error!(InvalidArgument, "Invalid object name: {detail}"),
+        Error::KeyTooLong { len } => s3_error!(KeyTooLongError, "Your key is {len} bytes; the limit is 1024"),
+        Error::BucketNotFound => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        Error::BucketExists => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it"
+        ),
+        Error::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        Error::ObjectNotFound => s3_error!(NoSuchKey, "The specified key does not exist"),
+        Error::InvalidRange { size } => {
+            let mut err = s3_error!(InvalidRange, "The requested range is not satisfiable");
+            if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(http::header::CONTENT_RANGE, value);
+                err.set_headers(headers);
+            }
+            err
+        }
+        Error::BadDigest { expected, computed } => s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received (expected {expected}, computed {computed})"
+        ),
+        Error::IncompleteBody { expected, received } => s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header ({received} of {expected})"
+        ),
+        Error::EntityTooLarge { size, max } => s3_error!(
+            EntityTooLarge,
+            "Your proposed upload of {size} bytes exceeds the maximum allowed object size of {max} bytes"
+        ),
+        err @ (Error::WriteQuorum { .. } | Error::ReadQuorum { .. } | Error::LockTimeout { .. }) => {
+            tracing::warn!(%err, %location, "request refused: storage unavailable");
+            let mut s3 = S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "Storage is unavailable: too many drives are offline to reach quorum. Please retry.",
+            );
+            s3.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+            s3
+        }
+        Error::Body(source) => match source.downcast::<S3Error>() {
+            Ok(s3) => *s3,
+            Err(source) => {
+                tracing::debug!(%source, "request body failed");
+                s3_error!(IncompleteBody, "The request body could not be read: {source}")
+            }
+        },
+        err @ (Error::Disk { .. } | Error::Internal(_)) => {
+            tracing::error!(%err, %location, "internal error");
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_loss_is_503() {
+        let err = s3_err(Error::WriteQuorum {
+            ok: 1,
+            needed: 3,
+            errors: vec![],
+        });
+        assert_eq!(err.code(), &S3ErrorCode::ServiceUnavailable);
+        assert_eq!(err.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    }
+
+    #[test]
+    fn body_errors_keep_their_s3_code() {
+        let inner = s3_error!(BadDigest, "crc32 mismatch");
+        let err = s3_err(Error::Body(Box::new(inner)));
+        assert_eq!(err.code(), &S3ErrorCode::BadDigest);
+        assert_eq!(s3_err(Error::ObjectNotFound).code(), &S3ErrorCode::NoSuchKey);
+    }
+}

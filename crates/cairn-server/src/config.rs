@@ -1,0 +1,200 @@
+//! Settings from the environment. Every `CAIRN_*` variable also answers to
+//! its `MINIO_*` spelling, so a MinIO deployment moves over by changing the
+//! image; secrets may come from a file named by `*_FILE`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_s3::Credentials;
+
+/// A looked-up value and where it came from, for the start-up report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub source: String,
+}
+
+/// Reads `CAIRN_<name>`, `CAIRN_<name>_FILE`, `MINIO_<name>`, `MINIO_<name>_FILE`, in that order.
+pub fn lookup(name: &str) -> Result<Option<Setting>> {
+    lookup_with(name, |var| std::env::var(var).ok())
+}
+
+fn lookup_with(name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Option<Setting>> {
+    for prefix in ["CAIRN", "MINIO"] {
+        let var = format!("{prefix}_{name}");
+        if let Some(value) = get(&var) {
+            return Ok(Some(Setting { value, source: var }));
+        }
+        let file_var = format!("{var}_FILE");
+        if let Some(path) = get(&file_var) {
+            let value = std::fs::read_to_string(&path).with_context(|| format!("reading {file_var}={path}"))?;
+            let value = value.trim_end_matches(['\r', '\n']).to_owned();
+            return Ok(Some(Setting {
+                value,
+                source: format!("{file_var} ({path})"),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Where the root credentials came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    Environment { user: String, password: String },
+    /// No credentials were set: a development default, announced loudly.
+    Default,
+}
+
+pub const DEFAULT_ROOT_USER: &str = "cairnadmin";
+pub const DEFAULT_ROOT_PASSWORD: &str = "cairnadmin";
+
+pub fn root_credentials() -> Result<(Credentials, CredentialSource)> {
+    root_credentials_with(lookup)
+}
+
+fn root_credentials_with(lookup: impl Fn(&str) -> Result<Option<Setting>>) -> Result<(Credentials, CredentialSource)> {
+    // MINIO_ACCESS_KEY / MINIO_SECRET_KEY are the older MinIO spellings.
+    let user = match lookup("ROOT_USER")? {
+        Some(user) => Some(user),
+        None => lookup("ACCESS_KEY")?,
+    };
+    let password = match lookup("ROOT_PASSWORD")? {
+        Some(password) => Some(password),
+        None => lookup("SECRET_KEY")?,
+    };
+    match (user, password) {
+        (None, None) => Ok((
+            Credentials {
+                access_key: DEFAULT_ROOT_USER.to_owned(),
+                secret_key: DEFAULT_ROOT_PASSWORD.to_owned(),
+            },
+            CredentialSource::Default,
+        )),
+        (Some(user), None) => bail!("{} is set but CAIRN_ROOT_PASSWORD is not; set both", user.source),
+        (None, Some(password)) => bail!("{} is set but CAIRN_ROOT_USER is not; set both", password.source),
+        (Some(user), Some(password)) => {
+            if user.value.len() < 3 {
+                bail!("the root user from {} must be at least 3 characters", user.source);
+            }
+            if password.value.len() < 8 {
+                bail!("the root password from {} must be at least 8 characters", password.source);
+            }
+            if user.value.contains([':', '/', ',']) {
+                bail!("the root user from {} must not contain ':', '/' or ','", user.source);
+            }
+            Ok((
+                Credentials {
+                    access_key: user.value,
+                    secret_key: password.value,
+                },
+                CredentialSource::Environment {
+                    user: user.source,
+                    password: password.source,
+                },
+            ))
+        }
+    }
+}
+
+/// Parses `EC:N`, the storage-class syntax of `CAIRN_STORAGE_CLASS_STANDARD`.
+pub fn parse_storage_class(value: &str) -> Result<usize> {
+    let parity = value
+        .strip_prefix("EC:")
+        .and_then(|n| n.parse::<usize>().ok())
+        .with_context(|| format!("storage class {value:?} is not of the form EC:N"))?;
+    Ok(parity)
+}
+
+/// Every setting the server reads from the environment, parsed and checked.
+#[derive(Debug)]
+pub struct EnvSettings {
+    pub parity: Option<usize>,
+    pub set_drive_count: Option<usize>,
+    pub region: String,
+    pub requests_max: usize,
+    pub requests_deadline: Duration,
+}
+
+pub fn env_settings() -> Result<EnvSettings> {
+    let parity = lookup("STORAGE_CLASS_STANDARD")?
+        .map(|s| parse_storage_class(&s.value).with_context(|| format!("in {}", s.source)))
+        .transpose()?;
+    let number = |name: &str| -> Result<Option<usize>> {
+        lookup(name)?
+            .map(|s| {
+                s.value
+                    .trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("{} must be a whole number, got {:?}", s.source, s.value))
+            })
+            .transpose()
+    };
+    let region = match lookup("REGION")? {
+        Some(s) => s.value,
+        None => lookup("SITE_REGION")?.map_or_else(|| "us-east-1".to_owned(), |s| s.value),
+    };
+    Ok(EnvSettings {
+        parity,
+        set_drive_count: number("ERASURE_SET_DRIVE_COUNT")?,
+        region,
+        requests_max: number("API_REQUESTS_MAX")?.filter(|n| *n > 0).unwrap_or(1024),
+        requests_deadline: Duration::from_secs(number("API_REQUESTS_DEADLINE_SECS")?.unwrap_or(10) as u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<Option<Setting>> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| lookup_with(name, |var| vars.get(var).cloned())
+    }
+
+    #[test]
+    fn credentials_from_cairn_minio_and_files() {
+        let (creds, source) = root_credentials_with(env(&[])).unwrap();
+        assert_eq!(source, CredentialSource::Default);
+        assert_eq!(creds.access_key, DEFAULT_ROOT_USER);
+
+        let (creds, source) =
+            root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("MINIO_ROOT_PASSWORD", "password123")])).unwrap();
+        assert_eq!(creds.access_key, "admin");
+        assert_eq!(creds.secret_key, "password123");
+        assert_eq!(
+            source,
+            CredentialSource::Environment {
+                user: "CAIRN_ROOT_USER".into(),
+                password: "MINIO_ROOT_PASSWORD".into()
+            }
+        );
+
+        let dir = std::env::temp_dir().join(format!("cairn-cred-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let file = file.to_str().unwrap().to_owned();
+        let (creds, _) =
+            root_credentials_with(env(&[("MINIO_ACCESS_KEY", "legacy"), ("CAIRN_ROOT_PASSWORD_FILE", &file)])).unwrap();
+        assert_eq!(creds.access_key, "legacy");
+        assert_eq!(creds.secret_key, "from-a-file");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_credentials_are_refused() {
+        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin")])).is_err());
+        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "ad"), ("CAIRN_ROOT_PASSWORD", "password123")])).is_err());
+        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("CAIRN_ROOT_PASSWORD", "short")])).is_err());
+        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("CAIRN_ROOT_PASSWORD_FILE", "/nonexistent/x")])).is_err());
+    }
+
+    #[test]
+    fn storage_class_syntax() {
+        assert_eq!(parse_storage_class("EC:2").unwrap(), 2);
+        assert!(parse_storage_class("2").is_err());
+        assert!(parse_storage_class("EC:x").is_err());
+    }
+}

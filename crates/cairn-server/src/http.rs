@@ -1,0 +1,157 @@
+//! The listener: one HTTP endpoint for S3 and the health checks, with a
+//! bound on concurrent requests and a graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_object::ObjectLayer;
+use cairn_s3::{ResponseBody, S3Handler};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+/// Everything a request needs.
+pub struct App {
+    pub s3: S3Handler,
+    pub layer: Arc<ObjectLayer>,
+    /// Bounds concurrent S3 requests, and with them memory: a permit lives
+    /// until the response body is sent.
+    pub limiter: Arc<Semaphore>,
+    pub requests_max: usize,
+    pub deadline: Duration,
+    pub waiting: AtomicUsize,
+    pub request_ids: AtomicU64,
+}
+
+/// A response body that holds its request's concurrency permit.
+struct PermitBody {
+    inner: ResponseBody,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = <ResponseBody as http_body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl App {
+    /// True when the request queue is not saturated.
+    fn accepting(&self) -> bool {
+        self.limiter.available_permits() > 0 || self.waiting.load(Ordering::Relaxed) < self.requests_max
+    }
+
+    async fn route(self: Arc<Self>, req: Request<Incoming>) -> Response<PermitBody> {
+        let request_id = format!("{:016X}", self.request_ids.fetch_add(1, Ordering::Relaxed));
+        let mut resp = match req.uri().path().strip_prefix("/minio/health/") {
+            Some(check) => self.health(check, req.method()).map(|inner| PermitBody {
+                inner,
+                _permit: None,
+            }),
+            None => self.s3(req).await,
+        };
+        let headers = resp.headers_mut();
+        headers.insert(http::header::SERVER, http::HeaderValue::from_static("Cairn"));
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", value);
+        }
+        resp
+    }
+
+    async fn s3(&self, req: Request<Incoming>) -> Response<PermitBody> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(self.deadline, self.limiter.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok(Ok(permit)) = permit else {
+            tracing::warn!(deadline = ?self.deadline, "request refused: too many requests in flight");
+            return cairn_s3::service_unavailable("Please reduce your request rate.").map(|inner| PermitBody {
+                inner,
+                _permit: None,
+            });
+        };
+        self.s3.handle(req).await.map(|inner| PermitBody {
+            inner,
+            _permit: Some(permit),
+        })
+    }
+
+    fn health(&self, check: &str, method: &Method) -> Response<ResponseBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return cairn_s3::text_response(StatusCode::METHOD_NOT_ALLOWED, "");
+        }
+        let sets = self.layer.health();
+        let ok = match check {
+            // The process answers: it is alive.
+            "live" => true,
+            // Drives are formatted (the server got this far) and the request
+            // queue is not saturated.
+            "ready" => self.accepting(),
+            "cluster" => sets.iter().all(|s| s.can_write()),
+            "cluster/read" => sets.iter().all(|s| s.can_read()),
+            _ => return cairn_s3::text_response(StatusCode::NOT_FOUND, ""),
+        };
+        let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        cairn_s3::text_response(status, "")
+    }
+}
+
+/// Serves until `shutdown` turns true, then lets in-flight requests finish
+/// for up to `grace`.
+pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer): (_, SocketAddr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.route(req).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%peer, %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!(?grace, "shutdown grace period over; closing remaining connections"),
+    }
+}

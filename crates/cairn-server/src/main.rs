@@ -1,0 +1,251 @@
+//! `cairn`: the Cairn object store server.
+//!
+//! `main` is the composition root: it reads the command line and the
+//! environment, opens the drives, builds the object layer and the S3 API,
+//! serves, and shuts down in reverse order on SIGINT or SIGTERM.
+
+mod config;
+mod http;
+mod topology;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
+use cairn_object::{DriveState, ObjectConfig, PoolSpec};
+use cairn_s3::{S3Handler, S3Settings};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::CredentialSource;
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Cairn: an S3-compatible, erasure-coded object store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve S3 from one or more drives.
+    ///
+    /// One drive stores objects as they are; several drives form erasure
+    /// sets. `{a...b}` expands like MinIO: `cairn server /mnt/disk{1...4}`.
+    Server(ServerArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on for S3 and health requests (`:9000` means every interface).
+    #[arg(long, default_value = ":9000", env = "CAIRN_ADDRESS")]
+    address: String,
+    /// Drive directories, with `{a...b}` ellipses.
+    #[arg(required = true, value_name = "DRIVE")]
+    drives: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cairn: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Server(args) => runtime.block_on(run_server(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cairn: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = std::env::var("CAIRN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,s3s=off,hyper=warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `:9000` listens on every interface, as in MinIO.
+fn listen_address(address: &str) -> String {
+    match address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => address.to_owned(),
+    }
+}
+
+async fn run_server(args: ServerArgs) -> Result<()> {
+    let (root, credential_source) = config::root_credentials()?;
+    let env = config::env_settings()?;
+
+    let pool_args = topology::pools_from_args(&args.drives).map_err(anyhow::Error::msg)?;
+    let mut pools = Vec::with_capacity(pool_args.len());
+    for (pool_idx, drives) in pool_args.iter().enumerate() {
+        let set_size = topology::set_size(drives.len(), env.set_drive_count)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("pool {}", pool_idx + 1))?;
+        let disks = drives
+            .iter()
+            .map(|path| -> Result<Arc<dyn Disk>> {
+                let disk = LocalDisk::new(path, LocalDiskOptions::default(), true)
+                    .with_context(|| format!("drive {path}"))?;
+                Ok(Arc::new(disk))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        pools.push(PoolSpec { drives: disks, set_size });
+    }
+    let object_config = ObjectConfig {
+        parity: env.parity,
+        ..ObjectConfig::default()
+    };
+    let booted = cairn_object::bootstrap(pools, object_config).await?;
+    let layer = booted.layer.clone();
+    if !booted.fresh {
+        cairn_object::heal_fresh_drives(&layer).await;
+    }
+
+    let bind = listen_address(&args.address);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let local: SocketAddr = listener.local_addr()?;
+
+    report_startup(&local, &root.access_key, &credential_source, &booted, &layer);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
+    let s3 = S3Handler::new(
+        layer.clone(),
+        &S3Settings {
+            region: env.region,
+            root,
+        },
+    );
+    let app = Arc::new(http::App {
+        s3,
+        layer: layer.clone(),
+        limiter: Arc::new(Semaphore::new(env.requests_max)),
+        requests_max: env.requests_max,
+        deadline: env.requests_deadline,
+        waiting: AtomicUsize::new(0),
+        request_ids: AtomicU64::new(rand_seed()),
+    });
+    let server = tokio::spawn(http::serve(app, listener, shutdown_rx, Duration::from_secs(10)));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    let _ = shutdown_tx.send(true);
+    server.await.context("server task")?;
+    monitor.await.context("drive monitor")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Request ids differ between restarts.
+fn rand_seed() -> u64 {
+    let id = uuid::Uuid::new_v4();
+    u64::from_le_bytes(id.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn report_startup(
+    local: &SocketAddr,
+    root_user: &str,
+    source: &CredentialSource,
+    booted: &cairn_object::Bootstrapped,
+    layer: &cairn_object::ObjectLayer,
+) {
+    let shown = if local.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        *local
+    };
+    println!("Cairn {}", env!("CARGO_PKG_VERSION"));
+    println!("S3 API:      http://{shown} (listening on {local})");
+    match source {
+        CredentialSource::Environment { user, password } => {
+            println!("Credentials: root user {root_user:?}, from {user} and {password}");
+        }
+        CredentialSource::Default => {
+            println!(
+                "Credentials: root user {:?} with the DEFAULT password {:?}",
+                config::DEFAULT_ROOT_USER,
+                config::DEFAULT_ROOT_PASSWORD
+            );
+            tracing::warn!(
+                "no root credentials set: using the development default; set CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD before storing anything of value"
+            );
+        }
+    }
+    let health = layer.health();
+    let pools = booted.drives.len();
+    for pool_idx in 0..pools {
+        let sets: Vec<_> = health.iter().filter(|s| s.pool == pool_idx).collect();
+        if let Some(first) = sets.first() {
+            let coding = if first.parity_shards == 0 {
+                "no erasure coding (one drive)".to_owned()
+            } else {
+                format!(
+                    "{} data + {} parity shards per object, write quorum {}, read quorum {}",
+                    first.data_shards, first.parity_shards, first.write_quorum, first.read_quorum
+                )
+            };
+            println!(
+                "Layout:      pool {}: {} erasure set{} of {} drive{}; {coding}",
+                pool_idx + 1,
+                sets.len(),
+                if sets.len() == 1 { "" } else { "s" },
+                first.drives,
+                if first.drives == 1 { "" } else { "s" },
+            );
+        }
+    }
+    let states = booted.drives.iter().flatten();
+    let online = states.clone().filter(|(_, s)| !matches!(s, DriveState::Offline(_))).count();
+    let total = booted.drives.iter().map(Vec::len).sum::<usize>();
+    println!(
+        "Drives:      {online} of {total} online{}",
+        if booted.fresh { " (new deployment, formatted now)" } else { "" }
+    );
+    for (endpoint, state) in states {
+        match state {
+            DriveState::Offline(reason) => {
+                println!("             offline: {endpoint}: {reason}");
+                tracing::warn!(drive = %endpoint, %reason, "drive offline at start-up");
+            }
+            DriveState::Formatted if !booted.fresh => println!("             formatted into its slot: {endpoint}"),
+            _ => {}
+        }
+    }
+    for set in health.iter().filter(|s| !s.can_write()) {
+        tracing::error!(
+            pool = set.pool + 1, set = set.set + 1, online = set.online, needed = set.write_quorum,
+            "erasure set below write quorum: writes to it will fail with 503 until drives return"
+        );
+    }
+}
