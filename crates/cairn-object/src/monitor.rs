@@ -52,11 +52,11 @@ async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, 
         Ok(formatted) => {
             last_reason.remove(&endpoint);
             if formatted {
+                heal_buckets(set, slot).await;
                 tracing::warn!(
                     drive = %endpoint, set = %set.name(), slot = slot + 1,
-                    "fresh drive formatted into its slot; its objects will be rebuilt by healing"
+                    "fresh drive formatted into its slot and back in service; its objects will be rebuilt by healing"
                 );
-                heal_buckets(set, slot).await;
             } else {
                 tracing::info!(
                     drive = %endpoint, set = %set.name(),

@@ -91,6 +91,7 @@ fn listen_address(address: &str) -> String {
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let (root, credential_source) = config::root_credentials()?;
     let env = config::env_settings()?;
 
@@ -127,6 +128,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let local: SocketAddr = listener.local_addr()?;
 
     report_startup(&local, &root.access_key, &credential_source, &booted, &layer);
+    println!("Started in {:.2} s.", started.elapsed().as_secs_f64());
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());

@@ -1,0 +1,228 @@
+//! Degraded drives (issue 2, item 8): on 4 drives (2 data + 2 parity), take
+//! drives away while the server runs; reads survive two, writes need three,
+//! a third loss gives 503 with an S3 error, and everything comes back
+//! without a restart.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use common::{ServerOptions, TestServer, raw_request, sdk_error_code, sdk_status, test_data, wait_until};
+
+const SIZES: [usize; 4] = [10_000, 300_000, (1 << 20) + 1, 3 * (1 << 20) + 17];
+
+async fn put(client: &Client, key: &str, data: &[u8]) -> Result<(), (Option<u16>, Option<String>)> {
+    client
+        .put_object()
+        .bucket("deg")
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| (sdk_status(&err), sdk_error_code(&err)))
+}
+
+async fn get(client: &Client, key: &str) -> Result<Vec<u8>, (Option<u16>, Option<String>)> {
+    match client.get_object().bucket("deg").key(key).send().await {
+        Ok(out) => Ok(out.body.collect().await.unwrap().to_vec()),
+        Err(err) => Err((sdk_status(&err), sdk_error_code(&err))),
+    }
+}
+
+fn health(server: &TestServer, path: &str) -> u16 {
+    raw_request(&server.addr, "GET", path, &[], b"").unwrap().status
+}
+
+/// A client that does not retry, so each answer is the server's first.
+fn client(server: &TestServer) -> Client {
+    let conf = server.client().config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build();
+    Client::from_conf(conf)
+}
+
+/// Takes a drive away and brings it back, by a method root cannot bypass.
+trait Outage {
+    fn take(&self, drive: &Path);
+    fn give_back(&self, drive: &Path);
+}
+
+/// The drive directory is renamed away, as if its mount vanished.
+struct Removed;
+
+impl Outage for Removed {
+    fn take(&self, drive: &Path) {
+        std::fs::rename(drive, away(drive)).unwrap();
+    }
+    fn give_back(&self, drive: &Path) {
+        std::fs::rename(away(drive), drive).unwrap();
+    }
+}
+
+fn away(drive: &Path) -> PathBuf {
+    drive.with_extension("away")
+}
+
+/// Permissions set to 000 (the server runs unprivileged, so they bind).
+struct NoPermission;
+
+impl Outage for NoPermission {
+    fn take(&self, drive: &Path) {
+        chmod(drive, "000");
+    }
+    fn give_back(&self, drive: &Path) {
+        chmod(drive, "755");
+    }
+}
+
+fn chmod(path: &Path, mode: &str) {
+    let status = std::process::Command::new("chmod").arg(mode).arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
+    let client = client(server);
+    client.create_bucket().bucket("deg").send().await.unwrap();
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, size) in SIZES.iter().enumerate() {
+        let data = test_data(*size, i as u64);
+        let key = format!("before/{size}");
+        put(&client, &key, &data).await.unwrap();
+        objects.push((key, data));
+    }
+    let drives = &server.drive_paths;
+    assert_eq!(health(server, "/minio/health/cluster"), 200);
+
+    // One drive gone: reads and writes go on.
+    outage.take(&drives[0]);
+    for (i, size) in SIZES.iter().enumerate() {
+        let data = test_data(*size, 100 + i as u64);
+        let key = format!("one-down/{size}");
+        put(&client, &key, &data).await.unwrap_or_else(|e| panic!("PUT with one drive down: {e:?}"));
+        objects.push((key, data));
+    }
+    for (key, data) in &objects {
+        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} with one drive down");
+    }
+    assert_eq!(health(server, "/minio/health/cluster"), 200);
+
+    // Two drives gone: every object still reads byte-exact; writes lack quorum (3 of 4).
+    outage.take(&drives[1]);
+    for (key, data) in &objects {
+        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} with two drives down");
+    }
+    let listed = client.list_objects_v2().bucket("deg").send().await.unwrap();
+    assert_eq!(listed.contents().len(), objects.len(), "listing with two drives down");
+    for size in SIZES {
+        let err = put(&client, &format!("failed/{size}"), &test_data(size, 7)).await.unwrap_err();
+        assert_eq!(err, (Some(503), Some("ServiceUnavailable".to_owned())), "PUT below write quorum");
+    }
+    assert_eq!(health(server, "/minio/health/cluster"), 503);
+    assert_eq!(health(server, "/minio/health/cluster/read"), 200);
+    assert_eq!(health(server, "/minio/health/live"), 200);
+
+    // Three drives gone: reads fail with 503 and an S3 XML error.
+    outage.take(&drives[2]);
+    let (status, code) = get(&client, &objects[3].0).await.unwrap_err();
+    assert_eq!(status, Some(503));
+    assert_eq!(code.as_deref(), Some("ServiceUnavailable"));
+    let (status, _) = get(&client, &objects[0].0).await.unwrap_err();
+    assert_eq!(status, Some(503));
+    let raw = raw_request(
+        &server.addr,
+        "GET",
+        "/deg?list-type=2",
+        &common_signed(server, "/deg", &[("list-type", "2")]),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(raw.status, 503, "{}", raw.text());
+    assert!(raw.text().contains("<Code>ServiceUnavailable</Code>"), "{}", raw.text());
+    assert_eq!(health(server, "/minio/health/cluster/read"), 503);
+
+    // Everything comes back without a restart.
+    for drive in &drives[..3] {
+        outage.give_back(drive);
+    }
+    let recovered = wait_until(Duration::from_secs(20), || health(server, "/minio/health/cluster") == 200);
+    assert!(recovered, "drives did not come back online:\n{}", server.log_text());
+    for (key, data) in &objects {
+        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} after recovery");
+    }
+    put(&client, "after/ok", b"works again").await.unwrap();
+    assert_eq!(get(&client, "after/ok").await.unwrap(), b"works again");
+    // No failed write ever became visible.
+    for size in SIZES {
+        let (status, _) = get(&client, &format!("failed/{size}")).await.unwrap_err();
+        assert_eq!(status, Some(404));
+    }
+    let listed = client.list_objects_v2().bucket("deg").prefix("failed/").send().await.unwrap();
+    assert!(listed.contents().is_empty());
+}
+
+fn common_signed(server: &TestServer, path: &str, query: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
+    let payload = common::sigv4::sha256_hex(b"");
+    let mut headers = vec![
+        ("host", server.addr.clone()),
+        ("x-amz-date", signer.amz_date()),
+        ("x-amz-content-sha256", payload.clone()),
+    ];
+    let (auth, _) = signer.authorization("GET", path, query, &headers, &payload);
+    headers.push(("authorization", auth));
+    headers
+}
+
+#[tokio::test]
+async fn issue_2_drive_directories_removed_while_running() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    degrade_and_recover(&server, &Removed).await;
+}
+
+#[tokio::test]
+async fn issue_2_drive_permissions_removed_while_running() {
+    // Root ignores permission bits, so the server runs as nobody.
+    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !is_root {
+        eprintln!("skipped: needs root to start the server as another user");
+        return;
+    }
+    let dir = common::TempDir::new("perm");
+    let mut options = ServerOptions::drives(4);
+    options.run_as = Some((65534, 65534));
+    // Pre-create drives owned by nobody, in a directory nobody can enter.
+    let mut server = TestServer::start_in(dir, options, |path| {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("chown").arg("65534:65534").arg(path).status().unwrap();
+        assert!(status.success());
+    });
+    degrade_and_recover(&server, &NoPermission).await;
+    server.kill();
+}
+
+#[tokio::test]
+async fn issue_2_wiped_drive_is_formatted_into_its_slot_while_running() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    let client = client(&server);
+    client.create_bucket().bucket("deg").send().await.unwrap();
+    let data = test_data(2 << 20, 3);
+    put(&client, "kept", &data).await.unwrap();
+    let wiped = &server.drive_paths[3];
+    std::fs::remove_dir_all(wiped).unwrap();
+    // Still readable and writable from the other three.
+    assert_eq!(get(&client, "kept").await.unwrap(), data);
+    put(&client, "while-wiped", b"x").await.unwrap();
+    // The drive returns empty: the server formats it into its slot by itself.
+    std::fs::create_dir(wiped).unwrap();
+    let formatted = wait_until(Duration::from_secs(20), || server.log_text().contains("formatted into its slot"));
+    assert!(formatted, "{}", server.log_text());
+    assert!(wiped.join(".cairn.sys/format.json").exists());
+    // It takes writes again: with two other drives gone, new objects live on it.
+    let fresh = test_data(3 << 20, 4);
+    put(&client, "after-format", &fresh).await.unwrap();
+    std::fs::rename(&server.drive_paths[0], away(&server.drive_paths[0])).unwrap();
+    std::fs::rename(&server.drive_paths[1], away(&server.drive_paths[1])).unwrap();
+    assert_eq!(get(&client, "after-format").await.unwrap(), fresh);
+}

@@ -1,0 +1,1063 @@
+#!/usr/bin/env python3
+"""End-to-end S3 checks for Cairn with boto3.
+
+Usage: test_boto3.py ENDPOINT [ACCESS_KEY SECRET_KEY]
+       (or CAIRN_E2E_ENDPOINT / CAIRN_E2E_ACCESS_KEY / CAIRN_E2E_SECRET_KEY)
+
+Every check runs even when an earlier one fails; each failure is reported
+with the last HTTP request/response the client saw, and the script ends
+with "N passed, N failed" and a non-zero exit status if anything failed.
+The assertions encode what Amazon S3 answers: a failing check is a server
+bug (or a test bug), never something to paper over here.
+
+Only the given endpoint (expected to be on 127.0.0.1) is ever contacted.
+"""
+
+import base64
+import gzip
+import hashlib
+import http.client
+import os
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import botocore
+import botocore.handlers
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+REGION = "us-east-1"
+KIB = 1024
+MIB = 1024 * 1024
+HTTP_TIMEOUT = 60  # seconds, per request
+
+
+def _arg(i, env):
+    if len(sys.argv) > i:
+        return sys.argv[i]
+    value = os.environ.get(env)
+    if not value:
+        sys.exit(f"usage: {sys.argv[0]} ENDPOINT [ACCESS_KEY SECRET_KEY] (or set {env})")
+    return value
+
+
+ENDPOINT = _arg(1, "CAIRN_E2E_ENDPOINT").rstrip("/")
+ACCESS_KEY = _arg(2, "CAIRN_E2E_ACCESS_KEY")
+SECRET_KEY = _arg(3, "CAIRN_E2E_SECRET_KEY")
+RUN_ID = uuid.uuid4().hex[:8]
+
+# The last request and response seen by any client, shown when a check fails.
+_LAST = threading.local()
+
+
+def _text(value):
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _on_before_send(request, **_):
+    body = request.body
+    if isinstance(body, (bytes, bytearray)):
+        size = len(body)
+    else:
+        size = "stream"
+    _LAST.request = (request.method, request.url, {k: _text(v) for k, v in request.headers.items()}, size)
+
+
+def _on_response(response_dict, exception=None, **_):
+    if response_dict is None:
+        _LAST.response = f"no response: {exception!r}"
+        return
+    body = response_dict.get("body")
+    if isinstance(body, (bytes, bytearray)):
+        body = body[:600]
+    else:
+        body = "<stream>"
+    _LAST.response = (response_dict.get("status_code"), dict(response_dict.get("headers", {})), body)
+
+
+def describe_last_exchange():
+    req = getattr(_LAST, "request", None)
+    resp = getattr(_LAST, "response", None)
+    lines = []
+    if req:
+        method, url, headers, size = req
+        lines.append(f"    last request:  {method} {url}  (body: {size} bytes)")
+        for k in sorted(headers):
+            if k.lower() in ("authorization",):
+                continue
+            lines.append(f"        {k}: {headers[k]}")
+    if resp:
+        if isinstance(resp, tuple):
+            status, headers, body = resp
+            lines.append(f"    last response: HTTP {status}")
+            for k in sorted(headers):
+                lines.append(f"        {k}: {headers[k]}")
+            lines.append(f"        body: {body!r}")
+        else:
+            lines.append(f"    last response: {resp}")
+    return "\n".join(lines)
+
+
+def make_client(access_key=ACCESS_KEY, secret_key=SECRET_KEY, **config):
+    cfg = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=HTTP_TIMEOUT,
+        **config,
+    )
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=cfg,
+    )
+    client.meta.events.register("before-send.s3", _on_before_send)
+    client.meta.events.register("response-received.s3", _on_response)
+    return client
+
+
+S3 = make_client()
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def md5_hex(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def quoted_md5(data):
+    return f'"{md5_hex(data)}"'
+
+
+def payload(size, seed):
+    """Deterministic pseudo-random bytes (not compressible, not periodic)."""
+    out = bytearray()
+    counter = 0
+    seed_bytes = f"{seed}".encode()
+    while len(out) < size:
+        out += hashlib.sha256(seed_bytes + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def status_of(err):
+    return err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def code_of(err):
+    return err.response.get("Error", {}).get("Code")
+
+
+def expect_error(fn, code, status, *args, **kwargs):
+    """Call fn; it must fail with the given S3 error code and HTTP status.
+
+    `code` may be a tuple of acceptable codes (HEAD responses have no body,
+    so botocore reports the status number as the code)."""
+    try:
+        result = fn(*args, **kwargs)
+    except ClientError as err:
+        codes = code if isinstance(code, tuple) else (code,)
+        got_code, got_status = code_of(err), status_of(err)
+        assert got_code in codes and got_status == status, (
+            f"expected error {code} / HTTP {status}, got {got_code!r} / HTTP {got_status}: "
+            f"{err.response.get('Error')}"
+        )
+        return err
+    raise AssertionError(f"expected error {code} / HTTP {status}, but the call succeeded: {_short(result)}")
+
+
+def _short(result):
+    if isinstance(result, dict):
+        result = {k: v for k, v in result.items() if k != "ResponseMetadata"}
+    text = repr(result)
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+def eq(actual, expected, what):
+    assert actual == expected, f"{what}: expected {expected!r}, got {actual!r}"
+
+
+def get_bytes(bucket, key, **kwargs):
+    resp = S3.get_object(Bucket=bucket, Key=key, **kwargs)
+    return resp, resp["Body"].read()
+
+
+def raw_request(method, url, data=None, headers=None):
+    """Plain urllib request (for presigned URLs); returns (status, headers, body)."""
+    assert url.startswith(ENDPOINT + "/"), f"refusing to contact {url}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+            return resp.status, _lower_keys(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, _lower_keys(err.headers), err.read()
+
+
+def _lower_keys(headers):
+    return {k.lower(): v for k, v in headers.items()}
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def crc32_b64(data):
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def raw_signed(method, path, headers, body=b"", body_fn=None):
+    """Send one header-signed SigV4 request with http.client.
+
+    The headers (including Content-Length, X-Amz-Content-SHA256 and any
+    streaming headers) are signed by botocore's SigV4Auth; the body is sent
+    as given, or built by body_fn(auth, request, seed_signature) when it
+    depends on the seed signature (signed aws-chunked payloads).
+    Returns (status, lower-cased headers, body)."""
+    parsed = urllib.parse.urlsplit(ENDPOINT)
+    req = AWSRequest(method=method, url=ENDPOINT + path, headers=dict(headers), data=b"")
+    auth = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION)
+    auth.add_auth(req)
+    if body_fn is not None:
+        seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
+        body = body_fn(auth, req, seed)
+    send_headers = {k: _text(v) for k, v in req.headers.items()}
+    _LAST.request = (method, ENDPOINT + path, send_headers, len(body))
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request(method, path, body=body, headers=send_headers)
+        resp = conn.getresponse()
+        result = (resp.status, _lower_keys(resp.headers), resp.read())
+    finally:
+        conn.close()
+    _LAST.response = (result[0], result[1], result[2][:600])
+    return result
+
+
+def _chunk_signature(auth, req, previous, chunk):
+    string_to_sign = "\n".join([
+        "AWS4-HMAC-SHA256-PAYLOAD", req.context["timestamp"], auth.credential_scope(req),
+        previous, EMPTY_SHA256, hashlib.sha256(chunk).hexdigest(),
+    ])
+    return auth.signature(string_to_sign, req)
+
+
+def _trailer_signature(auth, req, previous, trailer_text):
+    string_to_sign = "\n".join([
+        "AWS4-HMAC-SHA256-TRAILER", req.context["timestamp"], auth.credential_scope(req),
+        previous, hashlib.sha256(trailer_text.encode()).hexdigest(),
+    ])
+    return auth.signature(string_to_sign, req)
+
+
+def _split(data, chunk_size):
+    return [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+
+def aws_chunked_put(bucket, key, data, mode, chunk_size=64 * KIB, crc=None, tamper=False):
+    """PutObject with an aws-chunked body, the way the AWS SDKs (Java, Go,
+    JS, .NET...) stream uploads:
+      mode "unsigned-trailer": STREAMING-UNSIGNED-PAYLOAD-TRAILER
+      mode "signed":           STREAMING-AWS4-HMAC-SHA256-PAYLOAD
+      mode "signed-trailer":   STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER
+    crc overrides the trailing CRC32; tamper flips a byte of the first chunk
+    after it was signed."""
+    chunks = _split(data, chunk_size)
+    crc = crc or crc32_b64(data)
+    trailer_line = f"x-amz-checksum-crc32:{crc}"
+    sha = {
+        "unsigned-trailer": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "signed": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "signed-trailer": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    }[mode]
+    signed = mode.startswith("signed")
+    trailer = mode.endswith("trailer")
+
+    def chunk_len(n):
+        head = len(f"{n:x}") + (len(";chunk-signature=") + 64 if signed else 0)
+        return head + 2 + n + 2
+
+    length = sum(chunk_len(len(c)) for c in chunks)
+    length += len("0") + (len(";chunk-signature=") + 64 if signed else 0) + 2
+    if trailer:
+        length += len(trailer_line) + 2
+        if signed:
+            length += len("x-amz-trailer-signature:") + 64 + 2
+    length += 2
+
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "Content-Length": str(length),
+        "X-Amz-Content-SHA256": sha,
+        "X-Amz-Decoded-Content-Length": str(len(data)),
+    }
+    if trailer:
+        headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
+
+    def build(auth, req, seed):
+        out, previous = bytearray(), seed
+        for i, chunk in enumerate(chunks):
+            if signed:
+                previous = _chunk_signature(auth, req, previous, chunk)
+                out += f"{len(chunk):x};chunk-signature={previous}\r\n".encode()
+            else:
+                out += f"{len(chunk):x}\r\n".encode()
+            if tamper and i == 0:
+                chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+            out += chunk + b"\r\n"
+        if signed:
+            previous = _chunk_signature(auth, req, previous, b"")
+            out += f"0;chunk-signature={previous}\r\n".encode()
+        else:
+            out += b"0\r\n"
+        if trailer:
+            out += trailer_line.encode() + b"\r\n"
+            if signed:
+                sig = _trailer_signature(auth, req, previous, trailer_line + "\n")
+                out += f"x-amz-trailer-signature:{sig}\r\n".encode()
+        out += b"\r\n"
+        assert len(out) == length, f"test bug: aws-chunked length {len(out)} != {length}"
+        return bytes(out)
+
+    path = "/" + bucket + "/" + urllib.parse.quote(key, safe="/~")
+    return raw_signed("PUT", path, headers, body_fn=build)
+
+
+def xml_error_code(body):
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None
+    for el in root.iter():
+        if el.tag.split("}")[-1] == "Code":
+            return el.text
+    return None
+
+
+# --------------------------------------------------------------------------
+# checks
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+BUCKET = f"e2e-boto3-{RUN_ID}"          # main data bucket
+LIST_BUCKET = f"e2e-boto3-list-{RUN_ID}"  # listing fixtures
+TMP_BUCKET = f"e2e-boto3-tmp-{RUN_ID}"    # bucket lifecycle
+SIZES = [0, 1, 1000, 300 * KIB, MIB + 1, 5 * MIB + 123]
+OBJECTS = {}  # key -> bytes, filled by test_put_get_sizes
+
+
+@check
+def test_create_bucket():
+    resp = S3.create_bucket(Bucket=BUCKET)
+    eq(status_of_resp(resp), 200, "CreateBucket status")
+    S3.create_bucket(Bucket=LIST_BUCKET)
+
+
+def status_of_resp(resp):
+    return resp["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@check
+def test_bucket_lifecycle():
+    S3.create_bucket(Bucket=TMP_BUCKET)
+    eq(status_of_resp(S3.head_bucket(Bucket=TMP_BUCKET)), 200, "HeadBucket status")
+
+    listed = S3.list_buckets()
+    names = [b["Name"] for b in listed["Buckets"]]
+    assert TMP_BUCKET in names and BUCKET in names, f"ListBuckets misses our buckets: {names}"
+    for b in listed["Buckets"]:
+        assert b.get("CreationDate") is not None, f"bucket without CreationDate: {b}"
+    eq(names, sorted(names), "ListBuckets order")
+
+    loc = S3.get_bucket_location(Bucket=TMP_BUCKET)
+    # Amazon S3 answers an empty LocationConstraint for us-east-1 (botocore: None).
+    assert loc.get("LocationConstraint") in (None, ""), f"GetBucketLocation: {loc.get('LocationConstraint')!r}"
+
+    expect_error(S3.create_bucket, "BucketAlreadyOwnedByYou", 409, Bucket=TMP_BUCKET)
+
+    S3.put_object(Bucket=TMP_BUCKET, Key="x", Body=b"x")
+    expect_error(S3.delete_bucket, "BucketNotEmpty", 409, Bucket=TMP_BUCKET)
+    S3.delete_object(Bucket=TMP_BUCKET, Key="x")
+
+    eq(status_of_resp(S3.delete_bucket(Bucket=TMP_BUCKET)), 204, "DeleteBucket status")
+    expect_error(S3.head_bucket, ("404", "NotFound", "NoSuchBucket"), 404, Bucket=TMP_BUCKET)
+    names = [b["Name"] for b in S3.list_buckets()["Buckets"]]
+    assert TMP_BUCKET not in names, f"deleted bucket still listed: {names}"
+    expect_error(S3.delete_bucket, "NoSuchBucket", 404, Bucket=TMP_BUCKET)
+
+
+@check
+def test_put_get_sizes():
+    for size in SIZES:
+        key = f"sizes/obj-{size}"
+        data = payload(size, key)
+        OBJECTS[key] = data
+        put = S3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        eq(put.get("ETag"), quoted_md5(data), f"PutObject ETag for {size} bytes")
+
+        resp, got = get_bytes(BUCKET, key)
+        eq(len(got), size, f"GetObject length for {size} bytes")
+        assert got == data, f"GetObject body differs for {size} bytes"
+        eq(resp.get("ETag"), quoted_md5(data), f"GetObject ETag for {size} bytes")
+        eq(resp.get("ContentLength"), size, f"GetObject Content-Length for {size} bytes")
+
+        head = S3.head_object(Bucket=BUCKET, Key=key)
+        eq(head.get("ContentLength"), size, f"HeadObject Content-Length for {size} bytes")
+        eq(head.get("ETag"), quoted_md5(data), f"HeadObject ETag for {size} bytes")
+        assert head.get("LastModified") is not None, "HeadObject without Last-Modified"
+
+
+@check
+def test_overwrite():
+    key = "overwrite/k"
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"first version")
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"second")
+    _, got = get_bytes(BUCKET, key)
+    eq(got, b"second", "body after overwrite")
+    eq(S3.head_object(Bucket=BUCKET, Key=key)["ContentLength"], 6, "length after overwrite")
+
+
+@check
+def test_range_gets():
+    assert OBJECTS, "depends on test_put_get_sizes"
+    cases = []
+    big = "sizes/obj-%d" % (5 * MIB + 123)
+    mib1 = "sizes/obj-%d" % (MIB + 1)
+    k300 = "sizes/obj-%d" % (300 * KIB)
+    for key in (big, mib1, k300):
+        n = len(OBJECTS[key])
+        cases += [
+            (key, "bytes=0-99", 0, 99),
+            (key, "bytes=0-0", 0, 0),
+            (key, "bytes=-10", n - 10, n - 1),
+            (key, "bytes=100-", 100, n - 1),
+            (key, f"bytes={n - 5}-{n + 1000}", n - 5, n - 1),  # end past the size is clamped
+            (key, f"bytes={n - 1}-{n - 1}", n - 1, n - 1),
+        ]
+    # across the 1 MiB boundary
+    cases += [
+        (big, f"bytes={MIB - 1000}-{MIB + 1000}", MIB - 1000, MIB + 1000),
+        (big, f"bytes={MIB - 1}-{MIB}", MIB - 1, MIB),
+        (big, f"bytes={3 * MIB - 7}-{4 * MIB + 9}", 3 * MIB - 7, 4 * MIB + 9),
+        (mib1, f"bytes={MIB - 10}-{MIB}", MIB - 10, MIB),
+        (mib1, f"bytes={MIB}-", MIB, MIB),
+    ]
+    for key, rng, first, last in cases:
+        data = OBJECTS[key]
+        resp, got = get_bytes(BUCKET, key, Range=rng)
+        what = f"GET {key} Range {rng}"
+        eq(status_of_resp(resp), 206, f"{what}: status")
+        eq(resp.get("ContentRange"), f"bytes {first}-{last}/{len(data)}", f"{what}: Content-Range")
+        eq(resp.get("ContentLength"), last - first + 1, f"{what}: Content-Length")
+        assert got == data[first:last + 1], f"{what}: body differs (got {len(got)} bytes)"
+
+
+@check
+def test_range_unsatisfiable():
+    key = "sizes/obj-1000"
+    expect_error(S3.get_object, "InvalidRange", 416, Bucket=BUCKET, Key=key, Range="bytes=1000-")
+    expect_error(S3.get_object, "InvalidRange", 416, Bucket=BUCKET, Key=key, Range="bytes=5000-6000")
+    expect_error(S3.get_object, "InvalidRange", 416, Bucket=BUCKET, Key="sizes/obj-0", Range="bytes=0-0")
+
+
+@check
+def test_metadata_and_headers():
+    key = "meta/doc.txt.gz"
+    data = gzip.compress(b"hello cairn " * 100)
+    put = S3.put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=data,
+        Metadata={"color": "blue", "Mixed-Case": "Some Value", "empty": ""},
+        ContentType="text/x-cairn; charset=utf-8",
+        ContentDisposition='attachment; filename="doc.txt"',
+        CacheControl="max-age=60, public",
+        ContentEncoding="gzip",
+        ContentLanguage="en-GB",
+    )
+    eq(put["ETag"], quoted_md5(data), "PutObject ETag")
+    for op in ("head", "get"):
+        if op == "head":
+            resp = S3.head_object(Bucket=BUCKET, Key=key)
+        else:
+            resp, got = get_bytes(BUCKET, key)
+            assert got == data, "GetObject body differs (Content-Encoding must not be decoded by the server)"
+        # S3 lower-cases user metadata names.
+        eq(resp.get("Metadata"), {"color": "blue", "mixed-case": "Some Value", "empty": ""}, f"{op}: Metadata")
+        eq(resp.get("ContentType"), "text/x-cairn; charset=utf-8", f"{op}: Content-Type")
+        eq(resp.get("ContentDisposition"), 'attachment; filename="doc.txt"', f"{op}: Content-Disposition")
+        eq(resp.get("CacheControl"), "max-age=60, public", f"{op}: Cache-Control")
+        eq(resp.get("ContentEncoding"), "gzip", f"{op}: Content-Encoding")
+        eq(resp.get("ContentLanguage"), "en-GB", f"{op}: Content-Language")
+
+
+@check
+def test_aws_chunked_trailer_upload():
+    """PutObject the way botocore sends it over HTTPS by default:
+    Content-Encoding: aws-chunked, x-amz-content-sha256:
+    STREAMING-UNSIGNED-PAYLOAD-TRAILER, and a trailing x-amz-checksum-crc32.
+    (Over plain http botocore puts the CRC32 in a header instead, which
+    test_put_get_sizes covers; here we force the https code path.)"""
+    client = make_client()
+
+    def force_trailer(params, **_):
+        algo = params.get("context", {}).get("checksum", {}).get("request_algorithm")
+        if isinstance(algo, dict):
+            algo["in"] = "trailer"
+
+    client.meta.events.register("before-call.s3.PutObject", force_trailer)
+    # S3 stores the object without the aws-chunked content coding; these
+    # mismatches are collected so that the data checks still run for all sizes.
+    encoding_problems = []
+    for size in (0, 1000, 300 * KIB, MIB + 1, 2 * MIB + 5):
+        key = f"chunked/obj-{size}"
+        data = payload(size, key)
+        put = client.put_object(Bucket=BUCKET, Key=key, Body=data)
+        req_headers = {k.lower(): v for k, v in _LAST.request[2].items()}
+        eq(req_headers.get("x-amz-content-sha256"), "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+           "test setup: request must be aws-chunked with a trailer")
+        eq(put.get("ETag"), quoted_md5(data), f"aws-chunked PutObject ETag for {size} bytes")
+        resp, got = get_bytes(BUCKET, key)
+        assert got == data, f"aws-chunked upload of {size} bytes reads back differently ({len(got)} bytes)"
+        eq(resp.get("ContentLength"), size, f"aws-chunked upload of {size} bytes: Content-Length")
+        if resp.get("ContentEncoding"):
+            encoding_problems.append(f"{size} bytes, no Content-Encoding sent: GET answers "
+                                     f"Content-Encoding {resp.get('ContentEncoding')!r}, S3 answers none")
+
+    key = "chunked/gzip"
+    data = gzip.compress(payload(5000, key))
+    client.put_object(Bucket=BUCKET, Key=key, Body=data, ContentEncoding="gzip")
+    resp, got = get_bytes(BUCKET, key)
+    assert got == data, "aws-chunked gzip upload reads back differently"
+    if resp.get("ContentEncoding") != "gzip":
+        encoding_problems.append(f"'Content-Encoding: gzip,aws-chunked' sent: GET answers "
+                                 f"Content-Encoding {resp.get('ContentEncoding')!r}, S3 answers 'gzip'")
+    assert not encoding_problems, "aws-chunked kept in the stored Content-Encoding:\n      " + "\n      ".join(encoding_problems)
+
+
+@check
+def test_aws_chunked_sdk_styles():
+    """aws-chunked uploads as the other AWS SDKs send them (fixed
+    Content-Length, 64 KiB chunks), with and without chunk signatures."""
+    problems = []
+    for mode in ("unsigned-trailer", "signed", "signed-trailer"):
+        for size in (0, 1000, 200 * KIB + 3, MIB + 1):
+            key = f"sdk-chunked/{mode}-{size}"
+            data = payload(size, key)
+            status, headers, body = aws_chunked_put(BUCKET, key, data, mode)
+            if status != 200:
+                problems.append(f"{mode}, {size} bytes: HTTP {status} {xml_error_code(body)}: {body[:200]!r}")
+                continue
+            if headers.get("etag") != quoted_md5(data):
+                problems.append(f"{mode}, {size} bytes: ETag {headers.get('etag')} != {quoted_md5(data)}")
+            resp, got = get_bytes(BUCKET, key)
+            if got != data:
+                problems.append(f"{mode}, {size} bytes: reads back {len(got)} different bytes")
+    assert not problems, "aws-chunked uploads failed:\n      " + "\n      ".join(problems)
+
+
+@check
+def test_aws_chunked_integrity_errors():
+    key = "sdk-chunked/integrity"
+    old = b"previous version"
+    S3.put_object(Bucket=BUCKET, Key=key, Body=old)
+    data = payload(150 * KIB, key)
+    wrong_crc = crc32_b64(b"not the data")
+    problems = []
+    cases = [
+        ("unsigned-trailer", dict(crc=wrong_crc), 400, "BadDigest"),
+        ("signed-trailer", dict(crc=wrong_crc), 400, "BadDigest"),
+        ("signed", dict(tamper=True), 403, "SignatureDoesNotMatch"),
+        ("signed-trailer", dict(tamper=True), 403, "SignatureDoesNotMatch"),
+    ]
+    for mode, kwargs, want_status, want_code in cases:
+        status, _, body = aws_chunked_put(BUCKET, key, data, mode, **kwargs)
+        got_code = xml_error_code(body)
+        if (status, got_code) != (want_status, want_code):
+            problems.append(f"{mode} {kwargs}: expected HTTP {want_status} {want_code}, "
+                            f"got HTTP {status} {got_code}: {body[:200]!r}")
+        _, got = get_bytes(BUCKET, key)
+        if got != old:
+            problems.append(f"{mode} {kwargs}: object changed to {len(got)} bytes after a rejected upload")
+            S3.put_object(Bucket=BUCKET, Key=key, Body=old)
+    assert not problems, "corrupt aws-chunked uploads:\n      " + "\n      ".join(problems)
+
+
+@check
+def test_checksum_header_mismatch():
+    key = "checksum/bad-crc"
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"original")
+    # CRC32 of something else: the server must verify the checksum header botocore sends.
+    expect_error(S3.put_object, "BadDigest", 400,
+                 Bucket=BUCKET, Key=key, Body=b"tampered", ChecksumCRC32="AAAAAA==")
+    _, got = get_bytes(BUCKET, key)
+    eq(got, b"original", "object after rejected PutObject")
+
+
+@check
+def test_bad_content_md5():
+    key = "checksum/bad-md5"
+    old = b"the old contents"
+    S3.put_object(Bucket=BUCKET, Key=key, Body=old)
+    wrong_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    expect_error(S3.put_object, "BadDigest", 400, Bucket=BUCKET, Key=key, Body=b"new contents", ContentMD5=wrong_md5)
+    resp, got = get_bytes(BUCKET, key)
+    eq(got, old, "object after BadDigest")
+    eq(resp["ETag"], quoted_md5(old), "ETag after BadDigest")
+    # a correct Content-MD5 is accepted
+    good_md5 = base64.b64encode(hashlib.md5(b"new contents").digest()).decode()
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"new contents", ContentMD5=good_md5)
+    _, got = get_bytes(BUCKET, key)
+    eq(got, b"new contents", "object after PutObject with a correct Content-MD5")
+
+
+@check
+def test_malformed_content_md5():
+    expect_error(S3.put_object, "InvalidDigest", 400, Bucket=BUCKET, Key="checksum/malformed-md5",
+                 Body=b"data", ContentMD5="not-a-md5")
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchKey"), 404, Bucket=BUCKET, Key="checksum/malformed-md5")
+
+
+def _setup_listing():
+    keys = [
+        "a/1", "a/2", "a/b/3", "a/b/4", "b/1", "c", "d e/f", "plus+sign", "pct%41", "x/y/z",
+        "\u00fcn\u00efc\u00f6de/\u043a\u043b\u044e\u0447", "amp&lt<gt>",
+    ]
+    keys += [f"many/{i:03d}" for i in range(25)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda k: S3.put_object(Bucket=LIST_BUCKET, Key=k, Body=k.encode()), keys))
+    return sorted(keys, key=lambda k: k.encode())
+
+
+LIST_KEYS = []
+
+
+@check
+def test_listing_v2():
+    LIST_KEYS[:] = _setup_listing()
+    keys = LIST_KEYS
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET)
+    got = [o["Key"] for o in resp.get("Contents", [])]
+    eq(got, keys, "ListObjectsV2 (all keys, byte order)")
+    eq(resp.get("KeyCount"), len(keys), "KeyCount")
+    eq(resp.get("IsTruncated"), False, "IsTruncated")
+    for o in resp["Contents"]:
+        eq(o.get("Size"), len(o["Key"].encode()), f"Size of {o['Key']}")
+        eq(o.get("ETag"), quoted_md5(o["Key"].encode()), f"ETag of {o['Key']} in listing")
+        assert o.get("LastModified") is not None, f"no LastModified for {o['Key']}"
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET, Prefix="a/")
+    eq([o["Key"] for o in resp.get("Contents", [])], ["a/1", "a/2", "a/b/3", "a/b/4"], "Prefix=a/")
+    eq(resp.get("Prefix"), "a/", "echoed Prefix")
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET, Delimiter="/")
+    eq([o["Key"] for o in resp.get("Contents", [])],
+       sorted([k for k in keys if "/" not in k], key=str.encode), "Delimiter=/ contents")
+    expected_prefixes = sorted({k.split("/")[0] + "/" for k in keys if "/" in k}, key=str.encode)
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], expected_prefixes, "Delimiter=/ CommonPrefixes")
+    eq(resp.get("KeyCount"), len(resp.get("Contents", [])) + len(expected_prefixes), "KeyCount with delimiter")
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET, Prefix="a/", Delimiter="/")
+    eq([o["Key"] for o in resp.get("Contents", [])], ["a/1", "a/2"], "Prefix=a/ Delimiter=/ contents")
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], ["a/b/"], "Prefix=a/ Delimiter=/ CommonPrefixes")
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET, Prefix="nothing-here/")
+    eq(resp.get("Contents", []), [], "Prefix matching nothing")
+    eq(resp.get("KeyCount"), 0, "KeyCount for empty result")
+
+    resp = S3.list_objects_v2(Bucket=LIST_BUCKET, StartAfter="b/1")
+    eq([o["Key"] for o in resp.get("Contents", [])], [k for k in keys if k.encode() > b"b/1"], "StartAfter=b/1")
+    eq(resp.get("StartAfter"), "b/1", "echoed StartAfter")
+
+
+@check
+def test_listing_v2_pagination():
+    keys = LIST_KEYS
+    assert keys, "depends on test_listing_v2"
+    got, token, pages = [], None, 0
+    while pages < 100:
+        kwargs = {"Bucket": LIST_BUCKET, "MaxKeys": 4}
+        if token:
+            kwargs["ContinuationToken"] = token
+        resp = S3.list_objects_v2(**kwargs)
+        pages += 1
+        page = [o["Key"] for o in resp.get("Contents", [])]
+        assert len(page) <= 4, f"page {pages} has {len(page)} keys > MaxKeys=4"
+        eq(resp.get("MaxKeys"), 4, "echoed MaxKeys")
+        eq(resp.get("KeyCount"), len(page), f"KeyCount on page {pages}")
+        if token:
+            eq(resp.get("ContinuationToken"), token, "echoed ContinuationToken")
+        got += page
+        if not resp.get("IsTruncated"):
+            assert not resp.get("NextContinuationToken"), "NextContinuationToken on the last page"
+            break
+        token = resp.get("NextContinuationToken")
+        assert token, f"IsTruncated without NextContinuationToken on page {pages}"
+    eq(got, keys, "keys collected through ContinuationToken pages")
+    eq(pages, -(-len(keys) // 4), "number of pages with MaxKeys=4")
+
+    # the paginator, with and without a delimiter
+    pager = S3.get_paginator("list_objects_v2")
+    got, pages = [], 0
+    for page in pager.paginate(Bucket=LIST_BUCKET, PaginationConfig={"PageSize": 3, "MaxItems": 1000}):
+        pages += 1
+        got += [o["Key"] for o in page.get("Contents", [])]
+    eq(got, keys, "paginator (PageSize=3) keys")
+    eq(pages, -(-len(keys) // 3), "paginator page count")
+
+    got_keys, got_prefixes = [], []
+    for page in pager.paginate(Bucket=LIST_BUCKET, Delimiter="/", PaginationConfig={"PageSize": 2, "MaxItems": 1000}):
+        got_keys += [o["Key"] for o in page.get("Contents", [])]
+        got_prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    eq(got_keys, sorted([k for k in keys if "/" not in k], key=str.encode), "paginator with Delimiter: keys")
+    eq(got_prefixes, sorted({k.split("/")[0] + "/" for k in keys if "/" in k}, key=str.encode),
+       "paginator with Delimiter: CommonPrefixes (each exactly once)")
+
+    got = []
+    for page in pager.paginate(Bucket=LIST_BUCKET, Prefix="many/", StartAfter="many/010",
+                               PaginationConfig={"PageSize": 5, "MaxItems": 1000}):
+        got += [o["Key"] for o in page.get("Contents", [])]
+    eq(got, [f"many/{i:03d}" for i in range(11, 25)], "paginator with Prefix and StartAfter")
+
+
+@check
+def test_listing_v1():
+    keys = LIST_KEYS
+    assert keys, "depends on test_listing_v2"
+    resp = S3.list_objects(Bucket=LIST_BUCKET)
+    eq([o["Key"] for o in resp.get("Contents", [])], keys, "ListObjects v1 all keys")
+    eq(resp.get("IsTruncated"), False, "v1 IsTruncated")
+
+    resp = S3.list_objects(Bucket=LIST_BUCKET, Marker="a/2")
+    eq([o["Key"] for o in resp.get("Contents", [])], [k for k in keys if k.encode() > b"a/2"], "v1 Marker=a/2")
+    eq(resp.get("Marker"), "a/2", "echoed Marker")
+
+    resp = S3.list_objects(Bucket=LIST_BUCKET, Prefix="many/", MaxKeys=10)
+    eq([o["Key"] for o in resp["Contents"]], [f"many/{i:03d}" for i in range(10)], "v1 MaxKeys=10 first page")
+    eq(resp.get("IsTruncated"), True, "v1 IsTruncated with MaxKeys")
+    resp = S3.list_objects(Bucket=LIST_BUCKET, Prefix="many/", MaxKeys=10, Marker="many/009")
+    eq([o["Key"] for o in resp["Contents"]], [f"many/{i:03d}" for i in range(10, 20)], "v1 second page via Marker")
+
+    # with a delimiter, a truncated v1 listing must carry NextMarker
+    resp = S3.list_objects(Bucket=LIST_BUCKET, Delimiter="/", MaxKeys=2)
+    eq(resp.get("IsTruncated"), True, "v1 Delimiter MaxKeys=2 IsTruncated")
+    assert resp.get("NextMarker"), f"v1 truncated listing with Delimiter lacks NextMarker: {_short(resp)}"
+
+    pager = S3.get_paginator("list_objects")
+    got_keys, got_prefixes = [], []
+    for page in pager.paginate(Bucket=LIST_BUCKET, Delimiter="/", PaginationConfig={"PageSize": 2, "MaxItems": 1000}):
+        got_keys += [o["Key"] for o in page.get("Contents", [])]
+        got_prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    eq(got_keys, sorted([k for k in keys if "/" not in k], key=str.encode), "v1 paginator with Delimiter: keys")
+    eq(got_prefixes, sorted({k.split("/")[0] + "/" for k in keys if "/" in k}, key=str.encode),
+       "v1 paginator with Delimiter: CommonPrefixes")
+
+    got = []
+    for page in pager.paginate(Bucket=LIST_BUCKET, PaginationConfig={"PageSize": 7, "MaxItems": 1000}):
+        got += [o["Key"] for o in page.get("Contents", [])]
+    eq(got, keys, "v1 paginator (PageSize=7) keys")
+
+
+@check
+def test_listing_encoding_type_url():
+    keys = LIST_KEYS
+    assert keys, "depends on test_listing_v2"
+    # botocore's default handler asks for encoding-type=url and decodes the
+    # answer, so the listings above already went through it.  Here we ask
+    # explicitly, so botocore leaves the keys as the server sent them.
+    for op in (S3.list_objects_v2, S3.list_objects):
+        resp = op(Bucket=LIST_BUCKET, EncodingType="url")
+        eq(resp.get("EncodingType"), "url", f"{op.__name__}: echoed EncodingType")
+        raw = [o["Key"] for o in resp.get("Contents", [])]
+        decoded = [urllib.parse.unquote_plus(k) for k in raw]
+        eq(decoded, keys, f"{op.__name__}: url-decoded keys")
+        raw_by_key = dict(zip(decoded, raw))
+        for key in ("d e/f", "plus+sign", "pct%41"):
+            assert raw_by_key[key] != key, f"{op.__name__}: key {key!r} was not url-encoded: {raw_by_key[key]!r}"
+        resp = op(Bucket=LIST_BUCKET, EncodingType="url", Delimiter="/")
+        prefixes = [urllib.parse.unquote_plus(p["Prefix"]) for p in resp.get("CommonPrefixes", [])]
+        assert "d e/" in prefixes, f"{op.__name__}: CommonPrefixes not url-decodable: {resp.get('CommonPrefixes')}"
+
+
+@check
+def test_special_keys_roundtrip():
+    keys = ["d e/f", "plus+sign", "pct%41", "\u00fcn\u00efc\u00f6de/\u043a\u043b\u044e\u0447", "amp&lt<gt>"]
+    for key in keys:
+        _, got = get_bytes(LIST_BUCKET, key)
+        eq(got, key.encode(), f"body of special key {key!r}")
+        eq(S3.head_object(Bucket=LIST_BUCKET, Key=key)["ContentLength"], len(key.encode()), f"head {key!r}")
+
+
+@check
+def test_missing_things():
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchKey"), 404, Bucket=BUCKET, Key="no/such/key")
+    expect_error(S3.get_object, "NoSuchKey", 404, Bucket=BUCKET, Key="no/such/key")
+    missing = f"e2e-missing-{RUN_ID}"
+    expect_error(S3.get_object, "NoSuchBucket", 404, Bucket=missing, Key="k")
+    expect_error(S3.put_object, "NoSuchBucket", 404, Bucket=missing, Key="k", Body=b"x")
+    expect_error(S3.list_objects_v2, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(S3.list_objects, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(S3.head_bucket, ("404", "NotFound", "NoSuchBucket"), 404, Bucket=missing)
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchBucket"), 404, Bucket=missing, Key="k")
+    expect_error(S3.get_bucket_location, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(S3.delete_bucket, "NoSuchBucket", 404, Bucket=missing)
+
+
+@check
+def test_invalid_bucket_names():
+    client = make_client()
+    # botocore refuses some names before sending; we want the server's answer.
+    client.meta.events.unregister("before-parameter-build.s3", botocore.handlers.validate_bucket_name)
+    bad = ["ab", "a" * 64, "Bad-Uppercase", "bad_underscore", "bad..dots", "-leading-dash",
+           "trailing-dash-", "192.168.5.4", "bad!char"]
+    failures = []
+    for name in bad:
+        try:
+            expect_error(client.create_bucket, "InvalidBucketName", 400, Bucket=name)
+        except AssertionError as err:
+            failures.append(f"{name!r}: {err}")
+    names = [b["Name"] for b in S3.list_buckets()["Buckets"]]
+    created = [n for n in bad if n in names]
+    assert not failures, "CreateBucket with invalid names:\n      " + "\n      ".join(failures)
+    assert not created, f"invalid bucket names were created: {created}"
+
+
+@check
+def test_key_length():
+    ok_key = ("k" * 99 + "/") * 10 + "k" * 24  # exactly 1024 bytes
+    eq(len(ok_key.encode()), 1024, "test setup")
+    S3.put_object(Bucket=BUCKET, Key=ok_key, Body=b"long")
+    _, got = get_bytes(BUCKET, ok_key)
+    eq(got, b"long", "1024-byte key body")
+    S3.delete_object(Bucket=BUCKET, Key=ok_key)
+
+    too_long = "k" * 1025
+    expect_error(S3.put_object, "KeyTooLongError", 400, Bucket=BUCKET, Key=too_long, Body=b"x")
+    too_long_segments = ("k" * 99 + "/") * 10 + "k" * 25
+    expect_error(S3.put_object, "KeyTooLongError", 400, Bucket=BUCKET, Key=too_long_segments, Body=b"x")
+
+
+@check
+def test_long_path_segment():
+    # S3 keys are opaque: one 300-byte "path segment" is a valid key.
+    key = "seg/" + "s" * 300
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"segment")
+    _, got = get_bytes(BUCKET, key)
+    eq(got, b"segment", "body of a key with a 300-byte segment")
+    listed = [o["Key"] for o in S3.list_objects_v2(Bucket=BUCKET, Prefix="seg/").get("Contents", [])]
+    eq(listed, [key], "listing of the long-segment key")
+    S3.delete_object(Bucket=BUCKET, Key=key)
+
+
+@check
+def test_bad_credentials():
+    wrong_secret = make_client(secret_key=SECRET_KEY + "-wrong")
+    expect_error(wrong_secret.list_buckets, "SignatureDoesNotMatch", 403)
+    expect_error(wrong_secret.get_object, "SignatureDoesNotMatch", 403, Bucket=BUCKET, Key="sizes/obj-1")
+    expect_error(wrong_secret.put_object, "SignatureDoesNotMatch", 403, Bucket=BUCKET, Key="auth/x", Body=b"x")
+    unknown = make_client(access_key="NOSUCHACCESSKEY" + RUN_ID.upper())
+    expect_error(unknown.list_buckets, "InvalidAccessKeyId", 403)
+    expect_error(unknown.get_object, "InvalidAccessKeyId", 403, Bucket=BUCKET, Key="sizes/obj-1")
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchKey"), 404, Bucket=BUCKET, Key="auth/x")
+
+
+@check
+def test_anonymous_denied():
+    status, _, body = raw_request("GET", f"{ENDPOINT}/{BUCKET}/sizes/obj-1")
+    eq(status, 403, "anonymous GET status")
+    eq(xml_error_code(body), "AccessDenied", "anonymous GET error code")
+    status, _, body = raw_request("PUT", f"{ENDPOINT}/{BUCKET}/anon", data=b"x")
+    eq(status, 403, "anonymous PUT status")
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchKey"), 404, Bucket=BUCKET, Key="anon")
+
+
+@check
+def test_presigned_urls():
+    key = "presigned/get"
+    data = payload(70 * KIB, key)
+    S3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    url = S3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+    status, headers, body = raw_request("GET", url)
+    eq(status, 200, "presigned GET status")
+    assert body == data, "presigned GET body differs"
+    eq(headers.get("etag"), quoted_md5(data), "presigned GET ETag")
+
+    # presigned GET with response-header overrides
+    url = S3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": BUCKET, "Key": key, "ResponseContentType": "text/plain",
+                "ResponseContentDisposition": "inline"},
+        ExpiresIn=300,
+    )
+    status, headers, body = raw_request("GET", url)
+    eq(status, 200, "presigned GET with response-* overrides: status")
+    eq(headers.get("content-type"), "text/plain", "response-content-type override")
+    eq(headers.get("content-disposition"), "inline", "response-content-disposition override")
+
+    put_key = "presigned/put"
+    put_data = payload(123 * KIB, put_key)
+    url = S3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": put_key}, ExpiresIn=300)
+    status, headers, body = raw_request("PUT", url, data=put_data)
+    eq(status, 200, f"presigned PUT status (body {body[:300]!r})")
+    eq(headers.get("etag"), quoted_md5(put_data), "presigned PUT ETag")
+    _, got = get_bytes(BUCKET, put_key)
+    assert got == put_data, "object written by presigned PUT differs"
+
+    # tampering with the signed URL must fail
+    url = S3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+    tampered = url.replace("/presigned/get?", "/presigned/put?")
+    status, _, body = raw_request("GET", tampered)
+    eq(status, 403, "tampered presigned URL status")
+    eq(xml_error_code(body), "SignatureDoesNotMatch", "tampered presigned URL error code")
+
+
+@check
+def test_presigned_expired():
+    key = "presigned/get"
+    url = S3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=1)
+    time.sleep(2.5)
+    status, _, body = raw_request("GET", url)
+    eq(status, 403, f"expired presigned GET status (body {body[:300]!r})")
+    eq(xml_error_code(body), "AccessDenied", "expired presigned GET error code")
+
+
+@check
+def test_transfer_manager():
+    import tempfile
+
+    cfg = TransferConfig(multipart_threshold=64 * MIB, max_concurrency=4)
+    data = payload(3 * MIB + 17, "transfer")
+    with tempfile.TemporaryDirectory(prefix="cairn-e2e-") as tmp:
+        src = os.path.join(tmp, "src.bin")
+        dst = os.path.join(tmp, "dst.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        S3.upload_file(src, BUCKET, "transfer/file.bin", Config=cfg)
+        S3.download_file(BUCKET, "transfer/file.bin", dst, Config=cfg)
+        with open(dst, "rb") as f:
+            assert f.read() == data, "download_file differs from upload_file"
+        # a ranged, concurrent download (multipart_threshold below the size)
+        ranged = TransferConfig(multipart_threshold=1 * MIB, multipart_chunksize=1 * MIB, max_concurrency=4)
+        S3.download_file(BUCKET, "transfer/file.bin", dst, Config=ranged)
+        with open(dst, "rb") as f:
+            assert f.read() == data, "ranged concurrent download_file differs"
+
+
+@check
+def test_concurrent_puts():
+    def put(i):
+        data = payload(10 * KIB + i, f"conc-{i}")
+        S3.put_object(Bucket=BUCKET, Key=f"conc/{i:02d}", Body=data)
+        return data
+
+    with ThreadPoolExecutor(4) as pool:
+        datas = list(pool.map(put, range(16)))
+    for i, data in enumerate(datas):
+        _, got = get_bytes(BUCKET, f"conc/{i:02d}")
+        assert got == data, f"conc/{i:02d} differs"
+    # concurrent overwrites of one key: the final object is one of the versions, intact
+    versions = [payload(200 * KIB, f"race-{i}") for i in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda d: S3.put_object(Bucket=BUCKET, Key="conc/race", Body=d), versions))
+    resp, got = get_bytes(BUCKET, "conc/race")
+    assert got in versions, "concurrently overwritten object is not one of the written versions"
+    eq(resp["ETag"], quoted_md5(got), "ETag of concurrently overwritten object")
+
+
+@check
+def test_delete_objects_and_buckets():
+    key = "sizes/obj-1"
+    eq(status_of_resp(S3.delete_object(Bucket=BUCKET, Key=key)), 204, "DeleteObject status")
+    expect_error(S3.head_object, ("404", "NotFound", "NoSuchKey"), 404, Bucket=BUCKET, Key=key)
+    expect_error(S3.get_object, "NoSuchKey", 404, Bucket=BUCKET, Key=key)
+    # deleting a missing key succeeds, as in S3
+    eq(status_of_resp(S3.delete_object(Bucket=BUCKET, Key="never/existed")), 204, "DeleteObject of a missing key")
+
+    for bucket in (BUCKET, LIST_BUCKET):
+        _empty_bucket(bucket)
+        eq(S3.list_objects_v2(Bucket=bucket).get("KeyCount"), 0, f"{bucket} empty after deletes")
+        eq(status_of_resp(S3.delete_bucket(Bucket=bucket)), 204, f"DeleteBucket {bucket}")
+        expect_error(S3.head_bucket, ("404", "NotFound", "NoSuchBucket"), 404, Bucket=bucket)
+
+
+def _empty_bucket(bucket):
+    pager = S3.get_paginator("list_objects_v2")
+    for _ in range(3):
+        keys = []
+        for page in pager.paginate(Bucket=bucket, PaginationConfig={"PageSize": 100, "MaxItems": 5000}):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        if not keys:
+            return
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda k: S3.delete_object(Bucket=bucket, Key=k), keys))
+
+
+def cleanup():
+    """Best effort: leave no buckets behind even after failures."""
+    for bucket in (BUCKET, LIST_BUCKET, TMP_BUCKET):
+        try:
+            _empty_bucket(bucket)
+            S3.delete_bucket(Bucket=bucket)
+        except Exception:
+            pass
+
+
+def main():
+    print(f"boto3 {boto3.__version__} / botocore {botocore.__version__} against {ENDPOINT}")
+    passed, failed = [], []
+    deadline = time.monotonic() + 600
+    for fn in CHECKS:
+        if time.monotonic() > deadline:
+            failed.append(fn.__name__)
+            print(f"  FAIL {fn.__name__}: suite deadline exceeded, not run")
+            continue
+        _LAST.request = _LAST.response = None
+        start = time.monotonic()
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - every failure is reported
+            failed.append(fn.__name__)
+            kind = "" if isinstance(err, AssertionError) else f"{type(err).__name__}: "
+            print(f"  FAIL {fn.__name__}: {kind}{err}")
+            if not isinstance(err, AssertionError):
+                tb = traceback.extract_tb(err.__traceback__)
+                frames = [f for f in tb if f.filename == __file__]
+                if frames:
+                    print(f"    at line {frames[-1].lineno}: {frames[-1].line}")
+            print(describe_last_exchange())
+        else:
+            passed.append(fn.__name__)
+            print(f"  ok   {fn.__name__} ({time.monotonic() - start:.1f}s)")
+    cleanup()
+    print(f"boto3: {len(passed)} passed, {len(failed)} failed")
+    if failed:
+        print("boto3 failed checks: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
