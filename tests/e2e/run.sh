@@ -71,7 +71,7 @@ PY="$VENV/bin/python"
 
 # ------------------------------------------------------------ server binary
 waited=0
-while [[ ! -x "$BIN" ]] && ((waited < 60)); do
+while [[ ! -x "$BIN" ]] && ((waited < 20)); do
   ((waited == 0)) && log "waiting for the server binary $BIN (being rebuilt?)"
   sleep 2
   waited=$((waited + 2))
@@ -147,7 +147,7 @@ SECRET_KEY="e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 start_server() {
   local dir=$1
   shift
-  CAIRN_ROOT_USER="$ACCESS_KEY" CAIRN_ROOT_PASSWORD="$SECRET_KEY" \
+  CAIRN_ROOT_USER="$ACCESS_KEY" CAIRN_ROOT_PASSWORD="$SECRET_KEY" NO_COLOR=1 \
     "$SERVER" server --address 127.0.0.1:0 "$@" >"$dir/banner.txt" 2>"$dir/server.log" &
   SERVER_PID=$!
   ENDPOINT=""

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import http.client
 import os
+import socket
 import sys
 import threading
 import time
@@ -249,6 +250,42 @@ def raw_signed(method, path, headers, body=b"", body_fn=None):
         conn.close()
     _LAST.response = (result[0], result[1], result[2][:600])
     return result
+
+
+def _read_http_response(sock, deadline_s=5.0):
+    """Read one HTTP/1.1 response (Content-Length framed) from a raw socket.
+    Returns (status, lower-cased headers, body) or None on EOF."""
+    sock.settimeout(deadline_s)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        data = sock.recv(65536)
+        if not data:
+            break
+        rest += data
+    return status, headers, rest[:length]
+
+
+def signed_request_head(method, path, headers):
+    """The bytes of a SigV4-signed HTTP/1.1 request head (no body)."""
+    parsed = urllib.parse.urlsplit(ENDPOINT)
+    req = AWSRequest(method=method, url=ENDPOINT + path, headers=dict(headers), data=b"")
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION).add_auth(req)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {parsed.hostname}:{parsed.port}"]
+    lines += [f"{k}: {_text(v)}" for k, v in req.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _chunk_signature(auth, req, previous, chunk):
@@ -484,6 +521,47 @@ def test_range_unsatisfiable():
 
 
 @check
+def test_range_ignored():
+    """S3 (like RFC 9110) ignores a Range header it cannot use and answers
+    200 with the whole object: multiple ranges, other units, last < first,
+    and syntax errors."""
+    key = "sizes/obj-1000"
+    data = OBJECTS[key]
+    problems = []
+    for rng in ("bytes=0-1,3-4", "items=0-1", "bytes=5-2", "bytes=abc"):
+        try:
+            resp, got = get_bytes(BUCKET, key, Range=rng)
+        except ClientError as err:
+            problems.append(f"Range {rng}: HTTP {status_of(err)} {code_of(err)} ({err.response['Error'].get('Message')}), "
+                            f"S3 answers 200 with the whole object")
+            continue
+        if status_of_resp(resp) != 200 or got != data:
+            problems.append(f"Range {rng}: HTTP {status_of_resp(resp)} with {len(got)} bytes, "
+                            f"S3 answers 200 with the whole object")
+    assert not problems, "unusable Range headers are not ignored:\n      " + "\n      ".join(problems)
+
+
+@check
+def test_odd_keys():
+    """Keys are opaque strings in S3: nothing is normalised."""
+    keys = ["odd/folder/", "odd//double", "odd/./dot", "odd/../dotdot", "odd/..", "odd/trailing space ",
+            "odd/q?x#y", "odd/new\nline", "odd/back\\slash", "odd/semi;colon", "odd/tab\tkey"]
+    for key in keys:
+        S3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+    for key in keys:
+        _, got = get_bytes(BUCKET, key)
+        eq(got, key.encode(), f"body of {key!r}")
+    listed = [o["Key"] for o in S3.list_objects_v2(Bucket=BUCKET, Prefix="odd/").get("Contents", [])]
+    eq(listed, sorted(keys, key=str.encode), "listing of odd keys")
+    resp = S3.list_objects_v2(Bucket=BUCKET, Prefix="odd/", Delimiter="/")
+    expected_prefixes = sorted({"odd/" + k[4:].split("/")[0] + "/" for k in keys if "/" in k[4:]}, key=str.encode)
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], expected_prefixes, "CommonPrefixes of odd keys")
+    for key in keys:
+        S3.delete_object(Bucket=BUCKET, Key=key)
+    eq(S3.list_objects_v2(Bucket=BUCKET, Prefix="odd/").get("KeyCount"), 0, "odd keys after delete")
+
+
+@check
 def test_metadata_and_headers():
     key = "meta/doc.txt.gz"
     data = gzip.compress(b"hello cairn " * 100)
@@ -604,6 +682,64 @@ def test_aws_chunked_integrity_errors():
             problems.append(f"{mode} {kwargs}: object changed to {len(got)} bytes after a rejected upload")
             S3.put_object(Bucket=BUCKET, Key=key, Body=old)
     assert not problems, "corrupt aws-chunked uploads:\n      " + "\n      ".join(problems)
+
+
+@check
+def test_early_error_with_unread_body():
+    """A PUT sent with `Expect: 100-continue` that the server rejects before
+    reading the body (here: NoSuchBucket). botocore sends every PutObject
+    this way and, on a final status, does not send the body (RFC 9110
+    10.1.1) and then reuses the connection. The server has not read the
+    announced body, so it must say `Connection: close` (and close), or else
+    read the next request as a request. Without that, the next request on
+    the connection either meets a silent close or has its first bytes eaten
+    as the missing body ("GET" arrives as "ET": SignatureDoesNotMatch)."""
+    parsed = urllib.parse.urlsplit(ENDPOINT)
+    missing = f"/e2e-missing-{RUN_ID}"
+    body = b"x"  # one byte: "GET" becomes "ET", which still parses as a request
+    put = signed_request_head("PUT", missing + "/k", {
+        "Content-Length": str(len(body)),
+        "Expect": "100-continue",
+        "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(),
+    })
+    get = signed_request_head("GET", missing + "?list-type=2", {"X-Amz-Content-SHA256": EMPTY_SHA256})
+    problems = []
+
+    # 1. as botocore does it: headers only, wait for the answer, reuse the connection
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=5) as sock:
+        sock.sendall(put)
+        first = _read_http_response(sock)
+        assert first is not None, "no response to the PUT"
+        eq((first[0], xml_error_code(first[2])), (404, "NoSuchBucket"), "early answer to the PUT")
+        if first[1].get("connection", "").lower() != "close":
+            problems.append("the early 404 to a PUT whose body was never read has no 'Connection: close'")
+            try:
+                sock.sendall(get)
+                second = _read_http_response(sock)
+            except OSError as err:
+                second = err
+            if not (isinstance(second, tuple) and (second[0], xml_error_code(second[2])) == (404, "NoSuchBucket")):
+                if isinstance(second, tuple):
+                    what = f"HTTP {second[0]} {xml_error_code(second[2])}"
+                else:
+                    what = "the connection was closed" if second is None else repr(second)
+                problems.append(f"a GET sent next on that kept-alive connection got: {what} "
+                                f"(expected HTTP 404 NoSuchBucket)")
+
+    # 2. the next request already in flight when the early answer goes out
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=5) as sock:
+        sock.sendall(put + get)
+        first = _read_http_response(sock)
+        assert first is not None, "no response to the PUT"
+        if first[1].get("connection", "").lower() != "close":
+            try:
+                second = _read_http_response(sock, 2.0)
+            except OSError as err:
+                second = err
+            if isinstance(second, tuple) and (second[0], xml_error_code(second[2])) != (404, "NoSuchBucket"):
+                problems.append(f"with the GET right behind the PUT, the GET was misread: HTTP {second[0]} "
+                                f"{xml_error_code(second[2])} (its first byte was taken as the PUT body)")
+    assert not problems, "early error responses leave the connection in a bad state:\n      " + "\n      ".join(problems)
 
 
 @check

@@ -319,6 +319,25 @@ pub struct CrashResult {
     pub count_expected_min: u64,
     pub scan_ok: bool,
     pub note: String,
+    /// Allocated bytes of fjall journal files (*.jnl) left by the killed child.
+    pub journal_bytes: u64,
+}
+
+fn jnl_bytes(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for ent in rd.flatten() {
+            if let Ok(m) = ent.metadata() {
+                if m.is_dir() {
+                    n += jnl_bytes(&ent.path());
+                } else if ent.file_name().to_string_lossy().ends_with(".jnl") {
+                    n += m.blocks() * 512;
+                }
+            }
+        }
+    }
+    n
 }
 
 /// Parent side of one crash run. `count_before` = keys in the DB before.
@@ -387,6 +406,7 @@ pub fn crash_run(engine: &str, dir: &Path, run_id: u64, n_loaded: u64, count_bef
         *e = (*e).max(*v);
     }
     let new_keys = want.values().filter(|&&v| v == 1).count() as u64;
+    let journal_bytes = jnl_bytes(dir);
 
     let t0 = Instant::now();
     let e = open_engine(engine, dir)?;
@@ -431,5 +451,6 @@ pub fn crash_run(engine: &str, dir: &Path, run_id: u64, n_loaded: u64, count_bef
         count_expected_min: count_before + new_keys,
         scan_ok,
         note,
+        journal_bytes,
     })
 }

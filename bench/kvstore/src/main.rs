@@ -1,20 +1,28 @@
 //! kvbench: redb vs fjall as Cairn's per-drive metadata store.
 //!
-//! Subcommands:
-//!   all [--secs S] [--keys N] [--dir D] [--engines a,b] [--crash-runs R]
-//!       everything below, one child process per engine, then a summary table
-//!   fsync [--dir D]                      raw disk fsync rate only
-//!   engine NAME [--secs S] [--keys N] [--dir D] [--crash-runs R]
-//!       all phases for one engine; prints `RESULT\t<engine>\t<metric>\t<value>`
-//!   crash-child NAME DIR RUN THREADS MAX_SECS N_LOADED   (internal)
-//!   audit NAME DIR COMMITS                               (internal, run under strace)
+//! `kvbench all` runs everything and prints a markdown report. The machine
+//! is shared with other people's builds, so the engines are measured
+//! *interleaved*: in round r, each measurement runs once per engine, with
+//! the engine order rotated each round. A noisy spell then hits all engines
+//! alike instead of one engine's whole phase. Every write run is preceded by
+//! a 0.5 s raw fsync probe, so it can be read as a ratio against the disk
+//! as it was at that moment.
+//!
+//! Subcommands (all but `all` and `fsync` are used internally):
+//!   all      [--secs S] [--keys N] [--dir D] [--engines a,b,c] [--rounds R]
+//!            [--crash-runs R] [--configs g1,g8,g32,d1,d32] [--short-scans N]
+//!   fsync    [--dir D]                    raw disk fsync rate only
+//!   load     NAME [--keys N] [--dir D]    bulk load one engine's DB
+//!   measure  [--engines ..] [--dir D] ... scans, gets and writes, interleaved
+//!   crash-child NAME DIR RUN THREADS MAX_SECS N_LOADED
+//!   audit    NAME DIR COMMITS             (run under strace)
 
 mod bench;
-mod noise;
 mod engine;
+mod noise;
 mod workload;
 
-use engine::{open_engine, Res, CACHE_BYTES};
+use engine::{open_engine, Engine, Res, CACHE_BYTES};
 use noise::Noise;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,25 +34,47 @@ use workload::{object_key, BUCKETS};
 
 const ENGINES_DEFAULT: &str = "redb,redb-qr,fjall";
 
+#[derive(Clone)]
 struct Opts {
     secs: f64,
     keys: u64,
     dir: PathBuf,
     engines: String,
+    rounds: u64,
     crash_runs: u64,
-    /// Write configs in run order: gN = N writers via the group committer,
-    /// dN = N writers each doing its own durable transaction.
+    /// Write configs: gN = N writers via the group committer, dN = N writers
+    /// each doing its own durable transaction.
     configs: String,
+    short_scans: u64,
+}
+
+impl Opts {
+    fn engine_list(&self) -> Vec<String> {
+        self.engines.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    }
+    fn common_args(&self) -> Vec<String> {
+        vec![
+            "--secs".into(), self.secs.to_string(),
+            "--keys".into(), self.keys.to_string(),
+            "--engines".into(), self.engines.clone(),
+            "--rounds".into(), self.rounds.to_string(),
+            "--configs".into(), self.configs.clone(),
+            "--short-scans".into(), self.short_scans.to_string(),
+            "--dir".into(), self.dir.to_string_lossy().into_owned(),
+        ]
+    }
 }
 
 fn parse_opts(args: &[String]) -> Res<(Opts, Vec<String>)> {
     let mut o = Opts {
-        secs: 10.0,
+        secs: 3.0,
         keys: 1_000_000,
         dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/kvbench-data")),
         engines: ENGINES_DEFAULT.to_string(),
+        rounds: 3,
         crash_runs: 3,
         configs: "g1,g8,g32,d1,d32".to_string(),
+        short_scans: 10_000,
     };
     let mut rest = Vec::new();
     let mut i = 0;
@@ -59,8 +89,10 @@ fn parse_opts(args: &[String]) -> Res<(Opts, Vec<String>)> {
             "--keys" => o.keys = val()?.parse()?,
             "--dir" => o.dir = PathBuf::from(val()?),
             "--engines" => o.engines = val()?,
+            "--rounds" => o.rounds = val()?.parse()?,
             "--crash-runs" => o.crash_runs = val()?.parse()?,
             "--configs" => o.configs = val()?,
+            "--short-scans" => o.short_scans = val()?.parse()?,
             _ => rest.push(a.clone()),
         }
         i += 1;
@@ -83,15 +115,13 @@ fn real_main(args: Vec<String>) -> Res<()> {
         "all" => cmd_all(&opts),
         "fsync" => {
             std::fs::create_dir_all(&opts.dir)?;
-            for (k, v) in raw_fsync(&opts.dir)? {
-                println!("{k}\t{v}");
+            for (k, v) in raw_fsync(&opts.dir, 2.0)? {
+                println!("{k}\t{v:.0}");
             }
             Ok(())
         }
-        "engine" => {
-            let name = rest.first().ok_or("engine NAME")?;
-            cmd_engine(name, &opts)
-        }
+        "load" => cmd_load(rest.first().ok_or("load NAME")?, &opts),
+        "measure" => cmd_measure(&opts),
         "crash-child" => {
             if rest.len() < 6 {
                 return Err("crash-child NAME DIR RUN THREADS MAX_SECS N_LOADED".into());
@@ -119,9 +149,9 @@ fn real_main(args: Vec<String>) -> Res<()> {
         }
         _ => {
             eprintln!(
-                "usage: kvbench all [--secs S] [--keys N] [--dir D] [--engines {ENGINES_DEFAULT}] [--crash-runs R]\n\
-                 \x20      kvbench fsync [--dir D]\n\
-                 \x20      kvbench engine NAME [--secs S] [--keys N] [--dir D] [--crash-runs R]"
+                "usage: kvbench all [--secs S] [--keys N] [--dir D] [--engines {ENGINES_DEFAULT}]\n\
+                 \x20                  [--rounds R] [--crash-runs R] [--configs g1,g8,g32,d1,d32] [--short-scans N]\n\
+                 \x20      kvbench fsync [--dir D]"
             );
             Ok(())
         }
@@ -141,17 +171,18 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// (apparent bytes, allocated bytes) of everything under `p`.
-fn disk_usage(p: &Path) -> (u64, u64) {
+/// (apparent bytes, allocated bytes) of every file under `p` whose name
+/// passes `filter`.
+fn disk_usage_filtered(p: &Path, filter: &dyn Fn(&str) -> bool) -> (u64, u64) {
     let mut a = (0u64, 0u64);
     if let Ok(rd) = std::fs::read_dir(p) {
         for ent in rd.flatten() {
             if let Ok(m) = ent.metadata() {
                 if m.is_dir() {
-                    let (x, y) = disk_usage(&ent.path());
+                    let (x, y) = disk_usage_filtered(&ent.path(), filter);
                     a.0 += x;
                     a.1 += y;
-                } else {
+                } else if filter(&ent.file_name().to_string_lossy()) {
                     a.0 += m.len();
                     a.1 += m.blocks() * 512;
                 }
@@ -161,95 +192,145 @@ fn disk_usage(p: &Path) -> (u64, u64) {
     a
 }
 
+fn disk_usage(p: &Path) -> (u64, u64) {
+    disk_usage_filtered(p, &|_| true)
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-/// Raw disk baseline on `dir`: (a) overwrite the same 4 KiB + fdatasync,
-/// (b) append 4 KiB + fsync. 2 s each.
-fn raw_fsync(dir: &Path) -> Res<Vec<(String, String)>> {
+/// Overwrite the same 4 KiB block + fdatasync, for `secs`. Returns ops/s.
+fn fsync_probe(dir: &Path, secs: f64) -> Res<f64> {
     let path = dir.join("fsync-probe.bin");
-    let _ = std::fs::remove_file(&path);
     let buf = vec![0xA5u8; 4096];
-    let mut out = Vec::new();
-    {
-        let f = std::fs::OpenOptions::new().create(true).read(true).write(true).open(&path)?;
+    let f = std::fs::OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path)?;
+    f.write_all_at(&buf, 0)?;
+    f.sync_all()?;
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < Duration::from_secs_f64(secs) && n < 10_000_000 {
         f.write_all_at(&buf, 0)?;
-        f.sync_all()?;
-        let t0 = Instant::now();
-        let mut n = 0u64;
-        while t0.elapsed() < Duration::from_secs(2) && n < 10_000_000 {
-            f.write_all_at(&buf, 0)?;
-            f.sync_data()?;
-            n += 1;
-        }
-        let s = t0.elapsed().as_secs_f64();
-        out.push(("fsync_overwrite4k_fdatasync_per_s".into(), format!("{:.0}", n as f64 / s)));
+        f.sync_data()?;
+        n += 1;
     }
+    let r = n as f64 / t0.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Ok(r)
+}
+
+/// Raw disk baseline: (a) overwrite 4 KiB + fdatasync, (b) append 4 KiB + fsync.
+fn raw_fsync(dir: &Path, secs: f64) -> Res<Vec<(String, f64)>> {
+    let mut out = vec![("fsync_overwrite4k_fdatasync_per_s".to_string(), fsync_probe(dir, secs)?)];
+    let path = dir.join("fsync-append.bin");
     let _ = std::fs::remove_file(&path);
     {
+        let buf = vec![0xA5u8; 4096];
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
         let t0 = Instant::now();
         let mut n = 0u64;
-        while t0.elapsed() < Duration::from_secs(2) && n < 10_000_000 {
+        while t0.elapsed() < Duration::from_secs_f64(secs) && n < 10_000_000 {
             f.write_all(&buf)?;
             f.sync_all()?;
             n += 1;
         }
-        let s = t0.elapsed().as_secs_f64();
-        out.push(("fsync_append4k_fsync_per_s".into(), format!("{:.0}", n as f64 / s)));
+        out.push(("fsync_append4k_fsync_per_s".into(), n as f64 / t0.elapsed().as_secs_f64()));
     }
     let _ = std::fs::remove_file(&path);
     Ok(out)
 }
 
-fn result(engine: &str, metric: &str, value: impl std::fmt::Display) {
+/// Protocol line from a child process: engine, metric, round ("-" if none), value.
+fn emit(engine: &str, metric: &str, round: Option<u64>, value: impl std::fmt::Display) {
+    let r = round.map_or("-".to_string(), |r| r.to_string());
     let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "RESULT\t{engine}\t{metric}\t{value}");
+    let _ = writeln!(o, "R\t{engine}\t{metric}\t{r}\t{value}");
     let _ = o.flush();
 }
 
-// ------------------------------------------------------------ one engine
+fn first_bucket_prefix() -> Vec<u8> {
+    let mut b: Vec<String> = BUCKETS.iter().map(|b| format!("{b}/")).collect();
+    b.sort();
+    b[0].clone().into_bytes()
+}
 
-fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
+// ------------------------------------------------------------ load (child)
+
+fn cmd_load(name: &str, o: &Opts) -> Res<()> {
     let dir = o.dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let n = o.keys;
     let e = open_engine(name, &dir)?;
     assert_eq!(e.name(), name);
-    let r = |m: &str, v: String| result(name, m, v);
-
-    // 1M-key bulk load (non-durable batches, then made durable).
     eprintln!("[{name}] bulk-loading {n} keys");
+    let nz = Noise::start();
     let t0 = Instant::now();
     let loaded = e.bulk_load(&mut (0..n).map(object_key), 10_000)?;
     let load_s = t0.elapsed().as_secs_f64();
+    let (busy, _) = nz.finish();
     assert_eq!(loaded, n);
-    r("load_keys_per_s", format!("{:.0}", n as f64 / load_s));
+    emit(name, "load_keys_per_s", None, format!("{:.0}", n as f64 / load_s));
+    emit(name, "load_foreign_build_pct", None, format!("{busy:.0}"));
     let (app, alloc) = disk_usage(&dir);
-    r("disk_after_load_apparent_MiB", format!("{:.1}", mib(app)));
-    r("disk_after_load_allocated_MiB", format!("{:.1}", mib(alloc)));
-
-    // Scans.
-    let mut first_bucket = BUCKETS.iter().map(|b| format!("{b}/")).collect::<Vec<_>>();
-    first_bucket.sort();
-    let start = first_bucket[0].as_bytes().to_vec();
-    for pass in 1..=2 {
-        let (s, _) = bench::full_scan(&e, &start)?;
-        eprintln!("[{name}] full scan pass {pass}: {} keys in {:.2}s ordered={}", s.keys, s.secs, s.ordered);
-        r(&format!("full_scan_pass{pass}_keys_per_s"), format!("{:.0}", s.keys as f64 / s.secs));
-        r(&format!("full_scan_pass{pass}_keys"), s.keys.to_string());
-        r(&format!("full_scan_pass{pass}_ordered"), s.ordered.to_string());
+    emit(name, "disk_after_load_apparent_MiB", None, format!("{:.1}", mib(app)));
+    emit(name, "disk_after_load_allocated_MiB", None, format!("{:.1}", mib(alloc)));
+    // One full scan so the RSS figure covers reading as well as loading.
+    let (s, _) = bench::full_scan(&e, &first_bucket_prefix())?;
+    if s.keys != n || !s.ordered {
+        return Err(format!("{name}: after load, scan saw {} keys, ordered={}", s.keys, s.ordered).into());
     }
-    let s = bench::short_scans(&e, 10_000, 1000, n)?;
-    eprintln!("[{name}] 10k short scans: {} keys in {:.2}s ordered={}", s.keys, s.secs, s.ordered);
-    r("short_scans_keys_per_s", format!("{:.0}", s.keys as f64 / s.secs));
-    r("short_scans_per_s", format!("{:.0}", 10_000.0 / s.secs));
-    r("short_scans_ordered", s.ordered.to_string());
-    let (g, gs, ok) = bench::point_gets(&e, 200_000, n)?;
-    r("point_gets_per_s", format!("{:.0}", g as f64 / gs));
-    r("point_gets_all_found", ok.to_string());
+    drop(e);
+    let (app, alloc) = disk_usage(&dir);
+    emit(name, "disk_after_load_closed_apparent_MiB", None, format!("{:.1}", mib(app)));
+    emit(name, "disk_after_load_closed_allocated_MiB", None, format!("{:.1}", mib(alloc)));
+    emit(name, "peak_rss_load_scan_MiB", None, format!("{:.0}", vm_hwm_kib() as f64 / 1024.0));
+    Ok(())
+}
+
+// ------------------------------------------------------------ measure (child)
+
+fn rotated<T: Clone>(v: &[T], r: u64) -> Vec<T> {
+    let k = (r as usize) % v.len().max(1);
+    v[k..].iter().chain(v[..k].iter()).cloned().collect()
+}
+
+fn cmd_measure(o: &Opts) -> Res<()> {
+    let names = o.engine_list();
+    let n = o.keys;
+    let mut engines: Vec<(String, Box<dyn Engine>)> = Vec::new();
+    for name in &names {
+        engines.push((name.clone(), open_engine(name, &o.dir.join(name))?));
+    }
+    let idx: Vec<usize> = (0..engines.len()).collect();
+    let start = first_bucket_prefix();
+
+    // Reads first, on exactly the loaded keys.
+    for round in 0..o.rounds {
+        for &i in &rotated(&idx, round) {
+            let (name, e) = (&engines[i].0, &engines[i].1);
+            let nz = Noise::start();
+            let (s, _) = bench::full_scan(e, &start)?;
+            let ss = bench::short_scans(e, o.short_scans, 1000, n)?;
+            let (g, gs, found) = bench::point_gets(e, 200_000, n)?;
+            let (busy, _) = nz.finish();
+            eprintln!(
+                "[r{round} {name}] full scan {} keys {:.0}/s ordered={}; short scans {:.0} keys/s ordered={}; gets {:.0}/s",
+                s.keys, s.keys as f64 / s.secs, s.ordered, ss.keys as f64 / ss.secs, ss.ordered, g as f64 / gs
+            );
+            let r = Some(round);
+            emit(name, "full_scan_keys_per_s", r, format!("{:.0}", s.keys as f64 / s.secs));
+            emit(name, "full_scan_keys", r, s.keys);
+            emit(name, "full_scan_ordered", r, s.ordered);
+            emit(name, "short_scans_keys_per_s", r, format!("{:.0}", ss.keys as f64 / ss.secs));
+            emit(name, "short_scans_per_s", r, format!("{:.0}", o.short_scans as f64 / ss.secs));
+            emit(name, "short_scans_ordered", r, ss.ordered);
+            emit(name, "point_gets_per_s", r, format!("{:.0}", g as f64 / gs));
+            emit(name, "point_gets_all_found", r, found);
+            emit(name, "reads_foreign_build_pct", r, format!("{busy:.0}"));
+        }
+    }
 
     // Durable PUTs.
     let mut configs: Vec<(usize, bool)> = Vec::new();
@@ -257,84 +338,35 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
         let (g, w) = c.split_at(1);
         configs.push((w.parse()?, g == "g"));
     }
-    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    for (i, (w, group)) in configs.iter().enumerate() {
-        let mut tag = format!("{}_w{w}", if *group { "put_group" } else { "put_direct" });
-        let k = seen.entry(tag.clone()).or_insert(0);
-        *k += 1;
-        if *k > 1 {
-            tag = format!("{tag}_rep{k}");
+    for round in 0..o.rounds {
+        for (ci, (w, group)) in configs.iter().enumerate() {
+            let tag = format!("{}_w{w}", if *group { "put_group" } else { "put_direct" });
+            for &i in &rotated(&idx, round + ci as u64) {
+                let (name, e) = (&engines[i].0, &engines[i].1);
+                let probe = fsync_probe(&o.dir, 0.5)?;
+                let run_id = round * 16 + ci as u64;
+                let nz = Noise::start();
+                let st = bench::run_writers(e, *w, *group, o.secs, run_id, n, 256, None)?;
+                let (busy, _) = nz.finish();
+                let commits = st.batches as f64 / st.secs;
+                eprintln!(
+                    "[r{round} {name}] {tag}: {:.0} acks/s, avg batch {:.1}, {commits:.0} commits/s (disk probe {probe:.0} fdatasync/s), p50 {}us p99 {}us max {}us, foreign build {busy:.0}%",
+                    st.rate(), st.avg_batch(), st.p50_us, st.p99_us, st.max_us
+                );
+                let r = Some(round);
+                emit(name, &format!("{tag}_per_s"), r, format!("{:.0}", st.rate()));
+                emit(name, &format!("{tag}_avg_batch"), r, format!("{:.1}", st.avg_batch()));
+                emit(name, &format!("{tag}_max_batch"), r, st.max_batch_seen);
+                emit(name, &format!("{tag}_commits_per_s"), r, format!("{commits:.0}"));
+                emit(name, &format!("{tag}_disk_probe_fdatasync_per_s"), r, format!("{probe:.0}"));
+                emit(name, &format!("{tag}_commits_over_probe"), r, format!("{:.2}", commits / probe.max(1.0)));
+                emit(name, &format!("{tag}_p50_us"), r, st.p50_us);
+                emit(name, &format!("{tag}_p99_us"), r, st.p99_us);
+                emit(name, &format!("{tag}_max_us"), r, st.max_us);
+                emit(name, &format!("{tag}_foreign_build_pct"), r, format!("{busy:.0}"));
+            }
         }
-        let nz = Noise::start();
-        let st = bench::run_writers(&e, *w, *group, o.secs, i as u64, n, 256, None)?;
-        let (busy, _) = nz.finish();
-        eprintln!(
-            "[{name}] {tag}: {} acks in {:.2}s = {:.0}/s, avg batch {:.1}, p50 {}us p99 {}us",
-            st.acks, st.secs, st.rate(), st.avg_batch(), st.p50_us, st.p99_us
-        );
-        r(&format!("{tag}_per_s"), format!("{:.0}", st.rate()));
-        r(&format!("{tag}_avg_batch"), format!("{:.1}", st.avg_batch()));
-        r(&format!("{tag}_max_batch"), st.max_batch_seen.to_string());
-        r(&format!("{tag}_commits_per_s"), format!("{:.0}", st.batches as f64 / st.secs));
-        r(&format!("{tag}_p50_us"), st.p50_us.to_string());
-        r(&format!("{tag}_p99_us"), st.p99_us.to_string());
-        r(&format!("{tag}_max_us"), st.max_us.to_string());
-        r(&format!("{tag}_foreign_build_pct"), format!("{busy:.0}"));
     }
-    drop(e);
-    let (app, alloc) = disk_usage(&dir);
-    r("disk_after_puts_closed_apparent_MiB", format!("{:.1}", mib(app)));
-    r("disk_after_puts_closed_allocated_MiB", format!("{:.1}", mib(alloc)));
-
-    // Recovery after kill -9.
-    let mut count_before = {
-        let e = open_engine(name, &dir)?;
-        let (s, _) = bench::full_scan(&e, b"")?;
-        s.keys
-    };
-    r("keys_before_crash_runs", count_before.to_string());
-    let mut total_lost = 0;
-    for run in 0..o.crash_runs {
-        eprintln!("[{name}] crash run {} (db holds {count_before} keys)", run + 1);
-        let nz = Noise::start();
-        let c = bench::crash_run(name, &dir, 100 + run, n, count_before, 0x51 + run * 7919)?;
-        let (busy, _) = nz.finish();
-        eprintln!(
-            "[{name}]   open {:.3}s, {} acks ({} keys) lost={} corrupt={} count {} (>= {} expected) scan_ok={} [{}]",
-            c.open_secs, c.ack_lines, c.distinct_keys, c.lost, c.corrupt, c.count_after,
-            c.count_expected_min, c.scan_ok, c.note
-        );
-        let k = run + 1;
-        r(&format!("crash{k}_killed_after_s"), format!("{:.2}", c.killed_after_s));
-        r(&format!("crash{k}_acked_writes"), c.ack_lines.to_string());
-        r(&format!("crash{k}_open_s"), format!("{:.3}", c.open_secs));
-        r(&format!("crash{k}_verify_s"), format!("{:.2}", c.verify_secs));
-        let count_short = c.count_expected_min.saturating_sub(c.count_after);
-        let lost = c.lost + c.corrupt + count_short + u64::from(!c.scan_ok);
-        r(&format!("crash{k}_lost_or_corrupt"), lost.to_string());
-        r(&format!("crash{k}_keys_after"), c.count_after.to_string());
-        r(&format!("crash{k}_note"), c.note.replace('\t', " "));
-        r(&format!("crash{k}_foreign_build_pct"), format!("{busy:.0}"));
-        total_lost += lost;
-        count_before = c.count_after;
-    }
-    r("crash_total_lost_or_corrupt", total_lost.to_string());
-    // Clean open time of the same DB (for comparison with recovery).
-    {
-        let t0 = Instant::now();
-        let e = open_engine(name, &dir)?;
-        r("clean_open_s", format!("{:.3}", t0.elapsed().as_secs_f64()));
-        drop(e);
-    }
-    {
-        let (app, alloc) = disk_usage(&dir);
-        r("disk_final_apparent_MiB", format!("{:.1}", mib(app)));
-        r("disk_final_allocated_MiB", format!("{:.1}", mib(alloc)));
-        r("keys_final", count_before.to_string());
-        r("disk_final_allocated_bytes_per_key", format!("{:.0}", alloc as f64 / count_before.max(1) as f64));
-    }
-    r("peak_rss_MiB", format!("{:.0}", vm_hwm_kib() as f64 / 1024.0));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -343,6 +375,7 @@ fn cmd_engine(name: &str, o: &Opts) -> Res<()> {
 /// fsync-family syscalls per single-key durable commit, counted with
 /// `strace -f -c` as (calls for 300 commits - calls for 0 commits) / 300.
 fn fsync_audit(name: &str, dir: &Path) -> Option<f64> {
+    const SYNCS: [&str; 6] = ["fsync", "fdatasync", "sync_file_range", "msync", "syncfs", "sync"];
     let exe = std::env::current_exe().ok()?;
     let mut counts = Vec::new();
     for commits in [0u64, 300] {
@@ -366,7 +399,7 @@ fn fsync_audit(name: &str, dir: &Path) -> Option<f64> {
         let mut calls = 0u64;
         for l in text.lines() {
             let t: Vec<&str> = l.split_whitespace().collect();
-            if t.len() >= 5 && ["fsync", "fdatasync", "sync_file_range", "msync", "syncfs", "sync"].contains(t.last()?) {
+            if t.len() >= 5 && SYNCS.contains(t.last()?) {
                 calls += t[3].parse::<u64>().unwrap_or(0);
             }
         }
@@ -377,93 +410,197 @@ fn fsync_audit(name: &str, dir: &Path) -> Option<f64> {
 
 // ------------------------------------------------------------ all
 
+/// metric -> engine -> [(round, value)]
+type Table = BTreeMap<String, BTreeMap<String, Vec<(Option<u64>, String)>>>;
+
+struct Collector {
+    table: Table,
+    order: Vec<String>,
+}
+
+impl Collector {
+    fn put(&mut self, engine: &str, metric: &str, round: Option<u64>, v: String) {
+        if !self.order.iter().any(|x| x == metric) {
+            self.order.push(metric.to_string());
+        }
+        self.table.entry(metric.to_string()).or_default().entry(engine.to_string()).or_default().push((round, v));
+    }
+    fn ingest(&mut self, stdout: &[u8]) {
+        for l in String::from_utf8_lossy(stdout).lines() {
+            let t: Vec<&str> = l.splitn(5, '\t').collect();
+            if t.len() == 5 && t[0] == "R" {
+                self.put(t[1], t[2], t[3].parse().ok(), t[4].to_string());
+            }
+        }
+    }
+}
+
+fn run_child(exe: &Path, args: &[String]) -> Res<Vec<u8>> {
+    let out = Command::new(exe).args(args).stdin(Stdio::null()).stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        return Err(format!("child {args:?} failed: {}", out.status).into());
+    }
+    Ok(out.stdout)
+}
+
+fn summarize(vals: &[(Option<u64>, String)]) -> String {
+    let nums: Option<Vec<f64>> = vals.iter().map(|(_, v)| v.parse::<f64>().ok()).collect();
+    match nums {
+        Some(mut x) if x.len() > 1 => {
+            x.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let med = if x.len() % 2 == 1 { x[x.len() / 2] } else { (x[x.len() / 2 - 1] + x[x.len() / 2]) / 2.0 };
+            let f = |v: f64| if v.fract() == 0.0 || v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+            format!("{} ({}–{})", f(med), f(x[0]), f(x[x.len() - 1]))
+        }
+        _ => {
+            let mut u: Vec<&str> = vals.iter().map(|(_, v)| v.as_str()).collect();
+            u.dedup();
+            u.join("; ")
+        }
+    }
+}
+
 fn cmd_all(o: &Opts) -> Res<()> {
     let t_all = Instant::now();
     let _ = std::fs::remove_dir_all(&o.dir);
     std::fs::create_dir_all(&o.dir)?;
-    let engines: Vec<String> = o.engines.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let engines = o.engine_list();
     let exe = std::env::current_exe()?;
-    let mut table: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut put = |eng: &str, m: &str, v: String, table: &mut BTreeMap<String, BTreeMap<String, String>>| {
-        if !order.iter().any(|x| x == m) {
-            order.push(m.to_string());
-        }
-        table.entry(m.to_string()).or_default().insert(eng.to_string(), v);
-    };
+    let mut c = Collector { table: BTreeMap::new(), order: Vec::new() };
+    let all_noise = Noise::start();
 
     eprintln!("== raw disk fsync baseline on {}", o.dir.display());
-    for (k, v) in raw_fsync(&o.dir)? {
-        eprintln!("   {k} = {v}");
-        put("disk", &format!("{k}_before"), v, &mut table);
+    for (k, v) in raw_fsync(&o.dir, 2.0)? {
+        eprintln!("   {k} = {v:.0}");
+        c.put("disk", &format!("{k}_at_start"), None, format!("{v:.0}"));
     }
 
     let have_strace = Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    if have_strace {
+        let mut audit = engines.clone();
+        if engines.iter().any(|e| e == "fjall") {
+            audit.push("fjall-default".into()); // shows that fjall's default does not fsync
+        }
+        for eng in &audit {
+            if let Some(x) = fsync_audit(eng, &o.dir) {
+                eprintln!("== {eng}: {x:.2} fsync-family syscalls per 1-key commit (strace)");
+                c.put(eng, "audit_sync_syscalls_per_commit", None, format!("{x:.2}"));
+            }
+        }
+    }
 
-    if have_strace && engines.iter().any(|e| e == "fjall") {
-        // Shows the pitfall: fjall's default transaction durability does not fsync.
-        if let Some(x) = fsync_audit("fjall-default", &o.dir) {
-            eprintln!("== fjall-default: {x:.2} fsync-family syscalls per commit (strace)");
-            put("fjall-default", "audit_sync_syscalls_per_commit", format!("{x:.2}"), &mut table);
+    // 1. Load each engine's DB in its own process (so peak RSS is its own).
+    for eng in &engines {
+        eprintln!("== load {eng}");
+        let mut args = vec!["load".to_string(), eng.clone()];
+        args.extend(o.common_args());
+        c.ingest(&run_child(&exe, &args)?);
+    }
+
+    // 2. Reads and writes, interleaved across engines.
+    eprintln!("== interleaved reads and writes ({} rounds)", o.rounds);
+    let mut args = vec!["measure".to_string()];
+    args.extend(o.common_args());
+    c.ingest(&run_child(&exe, &args)?);
+    for eng in &engines {
+        let (app, alloc) = disk_usage(&o.dir.join(eng));
+        c.put(eng, "disk_after_puts_closed_apparent_MiB", None, format!("{:.1}", mib(app)));
+        c.put(eng, "disk_after_puts_closed_allocated_MiB", None, format!("{:.1}", mib(alloc)));
+    }
+
+    // 3. kill -9 recovery, interleaved across engines.
+    let mut count: BTreeMap<String, u64> = BTreeMap::new();
+    for eng in &engines {
+        let e = open_engine(eng, &o.dir.join(eng))?;
+        let (s, _) = bench::full_scan(&e, b"")?;
+        count.insert(eng.clone(), s.keys);
+        c.put(eng, "keys_before_crash_runs", None, s.keys.to_string());
+    }
+    let mut lost_total: BTreeMap<String, u64> = BTreeMap::new();
+    for run in 0..o.crash_runs {
+        for eng in rotated(&engines, run) {
+            let dir = o.dir.join(&eng);
+            let before = count[&eng];
+            eprintln!("== crash run {} for {eng} (db holds {before} keys)", run + 1);
+            let nz = Noise::start();
+            let seed = 0x51 + run * 7919 + eng.len() as u64;
+            let r = bench::crash_run(&eng, &dir, 100 + run, o.keys, before, seed)?;
+            let (busy, _) = nz.finish();
+            let short = r.count_expected_min.saturating_sub(r.count_after);
+            let lost = r.lost + r.corrupt + short + u64::from(!r.scan_ok);
+            eprintln!(
+                "   open {:.3}s, {} acked writes ({} keys), lost/corrupt {lost}, count {} (>= {} expected), journal {:.1} MiB, [{}]",
+                r.open_secs, r.ack_lines, r.distinct_keys, r.count_after, r.count_expected_min, mib(r.journal_bytes), r.note
+            );
+            let rr = Some(run);
+            c.put(&eng, "crash_killed_after_s", rr, format!("{:.2}", r.killed_after_s));
+            c.put(&eng, "crash_acked_writes", rr, r.ack_lines.to_string());
+            c.put(&eng, "crash_journal_MiB_at_kill", rr, format!("{:.1}", mib(r.journal_bytes)));
+            c.put(&eng, "crash_open_s", rr, format!("{:.3}", r.open_secs));
+            c.put(&eng, "crash_verify_s", rr, format!("{:.2}", r.verify_secs));
+            c.put(&eng, "crash_lost_or_corrupt", rr, lost.to_string());
+            c.put(&eng, "crash_keys_after", rr, r.count_after.to_string());
+            c.put(&eng, "crash_open_note", rr, r.note.replace(['\t', '|'], " "));
+            c.put(&eng, "crash_foreign_build_pct", rr, format!("{busy:.0}"));
+            *lost_total.entry(eng.clone()).or_insert(0) += lost;
+            count.insert(eng.clone(), r.count_after);
         }
     }
     for eng in &engines {
-        if have_strace {
-            if let Some(x) = fsync_audit(eng, &o.dir) {
-                eprintln!("== {eng}: {x:.2} fsync-family syscalls per 1-key durable commit (strace)");
-                put(eng, "audit_sync_syscalls_per_commit", format!("{x:.2}"), &mut table);
-            }
-        }
-        eprintln!("== engine {eng}");
-        let noise = Noise::start();
+        c.put(eng, "crash_total_lost_or_corrupt", None, lost_total.get(eng).copied().unwrap_or(0).to_string());
+        let dir = o.dir.join(eng);
         let t0 = Instant::now();
-        let out = Command::new(&exe)
-            .args(["engine", eng, "--secs", &o.secs.to_string(), "--keys", &o.keys.to_string(), "--crash-runs", &o.crash_runs.to_string(), "--configs", &o.configs, "--dir"])
-            .arg(&o.dir)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("engine {eng} failed: {}", out.status).into());
-        }
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            let t: Vec<&str> = l.splitn(4, '\t').collect();
-            if t.len() == 4 && t[0] == "RESULT" {
-                put(t[1], t[2], t[3].to_string(), &mut table);
-            }
-        }
-        put(eng, "engine_phase_wall_s", format!("{:.0}", t0.elapsed().as_secs_f64()), &mut table);
-        let (busy, load) = noise.finish();
-        put(eng, "foreign_build_activity_pct_of_phase", format!("{busy:.0}"), &mut table);
-        put(eng, "max_loadavg_1min_in_phase", format!("{load:.2}"), &mut table);
+        let e = open_engine(eng, &dir)?;
+        c.put(eng, "clean_open_s", None, format!("{:.3}", t0.elapsed().as_secs_f64()));
+        drop(e);
+        let (app, alloc) = disk_usage(&dir);
+        let keys = count[eng];
+        c.put(eng, "keys_final", None, keys.to_string());
+        c.put(eng, "disk_final_apparent_MiB", None, format!("{:.1}", mib(app)));
+        c.put(eng, "disk_final_allocated_MiB", None, format!("{:.1}", mib(alloc)));
+        c.put(eng, "disk_final_allocated_bytes_per_key", None, format!("{:.0}", alloc as f64 / keys.max(1) as f64));
     }
 
     eprintln!("== raw disk fsync baseline again");
-    for (k, v) in raw_fsync(&o.dir)? {
-        put("disk", &format!("{k}_after"), v, &mut table);
+    for (k, v) in raw_fsync(&o.dir, 2.0)? {
+        c.put("disk", &format!("{k}_at_end"), None, format!("{v:.0}"));
     }
+    let (busy, load) = all_noise.finish();
     let _ = std::fs::remove_dir_all(&o.dir);
 
+    // Report.
     let mut cols = vec!["disk".to_string()];
     cols.extend(engines.iter().cloned());
-    if table.values().any(|r| r.contains_key("fjall-default")) {
+    if c.table.values().any(|r| r.contains_key("fjall-default")) {
         cols.push("fjall-default".to_string());
     }
     let mut md = String::new();
     md.push_str(&format!(
-        "kvbench all: keys={} secs/run={} crash_runs={} cache={} MiB/engine dir={} total_wall={:.0}s\n\n",
-        o.keys, o.secs, o.crash_runs, CACHE_BYTES >> 20, o.dir.display(), t_all.elapsed().as_secs_f64()
+        "kvbench all: keys={} rounds={} secs/write-run={} crash_runs={} cache={} MiB/engine dir={}\n\
+         total wall {:.0} s; someone else's compiler/linker was running in {busy:.0}% of 0.5 s samples; max 1-min loadavg {load:.2}\n\n\
+         Cells with several samples show median (min–max) over rounds.\n\n",
+        o.keys, o.rounds, o.secs, o.crash_runs, CACHE_BYTES >> 20, o.dir.display(), t_all.elapsed().as_secs_f64()
     ));
     md.push_str(&format!("| metric | {} |\n|---|{}\n", cols.join(" | "), "---|".repeat(cols.len())));
-    for m in &order {
-        let row = &table[m];
-        let cells: Vec<String> = cols.iter().map(|c| row.get(c).cloned().unwrap_or_default()).collect();
+    for m in &c.order {
+        let row = &c.table[m];
+        let cells: Vec<String> = cols.iter().map(|col| row.get(col).map(|v| summarize(v)).unwrap_or_default()).collect();
         md.push_str(&format!("| {m} | {} |\n", cells.join(" | ")));
     }
+    md.push_str("\nRaw samples (metric, engine: value@round ...):\n\n```\n");
+    for m in &c.order {
+        for (eng, vals) in &c.table[m] {
+            if vals.len() > 1 {
+                let s: Vec<String> = vals.iter().map(|(r, v)| format!("{v}@{}", r.map_or("-".into(), |r| r.to_string()))).collect();
+                md.push_str(&format!("{m} {eng}: {}\n", s.join(" ")));
+            }
+        }
+    }
+    md.push_str("```\n");
     println!("{md}");
     let report = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kvbench-report.md");
     if std::fs::write(&report, &md).is_ok() {
-        eprintln!("(table also written to {})", report.display());
+        eprintln!("(report also written to {})", report.display());
     }
     Ok(())
 }

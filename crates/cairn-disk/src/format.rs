@@ -86,7 +86,10 @@ impl Format {
             ));
         }
         if format.slot_of(format.this).is_none() {
-            return Err(format!("drive id {} is not part of its own layout", format.this));
+            return Err(format!(
+                "drive id {} is not part of its own layout",
+                format.this
+            ));
         }
         Ok(format)
     }
@@ -111,7 +114,11 @@ mod tests {
     fn rejects_foreign_and_inconsistent_formats() {
         let mut drive = Format::new_pool(Uuid::new_v4(), 1, 2).for_slot(0, 0);
         drive.this = Uuid::new_v4();
-        assert!(Format::from_json(&drive.to_json()).unwrap_err().contains("not part of its own layout"));
+        assert!(
+            Format::from_json(&drive.to_json())
+                .unwrap_err()
+                .contains("not part of its own layout")
+        );
         let minio = br#"{"version":"1","format":"xl","id":"x"}"#;
         assert!(Format::from_json(minio).is_err());
     }

@@ -113,11 +113,16 @@ impl LocalDisk {
     /// A drive at `root`, offline until [`Disk::connect`]. When `create` is
     /// set, a missing root directory is created; only do that at start-up, so
     /// that an unmounted drive never turns into a directory on the root disk.
-    pub fn new(root: impl Into<PathBuf>, options: LocalDiskOptions, create: bool) -> Result<LocalDisk> {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        options: LocalDiskOptions,
+        create: bool,
+    ) -> Result<LocalDisk> {
         let root = root.into();
         if create && !root.exists() {
-            fs::create_dir_all(&root)
-                .map_err(|e| DiskError::io(format!("creating drive directory {}", root.display()), e))?;
+            fs::create_dir_all(&root).map_err(|e| {
+                DiskError::io(format!("creating drive directory {}", root.display()), e)
+            })?;
         }
         let endpoint = root.display().to_string();
         Ok(LocalDisk {
@@ -169,7 +174,10 @@ impl LocalDisk {
 
     fn shard_path(root: &Path, data_id: Uuid, part: u32) -> PathBuf {
         let id = data_id.simple().to_string();
-        sys_dir(root).join("data").join(&id[..2]).join(format!("{id}.{part}"))
+        sys_dir(root)
+            .join("data")
+            .join(&id[..2])
+            .join(format!("{id}.{part}"))
     }
 }
 
@@ -184,7 +192,10 @@ fn read_format_at(root: &Path) -> Result<Option<Format>> {
             }),
         Err(err) if err.kind() == io::ErrorKind::NotFound => match fs::metadata(root) {
             Ok(meta) if meta.is_dir() => Ok(None),
-            Ok(_) => Err(DiskError::Offline(format!("{} is not a directory", root.display()))),
+            Ok(_) => Err(DiskError::Offline(format!(
+                "{} is not a directory",
+                root.display()
+            ))),
             Err(err) => Err(DiskError::Offline(format!("{}: {err}", root.display()))),
         },
         Err(err) => Err(DiskError::Offline(format!("{}: {err}", path.display()))),
@@ -192,13 +203,18 @@ fn read_format_at(root: &Path) -> Result<Option<Format>> {
 }
 
 fn write_format_at(root: &Path, format: &Format) -> Result<()> {
-    let meta = fs::metadata(root).map_err(|e| DiskError::Offline(format!("{}: {e}", root.display())))?;
+    let meta =
+        fs::metadata(root).map_err(|e| DiskError::Offline(format!("{}: {e}", root.display())))?;
     if !meta.is_dir() {
-        return Err(DiskError::Offline(format!("{} is not a directory", root.display())));
+        return Err(DiskError::Offline(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     let sys = sys_dir(root);
     let tmp = sys.join("tmp");
-    fs::create_dir_all(&tmp).map_err(|e| DiskError::io(format!("creating {}", tmp.display()), e))?;
+    fs::create_dir_all(&tmp)
+        .map_err(|e| DiskError::io(format!("creating {}", tmp.display()), e))?;
     fsync_dir(root).map_err(|e| DiskError::io(format!("syncing {}", root.display()), e))?;
     let staging = tmp.join(format!("format-{}.json", Uuid::new_v4().simple()));
     let result = (|| {
@@ -221,7 +237,10 @@ impl Disk for LocalDisk {
     }
 
     fn is_online(&self) -> bool {
-        matches!(*self.state.read().expect("drive state lock"), State::Online(_))
+        matches!(
+            *self.state.read().expect("drive state lock"),
+            State::Online(_)
+        )
     }
 
     fn offline_reason(&self) -> Option<String> {
@@ -321,7 +340,11 @@ impl Disk for LocalDisk {
 
     async fn commit(&self, op: MetaOp) -> Result<MetaOutcome> {
         let online = self.online()?;
-        online.store.commit(op).await.map_err(|e| self.note_error(e))
+        online
+            .store
+            .commit(op)
+            .await
+            .map_err(|e| self.note_error(e))
     }
 
     async fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
@@ -353,9 +376,11 @@ impl Disk for LocalDisk {
         let result = blocking(move || {
             let dir = path.parent().expect("shard path has a parent").to_owned();
             if !dir.exists() {
-                fs::create_dir_all(&dir).map_err(|e| DiskError::io(format!("creating {}", dir.display()), e))?;
+                fs::create_dir_all(&dir)
+                    .map_err(|e| DiskError::io(format!("creating {}", dir.display()), e))?;
                 let data_dir = dir.parent().expect("fan-out dir has a parent");
-                fsync_dir(data_dir).map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
+                fsync_dir(data_dir)
+                    .map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
             }
             let file = fs::OpenOptions::new()
                 .write(true)
@@ -406,7 +431,9 @@ impl Disk for LocalDisk {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(DiskError::io(format!("removing {}", path.display()), err)),
+                    Err(err) => {
+                        return Err(DiskError::io(format!("removing {}", path.display()), err));
+                    }
                 }
             }
             Ok(())
@@ -448,7 +475,8 @@ impl ShardWriter for LocalShardWriter {
         blocking(move || {
             file.sync_data()
                 .map_err(|e| DiskError::io(format!("syncing {}", self.path.display()), e))?;
-            fsync_dir(&self.dir).map_err(|e| DiskError::io(format!("syncing {}", self.dir.display()), e))?;
+            fsync_dir(&self.dir)
+                .map_err(|e| DiskError::io(format!("syncing {}", self.dir.display()), e))?;
             // A file written into a directory that was since removed is not durable anywhere.
             self.liveness.check()
         })

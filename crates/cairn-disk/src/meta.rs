@@ -153,7 +153,14 @@ mod tests {
             any::<bool>(),
             any::<u64>(),
             "[0-9a-f]{32}(-[0-9]{1,5})?",
-            (1u8..16, 0u8..8, any::<u32>(), any::<u8>(), any::<u8>(), any::<u8>()),
+            (
+                1u8..16,
+                0u8..8,
+                any::<u32>(),
+                any::<u8>(),
+                any::<u8>(),
+                any::<u8>(),
+            ),
             any::<bool>(),
             proptest::collection::vec((1u32..10_000, any::<u64>(), "[0-9a-f]{32}"), 0..4),
             proptest::collection::btree_map("[a-z-]{1,20}", "\\PC{0,40}", 0..5),
@@ -204,12 +211,18 @@ mod tests {
 
     #[test]
     fn bucket_record_round_trips_and_unknown_versions_are_refused() {
-        let record = BucketRecord { name: "photos".into(), created_ns: 42 };
+        let record = BucketRecord {
+            name: "photos".into(),
+            created_ns: 42,
+        };
         let mut bytes = encode(&record);
         assert_eq!(decode::<BucketRecord>("bucket", &bytes).unwrap(), record);
         bytes[0] = 99;
         let err = decode::<BucketRecord>("bucket", &bytes).unwrap_err();
-        assert!(err.to_string().contains("unknown record version 99"), "{err}");
+        assert!(
+            err.to_string().contains("unknown record version 99"),
+            "{err}"
+        );
         assert!(decode::<BucketRecord>("bucket", &[]).is_err());
     }
 }

@@ -13,16 +13,17 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{DiskError, Result};
 use crate::meta::{self, BucketRecord, ObjectRecord, ObjectVersion};
-use crate::{ListEntry, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, RemovedVersion};
+use crate::{
+    ListEntry, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, RemovedVersion,
+};
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
@@ -42,7 +43,7 @@ struct Commit {
 
 pub(crate) struct MetaStore {
     db: Arc<Database>,
-    commits: mpsc::SyncSender<Commit>,
+    commits: mpsc::Sender<Commit>,
 }
 
 fn store_err(err: impl Into<redb::Error>) -> DiskError {
@@ -99,11 +100,11 @@ impl MetaStore {
         }
         txn.commit().map_err(store_err)?;
         let db = Arc::new(db);
-        let (tx, rx) = mpsc::sync_channel(MAX_BATCH * 2);
+        let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
         let committer_db = db.clone();
         std::thread::Builder::new()
             .name("cairn-meta-commit".to_owned())
-            .spawn(move || committer(&committer_db, &rx, &liveness))
+            .spawn(move || committer(&committer_db, &mut rx, &liveness))
             .map_err(|e| DiskError::io("starting the metadata committer", e))?;
         Ok(MetaStore { db, commits: tx })
     }
@@ -111,11 +112,9 @@ impl MetaStore {
     /// Applies `op` durably, batched with concurrent callers into one commit.
     pub(crate) async fn commit(&self, op: MetaOp) -> Result<MetaOutcome> {
         let (reply, rx) = oneshot::channel();
-        let commits = self.commits.clone();
-        // `send` blocks only when the queue is full; keep that off the runtime.
-        tokio::task::spawn_blocking(move || commits.send(Commit { op, reply }))
+        self.commits
+            .send(Commit { op, reply })
             .await
-            .map_err(|e| DiskError::Store(format!("committer queue: {e}")))?
             .map_err(|_| DiskError::Offline("metadata committer stopped".to_owned()))?;
         rx.await
             .map_err(|_| DiskError::Offline("metadata committer stopped".to_owned()))?
@@ -141,10 +140,18 @@ impl MetaStore {
         }
     }
 
-    pub(crate) fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
+    pub(crate) fn read_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: ReadData,
+    ) -> Result<ReadObject> {
         let txn = self.db.begin_read().map_err(store_err)?;
         let objects = txn.open_table(OBJECTS).map_err(store_err)?;
-        let record: ObjectRecord = match objects.get(object_key(bucket, key).as_slice()).map_err(store_err)? {
+        let record: ObjectRecord = match objects
+            .get(object_key(bucket, key).as_slice())
+            .map_err(store_err)?
+        {
             Some(value) => meta::decode("object record", value.value())?,
             None => {
                 let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
@@ -156,7 +163,11 @@ impl MetaStore {
         };
         let data_id = match data {
             ReadData::None => None,
-            ReadData::Latest => record.versions.first().filter(|v| v.inline).map(|v| v.data_id),
+            ReadData::Latest => record
+                .versions
+                .first()
+                .filter(|v| v.inline)
+                .map(|v| v.data_id),
             ReadData::Version(data_id) => Some(data_id),
         };
         let inline = match data_id {
@@ -175,7 +186,11 @@ impl MetaStore {
     pub(crate) fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
         let txn = self.db.begin_read().map_err(store_err)?;
         let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
-        if buckets.get(query.bucket.as_str()).map_err(store_err)?.is_none() {
+        if buckets
+            .get(query.bucket.as_str())
+            .map_err(store_err)?
+            .is_none()
+        {
             return Err(DiskError::BucketNotFound);
         }
         let objects = txn.open_table(OBJECTS).map_err(store_err)?;
@@ -201,18 +216,20 @@ impl MetaStore {
                 Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            let range = objects
-                .range::<&[u8]>((lower, upper))
-                .map_err(store_err)?;
+            let range = objects.range::<&[u8]>((lower, upper)).map_err(store_err)?;
             for entry in range {
                 let (raw_key, value) = entry.map_err(store_err)?;
                 let raw_key = raw_key.value();
-                let key = std::str::from_utf8(&raw_key[base_len..]).map_err(|e| DiskError::Corrupt {
-                    what: "object key",
-                    detail: e.to_string(),
-                })?;
+                let key =
+                    std::str::from_utf8(&raw_key[base_len..]).map_err(|e| DiskError::Corrupt {
+                        what: "object key",
+                        detail: e.to_string(),
+                    })?;
                 if entries.len() == query.limit {
-                    return Ok(ListPage { entries, truncated: true });
+                    return Ok(ListPage {
+                        entries,
+                        truncated: true,
+                    });
                 }
                 if let Some(delimiter) = delimiter
                     && let Some(pos) = key[query.prefix.len()..].find(delimiter)
@@ -239,12 +256,15 @@ impl MetaStore {
             }
             break;
         }
-        Ok(ListPage { entries, truncated: false })
+        Ok(ListPage {
+            entries,
+            truncated: false,
+        })
     }
 }
 
-fn committer(db: &Database, rx: &mpsc::Receiver<Commit>, liveness: &LivenessCheck) {
-    while let Ok(first) = rx.recv() {
+fn committer(db: &Database, rx: &mut mpsc::Receiver<Commit>, liveness: &LivenessCheck) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -380,21 +400,44 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             }
             let start = object_key(name, "");
             let end = prefix_successor(&start).expect("bucket prefix ends with '/'");
-            let range = (Bound::Included(start.as_slice()), Bound::Excluded(end.as_slice()));
-            if !force && tables.objects.range::<&[u8]>(range).map_err(store_err)?.next().is_some() {
+            let range = (
+                Bound::Included(start.as_slice()),
+                Bound::Excluded(end.as_slice()),
+            );
+            if !force
+                && tables
+                    .objects
+                    .range::<&[u8]>(range)
+                    .map_err(store_err)?
+                    .next()
+                    .is_some()
+            {
                 return Err(DiskError::BucketNotEmpty);
             }
             let mut inline_ids = Vec::new();
-            for entry in tables.objects.extract_from_if::<&[u8], _>(range, |_, _| true).map_err(store_err)? {
+            for entry in tables
+                .objects
+                .extract_from_if::<&[u8], _>(range, |_, _| true)
+                .map_err(store_err)?
+            {
                 let (_, value) = entry.map_err(store_err)?;
                 // A record that fails to decode is dropped with its bucket;
                 // its inline data, if any, is left for the scanner.
                 if let Ok(record) = meta::decode::<ObjectRecord>("object record", value.value()) {
-                    inline_ids.extend(record.versions.iter().filter(|v| v.inline).map(|v| v.data_id));
+                    inline_ids.extend(
+                        record
+                            .versions
+                            .iter()
+                            .filter(|v| v.inline)
+                            .map(|v| v.data_id),
+                    );
                 }
             }
             for data_id in inline_ids {
-                tables.inline.remove(data_id.as_bytes().as_slice()).map_err(store_err)?;
+                tables
+                    .inline
+                    .remove(data_id.as_bytes().as_slice())
+                    .map_err(store_err)?;
             }
             tables.buckets.remove(name.as_str()).map_err(store_err)?;
             Ok(MetaOutcome::Done)

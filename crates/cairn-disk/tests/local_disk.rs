@@ -15,7 +15,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("cairn-disk-test-{}", Uuid::new_v4().simple()));
+        let path =
+            std::env::temp_dir().join(format!("cairn-disk-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
@@ -105,17 +106,29 @@ async fn format_connect_and_refuse_other_drives() {
 async fn put_read_replace_delete() {
     let dir = TempDir::new();
     let (disk, _) = formatted_disk(&dir).await;
-    let err = disk.commit(put("nob", "k", version(1, false), None)).await.unwrap_err();
+    let err = disk
+        .commit(put("nob", "k", version(1, false), None))
+        .await
+        .unwrap_err();
     assert!(matches!(err, DiskError::BucketNotFound), "{err}");
     make_bucket(&disk, "b1").await;
     assert!(matches!(
-        disk.commit(MetaOp::MakeBucket(BucketRecord { name: "b1".into(), created_ns: 2 })).await,
+        disk.commit(MetaOp::MakeBucket(BucketRecord {
+            name: "b1".into(),
+            created_ns: 2
+        }))
+        .await,
         Err(DiskError::BucketExists)
     ));
 
     let v1 = version(3, true);
-    disk.commit(put("b1", "a/../x", v1.clone(), Some(b"abc"))).await.unwrap();
-    let read = disk.read_object("b1", "a/../x", ReadData::Latest).await.unwrap();
+    disk.commit(put("b1", "a/../x", v1.clone(), Some(b"abc")))
+        .await
+        .unwrap();
+    let read = disk
+        .read_object("b1", "a/../x", ReadData::Latest)
+        .await
+        .unwrap();
     assert_eq!(read.record.versions, vec![v1.clone()]);
     assert_eq!(read.inline.as_deref(), Some(&b"abc"[..]));
 
@@ -144,7 +157,10 @@ async fn put_read_replace_delete() {
     })
     .await
     .unwrap();
-    let read = disk.read_object("b1", "a/../x", ReadData::Latest).await.unwrap();
+    let read = disk
+        .read_object("b1", "a/../x", ReadData::Latest)
+        .await
+        .unwrap();
     assert_eq!(read.record.versions, vec![v1.clone()]);
     assert_eq!(read.inline.as_deref(), Some(&b"abc"[..]));
 
@@ -173,17 +189,22 @@ async fn listing_orders_keys_and_rolls_up_prefixes() {
     make_bucket(&disk, "b.x").await;
     let keys = ["a.txt", "a/1", "a/2", "a/b/c", "b", "c/", "c/d", "z"];
     for key in keys {
-        disk.commit(put("b", key, version(0, false), None)).await.unwrap();
+        disk.commit(put("b", key, version(0, false), None))
+            .await
+            .unwrap();
     }
-    disk.commit(put("b.x", "a/1", version(0, false), None)).await.unwrap();
+    disk.commit(put("b.x", "a/1", version(0, false), None))
+        .await
+        .unwrap();
 
-    let list = |prefix: &str, start_after: Option<&str>, delimiter: Option<&str>, limit| ListQuery {
-        bucket: "b".into(),
-        prefix: prefix.into(),
-        start_after: start_after.map(str::to_owned),
-        delimiter: delimiter.map(str::to_owned),
-        limit,
-    };
+    let list =
+        |prefix: &str, start_after: Option<&str>, delimiter: Option<&str>, limit| ListQuery {
+            bucket: "b".into(),
+            prefix: prefix.into(),
+            start_after: start_after.map(str::to_owned),
+            delimiter: delimiter.map(str::to_owned),
+            limit,
+        };
     let names = |page: cairn_disk::ListPage| -> Vec<String> {
         page.entries
             .iter()
@@ -198,19 +219,34 @@ async fn listing_orders_keys_and_rolls_up_prefixes() {
     assert!(!page.truncated);
     assert_eq!(names(page), keys);
 
-    let page = disk.list_objects(&list("", None, Some("/"), 100)).await.unwrap();
+    let page = disk
+        .list_objects(&list("", None, Some("/"), 100))
+        .await
+        .unwrap();
     assert_eq!(names(page), ["a.txt", "a/*", "b", "c/*", "z"]);
 
-    let page = disk.list_objects(&list("a/", None, Some("/"), 100)).await.unwrap();
+    let page = disk
+        .list_objects(&list("a/", None, Some("/"), 100))
+        .await
+        .unwrap();
     assert_eq!(names(page), ["a/1", "a/2", "a/b/*"]);
 
     // A marker that is a common prefix skips everything under it.
-    let page = disk.list_objects(&list("", Some("a/"), Some("/"), 100)).await.unwrap();
+    let page = disk
+        .list_objects(&list("", Some("a/"), Some("/"), 100))
+        .await
+        .unwrap();
     assert_eq!(names(page), ["b", "c/*", "z"]);
-    let page = disk.list_objects(&list("", Some("a/1"), Some("/"), 100)).await.unwrap();
+    let page = disk
+        .list_objects(&list("", Some("a/1"), Some("/"), 100))
+        .await
+        .unwrap();
     assert_eq!(names(page), ["b", "c/*", "z"]);
 
-    let page = disk.list_objects(&list("", Some("a/2"), None, 2)).await.unwrap();
+    let page = disk
+        .list_objects(&list("", Some("a/2"), None, 2))
+        .await
+        .unwrap();
     assert!(page.truncated);
     assert_eq!(names(page), ["a/b/c", "b"]);
 
@@ -223,11 +259,22 @@ async fn delete_bucket_refuses_when_not_empty_unless_forced() {
     let dir = TempDir::new();
     let (disk, _) = formatted_disk(&dir).await;
     make_bucket(&disk, "b").await;
-    disk.commit(put("b", "k", version(1, true), Some(b"x"))).await.unwrap();
-    let delete = |force| MetaOp::DeleteBucket { name: "b".into(), force };
-    assert!(matches!(disk.commit(delete(false)).await, Err(DiskError::BucketNotEmpty)));
+    disk.commit(put("b", "k", version(1, true), Some(b"x")))
+        .await
+        .unwrap();
+    let delete = |force| MetaOp::DeleteBucket {
+        name: "b".into(),
+        force,
+    };
+    assert!(matches!(
+        disk.commit(delete(false)).await,
+        Err(DiskError::BucketNotEmpty)
+    ));
     disk.commit(delete(true)).await.unwrap();
-    assert!(matches!(disk.get_bucket("b").await, Err(DiskError::BucketNotFound)));
+    assert!(matches!(
+        disk.get_bucket("b").await,
+        Err(DiskError::BucketNotFound)
+    ));
     assert!(disk.list_buckets().await.unwrap().is_empty());
 }
 
@@ -241,7 +288,8 @@ async fn concurrent_commits_are_all_durable() {
     for i in 0..200 {
         let disk = disk.clone();
         tasks.push(tokio::spawn(async move {
-            disk.commit(put("b", &format!("k{i:03}"), version(1, false), None)).await
+            disk.commit(put("b", &format!("k{i:03}"), version(1, false), None))
+                .await
         }));
     }
     for task in tasks {
@@ -282,8 +330,14 @@ async fn shard_files_round_trip_and_survive_deletion_while_open() {
     let reader = disk.open_shard(data_id, 1).await.unwrap();
     disk.delete_shards(data_id, &[1]).await.unwrap();
     assert_eq!(&reader.read_at(6, 5).await.unwrap()[..], b"world");
-    assert!(matches!(disk.open_shard(data_id, 1).await, Err(DiskError::NotFound)));
-    assert!(reader.read_at(8, 5).await.is_err(), "reading past the end fails");
+    assert!(matches!(
+        disk.open_shard(data_id, 1).await,
+        Err(DiskError::NotFound)
+    ));
+    assert!(
+        reader.read_at(8, 5).await.is_err(),
+        "reading past the end fails"
+    );
 }
 
 #[tokio::test]
@@ -293,7 +347,10 @@ async fn removed_directory_takes_the_drive_offline_and_back() {
     make_bucket(&disk, "b").await;
     let moved = dir.0.join("moved");
     std::fs::rename(dir.0.join("d1"), &moved).unwrap();
-    let err = disk.commit(put("b", "k", version(1, false), None)).await.unwrap_err();
+    let err = disk
+        .commit(put("b", "k", version(1, false), None))
+        .await
+        .unwrap_err();
     assert!(err.is_offline(), "{err}");
     assert!(!disk.is_online());
     assert!(disk.list_buckets().await.unwrap_err().is_offline());
@@ -311,6 +368,9 @@ async fn removed_directory_takes_the_drive_offline_and_back() {
     std::fs::remove_dir_all(dir.0.join("d1")).unwrap();
     assert!(disk.get_bucket("b").await.unwrap_err().is_offline());
     std::fs::create_dir(dir.0.join("d1")).unwrap();
-    assert!(matches!(disk.connect(&format).await, Err(DiskError::Unformatted)));
+    assert!(matches!(
+        disk.connect(&format).await,
+        Err(DiskError::Unformatted)
+    ));
     assert_eq!(disk.read_format().await.unwrap(), None);
 }

@@ -72,7 +72,11 @@ mod tests {
         for idx in [0, HASH_LEN - 1, HASH_LEN, frame.len() - 1] {
             let mut bad = frame.clone();
             bad[idx] ^= 0x40;
-            assert_eq!(BitrotAlgo::DEFAULT.open(&bad), None, "flip at {idx} undetected");
+            assert_eq!(
+                BitrotAlgo::DEFAULT.open(&bad),
+                None,
+                "flip at {idx} undetected"
+            );
         }
         assert_eq!(BitrotAlgo::DEFAULT.open(&frame[..3]), None);
     }

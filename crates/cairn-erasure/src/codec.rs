@@ -327,7 +327,13 @@ mod tests {
     fn payloads(erasure: &Erasure, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         frames
             .iter()
-            .map(|f| erasure.algo().open(f).expect("fresh frame verifies").to_vec())
+            .map(|f| {
+                erasure
+                    .algo()
+                    .open(f)
+                    .expect("fresh frame verifies")
+                    .to_vec()
+            })
             .collect()
     }
 
@@ -371,7 +377,8 @@ mod tests {
         let block: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         let frames = erasure.encode(&block).unwrap();
         assert_eq!(frames.len(), 1);
-        let shards: Vec<Option<Vec<u8>>> = payloads(&erasure, &frames).into_iter().map(Some).collect();
+        let shards: Vec<Option<Vec<u8>>> =
+            payloads(&erasure, &frames).into_iter().map(Some).collect();
         assert_eq!(decode(&mut erasure, &shards, block.len()), block);
     }
 
@@ -380,7 +387,8 @@ mod tests {
         let mut erasure = Erasure::new(1, 1, 1024, BitrotAlgo::DEFAULT).unwrap();
         let block = vec![7u8; 999];
         let frames = erasure.encode(&block).unwrap();
-        let mut shards: Vec<Option<Vec<u8>>> = payloads(&erasure, &frames).into_iter().map(Some).collect();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            payloads(&erasure, &frames).into_iter().map(Some).collect();
         shards[0] = None;
         assert_eq!(decode(&mut erasure, &shards, block.len()), block);
     }
@@ -390,13 +398,22 @@ mod tests {
         let mut erasure = Erasure::new(2, 2, 1024, BitrotAlgo::DEFAULT).unwrap();
         let block = vec![1u8; 1000];
         let frames = erasure.encode(&block).unwrap();
-        let mut shards: Vec<Option<Vec<u8>>> = payloads(&erasure, &frames).into_iter().map(Some).collect();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            payloads(&erasure, &frames).into_iter().map(Some).collect();
         shards[0] = None;
         shards[1] = None;
         shards[3] = None;
         let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
-        let err = erasure.decode_into(&refs, block.len(), &mut Vec::new()).unwrap_err();
-        assert_eq!(err, Error::TooFewShards { available: 1, needed: 2 });
+        let err = erasure
+            .decode_into(&refs, block.len(), &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::TooFewShards {
+                available: 1,
+                needed: 2
+            }
+        );
     }
 
     #[test]
@@ -404,7 +421,8 @@ mod tests {
         let mut erasure = Erasure::new(3, 2, 4096, BitrotAlgo::DEFAULT).unwrap();
         let block: Vec<u8> = (0..4000u32).map(|i| (i * 7) as u8).collect();
         let frames = erasure.encode(&block).unwrap();
-        let mut shards: Vec<Option<Vec<u8>>> = payloads(&erasure, &frames).into_iter().map(Some).collect();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            payloads(&erasure, &frames).into_iter().map(Some).collect();
         shards[1] = None;
         shards[4] = None;
         let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
@@ -412,11 +430,12 @@ mod tests {
     }
 
     fn layouts() -> impl Strategy<Value = (usize, usize)> {
-        (1usize..=16).prop_flat_map(|n| {
-            let max_parity = n / 2;
-            (Just(n), 0..=max_parity)
-        })
-        .prop_map(|(n, parity)| (n - parity, parity))
+        (1usize..=16)
+            .prop_flat_map(|n| {
+                let max_parity = n / 2;
+                (Just(n), 0..=max_parity)
+            })
+            .prop_map(|(n, parity)| (n - parity, parity))
     }
 
     proptest! {

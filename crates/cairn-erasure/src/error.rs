@@ -1,7 +1,9 @@
 /// Errors of the erasure codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("invalid erasure layout: {data_shards} data + {parity_shards} parity shards ({reason})")]
+    #[error(
+        "invalid erasure layout: {data_shards} data + {parity_shards} parity shards ({reason})"
+    )]
     InvalidLayout {
         data_shards: usize,
         parity_shards: usize,

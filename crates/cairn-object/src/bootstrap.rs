@@ -77,7 +77,10 @@ pub fn parity_for(set_size: usize, requested: Option<usize>) -> Result<usize, Bo
 /// Reads, checks and completes the format of every drive, then builds the
 /// object layer. Drives that are unreachable are left offline (the monitor
 /// keeps probing them); drives that belong elsewhere stop the start.
-pub async fn bootstrap(pools: Vec<PoolSpec>, config: ObjectConfig) -> Result<Bootstrapped, BootstrapError> {
+pub async fn bootstrap(
+    pools: Vec<PoolSpec>,
+    config: ObjectConfig,
+) -> Result<Bootstrapped, BootstrapError> {
     let mut deployment_id: Option<Uuid> = None;
     let mut fresh = false;
     let mut built = Vec::with_capacity(pools.len());
@@ -103,7 +106,7 @@ pub async fn bootstrap(pools: Vec<PoolSpec>, config: ObjectConfig) -> Result<Boo
 
     for (pool_idx, (pool, read)) in pools.into_iter().zip(formats).enumerate() {
         let n = pool.drives.len();
-        if pool.set_size == 0 || n % pool.set_size != 0 {
+        if pool.set_size == 0 || !n.is_multiple_of(pool.set_size) {
             return Err(BootstrapError(format!(
                 "pool {}: {n} drives cannot be cut into sets of {}",
                 pool_idx + 1,
@@ -123,7 +126,9 @@ pub async fn bootstrap(pools: Vec<PoolSpec>, config: ObjectConfig) -> Result<Boo
         // The layout most formatted drives agree on is the reference.
         let mut votes: HashMap<(Uuid, Vec<Vec<Uuid>>), usize> = HashMap::new();
         for format in read.iter().flatten().flatten() {
-            *votes.entry((format.deployment_id, format.sets.clone())).or_default() += 1;
+            *votes
+                .entry((format.deployment_id, format.sets.clone()))
+                .or_default() += 1;
         }
         let reference = match votes.into_iter().max_by_key(|(_, count)| *count) {
             Some(((id, sets), _)) => {
@@ -132,7 +137,9 @@ pub async fn bootstrap(pools: Vec<PoolSpec>, config: ObjectConfig) -> Result<Boo
                     sets,
                     ..Format::new_pool(id, 0, 0)
                 };
-                if format.sets.len() != set_count || format.sets.iter().any(|s| s.len() != pool.set_size) {
+                if format.sets.len() != set_count
+                    || format.sets.iter().any(|s| s.len() != pool.set_size)
+                {
                     return Err(BootstrapError(format!(
                         "pool {}: its drives were formatted as {} sets of {} drives, but the command line and settings give {set_count} sets of {}; start with the original drive list and CAIRN_ERASURE_SET_DRIVE_COUNT",
                         pool_idx + 1,
@@ -189,9 +196,10 @@ pub async fn bootstrap(pools: Vec<PoolSpec>, config: ObjectConfig) -> Result<Boo
                             )));
                         }
                         if found.this != want.this || !found.same_layout(&want) {
-                            let found_slot = found
-                                .slot_of(found.this)
-                                .map_or_else(|| "an unknown slot".to_owned(), |(s, d)| slot_name(s, d));
+                            let found_slot = found.slot_of(found.this).map_or_else(
+                                || "an unknown slot".to_owned(),
+                                |(s, d)| slot_name(s, d),
+                            );
                             return Err(BootstrapError(format!(
                                 "drive {} is in the wrong place: its position on the command line is pool {} {} (expected drive id {}), but it holds {} (drive id {}); restore the original drive order",
                                 drive.endpoint(),

@@ -13,7 +13,12 @@ use crate::set::{ErasureSet, describe_errors, fan_out};
 impl ErasureSet {
     /// Deletes the null version of `bucket/key`. Deleting a missing key
     /// succeeds, as in S3.
-    pub(crate) async fn delete_object(&self, shared: &Shared, bucket: &str, key: &str) -> Result<()> {
+    pub(crate) async fn delete_object(
+        &self,
+        shared: &Shared,
+        bucket: &str,
+        key: &str,
+    ) -> Result<()> {
         let write_quorum = self.write_quorum();
         let bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
         let object_guard = shared.locks.write(object_resource(bucket, key)).await?;
@@ -37,7 +42,8 @@ impl ErasureSet {
         }
         if ok < write_quorum {
             // Put back what was removed, with a nil data id that matches nothing.
-            self.revert(bucket, key, Uuid::nil(), &self.disks, &results).await;
+            self.revert(bucket, key, Uuid::nil(), &self.disks, &results)
+                .await;
             return Err(Error::WriteQuorum {
                 ok,
                 needed: write_quorum,

@@ -84,7 +84,11 @@ struct BlockSource {
 impl BlockSource {
     /// Reads and verifies enough shards of block `block_idx`, preferring data
     /// shards, and returns the bytes `within` of the block as chunks.
-    async fn read_block(&mut self, block_idx: u64, within: std::ops::Range<usize>) -> Result<Vec<Bytes>> {
+    async fn read_block(
+        &mut self,
+        block_idx: u64,
+        within: std::ops::Range<usize>,
+    ) -> Result<Vec<Bytes>> {
         let data_shards = self.erasure.data_shards();
         let total = self.erasure.total_shards();
         let block_len = self.erasure.block_len(self.size, block_idx);
@@ -98,7 +102,9 @@ impl BlockSource {
                 break;
             }
             let picks: Vec<usize> = (0..total)
-                .filter(|&idx| !tried[idx] && self.sources[idx].is_some() && !self.bad.contains(&idx))
+                .filter(|&idx| {
+                    !tried[idx] && self.sources[idx].is_some() && !self.bad.contains(&idx)
+                })
                 .take(data_shards - have)
                 .collect();
             if picks.is_empty() {
@@ -120,7 +126,11 @@ impl BlockSource {
                         payloads[idx] = Some(frame.slice(HASH_LEN..));
                     }
                     Ok(_) => {
-                        tracing::warn!(shard = idx, block = block_idx, "bitrot detected: shard hash mismatch");
+                        tracing::warn!(
+                            shard = idx,
+                            block = block_idx,
+                            "bitrot detected: shard hash mismatch"
+                        );
                         self.bad.insert(idx);
                     }
                     Err(err) => {
@@ -158,7 +168,12 @@ impl BlockSource {
 }
 
 impl ErasureSet {
-    pub(crate) async fn head_object(&self, shared: &Shared, bucket: &str, key: &str) -> Result<ObjectInfo> {
+    pub(crate) async fn head_object(
+        &self,
+        shared: &Shared,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ObjectInfo> {
         let _guard = shared.locks.read(object_resource(bucket, key)).await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         Ok(object_info(bucket, key, &resolved.version))
@@ -184,8 +199,12 @@ impl ErasureSet {
         drop(guard);
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let version = &resolved.version;
-        let algo = BitrotAlgo::from_id(version.erasure.bitrot)
-            .ok_or_else(|| Error::Internal(format!("unknown bitrot algorithm {}", version.erasure.bitrot)))?;
+        let algo = BitrotAlgo::from_id(version.erasure.bitrot).ok_or_else(|| {
+            Error::Internal(format!(
+                "unknown bitrot algorithm {}",
+                version.erasure.bitrot
+            ))
+        })?;
         let erasure = Erasure::new(
             usize::from(version.erasure.data_shards),
             usize::from(version.erasure.parity_shards),
@@ -252,9 +271,15 @@ impl ErasureSet {
 
     /// Opens every shard of the resolved version that its holders have;
     /// returns them by shard index, and how many drives held the version.
-    async fn open_sources(&self, bucket: &str, key: &str, resolved: &Resolved) -> Result<(Vec<Option<Source>>, usize)> {
+    async fn open_sources(
+        &self,
+        bucket: &str,
+        key: &str,
+        resolved: &Resolved,
+    ) -> Result<(Vec<Option<Source>>, usize)> {
         let version = &resolved.version;
-        let total = usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
+        let total =
+            usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
         let data_shards = usize::from(version.erasure.data_shards);
         let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
         let holders = resolved.holders();
@@ -266,14 +291,19 @@ impl ErasureSet {
             for (slot, shard) in resolved.shard_of_slot.iter().enumerate() {
                 let Some(shard) = *shard else { continue };
                 match &resolved.inline[slot] {
-                    Some(bytes) if shard < total => sources[shard] = Some(Source::Inline(bytes.clone())),
+                    Some(bytes) if shard < total => {
+                        sources[shard] = Some(Source::Inline(bytes.clone()))
+                    }
                     _ => missing.push((slot, shard)),
                 }
             }
             let have = sources.iter().filter(|s| s.is_some()).count();
             if have < data_shards && !missing.is_empty() {
                 let data = ReadData::Version(version.data_id);
-                let disks: Vec<Arc<dyn Disk>> = missing.iter().map(|(slot, _)| self.disks[*slot].clone()).collect();
+                let disks: Vec<Arc<dyn Disk>> = missing
+                    .iter()
+                    .map(|(slot, _)| self.disks[*slot].clone())
+                    .collect();
                 let reads = fan_out(&disks, |_, disk| disk.read_object(bucket, key, data)).await;
                 for ((_, shard), read) in missing.into_iter().zip(reads) {
                     if let Ok(read) = read
@@ -308,7 +338,9 @@ impl ErasureSet {
             return Err(Error::ReadQuorum {
                 ok: available,
                 needed: data_shards,
-                errors: vec![format!("only {available} of the object's shards could be opened")],
+                errors: vec![format!(
+                    "only {available} of the object's shards could be opened"
+                )],
             });
         }
         Ok((sources, holders))

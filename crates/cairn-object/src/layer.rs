@@ -13,7 +13,10 @@ use crate::list::{Listed, MergedLister, SetLister};
 use crate::nslock::{NsLocks, bucket_resource};
 use crate::placement::Placement;
 use crate::set::{ErasureSet, describe_errors, fan_out};
-use crate::types::{BodyStream, BucketInfo, ByteRange, ListOptions, ListResult, ObjectConfig, ObjectInfo, PutOptions, SetHealth};
+use crate::types::{
+    BodyStream, BucketInfo, ByteRange, ListOptions, ListResult, ObjectConfig, ObjectInfo,
+    PutOptions, SetHealth,
+};
 
 /// Modification times: wall clock in nanoseconds, strictly increasing within
 /// this process so that two writes never tie.
@@ -23,7 +26,9 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new() -> Clock {
-        Clock { last: AtomicI64::new(0) }
+        Clock {
+            last: AtomicI64::new(0),
+        }
     }
 
     pub(crate) fn now_ns(&self) -> i64 {
@@ -34,7 +39,10 @@ impl Clock {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = wall.max(last + 1);
-            match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return next,
                 Err(current) => last = current,
             }
@@ -111,7 +119,10 @@ impl ObjectLayer {
     }
 
     fn set_in_pool(&self, pool: &Pool, bucket: &str, key: &str) -> Arc<ErasureSet> {
-        let idx = self.shared.placement.set_index(bucket, key, pool.sets.len());
+        let idx = self
+            .shared
+            .placement
+            .set_index(bucket, key, pool.sets.len());
         pool.sets[idx].clone()
     }
 
@@ -121,8 +132,17 @@ impl ObjectLayer {
         if self.pools.len() == 1 {
             return Ok(self.set_in_pool(&self.pools[0], bucket, key));
         }
-        let candidates: Vec<Arc<ErasureSet>> = self.pools.iter().map(|p| self.set_in_pool(p, bucket, key)).collect();
-        let heads = join_all(candidates.iter().map(|set| set.head_object(&self.shared, bucket, key))).await;
+        let candidates: Vec<Arc<ErasureSet>> = self
+            .pools
+            .iter()
+            .map(|p| self.set_in_pool(p, bucket, key))
+            .collect();
+        let heads = join_all(
+            candidates
+                .iter()
+                .map(|set| set.head_object(&self.shared, bucket, key)),
+        )
+        .await;
         let mut newest: Option<(i64, usize)> = None;
         for (idx, head) in heads.iter().enumerate() {
             if let Ok(info) = head
@@ -287,13 +307,24 @@ impl ObjectLayer {
         Ok(())
     }
 
-    pub async fn put_object(&self, bucket: &str, key: &str, body: BodyStream, opts: PutOptions) -> Result<ObjectInfo> {
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        opts: PutOptions,
+    ) -> Result<ObjectInfo> {
         check_object_key(key)?;
         let set = self.set_for(bucket, key, true).await?;
         set.put_object(&self.shared, bucket, key, body, opts).await
     }
 
-    pub async fn get_object(&self, bucket: &str, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<GetObject> {
         check_object_key(key)?;
         let set = self.set_for(bucket, key, false).await?;
         set.get_object(&self.shared, bucket, key, range).await
@@ -317,7 +348,10 @@ impl ObjectLayer {
             self.bucket_info(bucket).await?;
             return Ok(result);
         }
-        let listers = self.all_sets().map(|set| SetLister::new(set, bucket, opts)).collect();
+        let listers = self
+            .all_sets()
+            .map(|set| SetLister::new(set, bucket, opts))
+            .collect();
         let mut merged = MergedLister::new(listers);
         let mut count = 0;
         while count < opts.max_keys {
@@ -347,7 +381,19 @@ mod tests {
         for good in ["abc", "my-bucket.2024", "a1b", &"a".repeat(63)] {
             assert!(check_bucket_name(good).is_ok(), "{good}");
         }
-        for bad in ["ab", "ABC", "a_b", "-ab", "ab-", "a..b", "a.-b", "192.168.1.1", &"a".repeat(64), ".cairn.sys", ""] {
+        for bad in [
+            "ab",
+            "ABC",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            &"a".repeat(64),
+            ".cairn.sys",
+            "",
+        ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }
@@ -355,7 +401,10 @@ mod tests {
     #[test]
     fn keys_up_to_1024_bytes() {
         assert!(check_object_key(&"k".repeat(1024)).is_ok());
-        assert!(matches!(check_object_key(&"k".repeat(1025)), Err(Error::KeyTooLong { len: 1025 })));
+        assert!(matches!(
+            check_object_key(&"k".repeat(1025)),
+            Err(Error::KeyTooLong { len: 1025 })
+        ));
         assert!(check_object_key("").is_err());
         assert!(check_object_key("../../etc/passwd").is_ok());
     }

@@ -32,6 +32,6 @@ pub use get::{GetObject, ObjectStream};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
 pub use monitor::{heal_fresh_drives, spawn_drive_monitor};
 pub use types::{
-    BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE, ObjectConfig,
-    ObjectInfo, PutOptions, SetHealth, default_parity,
+    BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,
+    ObjectConfig, ObjectInfo, PutOptions, SetHealth, default_parity,
 };

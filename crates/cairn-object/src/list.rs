@@ -110,7 +110,11 @@ impl SetLister {
             return Err(Error::ReadQuorum {
                 ok: answering,
                 needed: self.read_quorum,
-                errors: self.cursors.iter().filter_map(|c| c.failed.clone()).collect(),
+                errors: self
+                    .cursors
+                    .iter()
+                    .filter_map(|c| c.failed.clone())
+                    .collect(),
             });
         }
         Ok(())
@@ -144,7 +148,10 @@ impl SetLister {
 
     /// Decides whether an entry that some drives listed is visible.
     fn resolve_entry(&self, name: &str, found: Vec<Option<ListEntry>>) -> Option<Listed> {
-        let is_prefix = found.iter().flatten().any(|e| matches!(e, ListEntry::Prefix(_)));
+        let is_prefix = found
+            .iter()
+            .flatten()
+            .any(|e| matches!(e, ListEntry::Prefix(_)));
         if is_prefix {
             let count = found.iter().flatten().count();
             return (count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned()));
@@ -153,7 +160,10 @@ impl SetLister {
             .into_iter()
             .zip(&self.cursors)
             .map(|(entry, cursor)| match entry {
-                Some(ListEntry::Object { record, .. }) => Ok(ReadObject { record, inline: None }),
+                Some(ListEntry::Object { record, .. }) => Ok(ReadObject {
+                    record,
+                    inline: None,
+                }),
                 _ if cursor.failed.is_some() => Err(DiskError::Offline(String::new())),
                 _ => Err(DiskError::NotFound),
             })
@@ -161,9 +171,9 @@ impl SetLister {
         // An entry without a readable version is left out: it is a write
         // that never reached quorum, or unreadable until drives return.
         match resolve(&self.disks, self.read_quorum, ReadData::None, reads) {
-            Ok(Some(resolved)) if !resolved.version.delete_marker => {
-                Some(Listed::Object(object_info(&self.bucket, name, &resolved.version)))
-            }
+            Ok(Some(resolved)) if !resolved.version.delete_marker => Some(Listed::Object(
+                object_info(&self.bucket, name, &resolved.version),
+            )),
             _ => None,
         }
     }
@@ -194,7 +204,13 @@ impl MergedLister {
             }
             self.primed = true;
         }
-        let Some(min) = self.heads.iter().flatten().map(|l| l.name().to_owned()).min() else {
+        let Some(min) = self
+            .heads
+            .iter()
+            .flatten()
+            .map(|l| l.name().to_owned())
+            .min()
+        else {
             return Ok(None);
         };
         let mut chosen: Option<Listed> = None;
@@ -205,7 +221,11 @@ impl MergedLister {
                 chosen = match (chosen, entry) {
                     // The same key in two pools: the newest wins.
                     (Some(Listed::Object(a)), Listed::Object(b)) => {
-                        Some(Listed::Object(if b.mod_time_ns > a.mod_time_ns { b } else { a }))
+                        Some(Listed::Object(if b.mod_time_ns > a.mod_time_ns {
+                            b
+                        } else {
+                            a
+                        }))
                     }
                     (Some(Listed::Object(a)), Listed::Prefix(_)) => Some(Listed::Object(a)),
                     (_, entry) => Some(entry),

@@ -12,7 +12,10 @@ use crate::layer::ObjectLayer;
 use crate::set::{ErasureSet, fan_out};
 
 /// Probes every offline drive at the configured interval until `shutdown` turns true.
-pub fn spawn_drive_monitor(layer: Arc<ObjectLayer>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn_drive_monitor(
+    layer: Arc<ObjectLayer>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_reason: HashMap<String, String> = HashMap::new();
         let interval = layer.shared.config.monitor_interval;

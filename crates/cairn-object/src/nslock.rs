@@ -41,7 +41,9 @@ pub(crate) struct NsGuard {
 impl Drop for NsGuard {
     fn drop(&mut self) {
         self.held.take();
-        let mut map = self.shards[shard_of(&self.resource)].lock().expect("lock map");
+        let mut map = self.shards[shard_of(&self.resource)]
+            .lock()
+            .expect("lock map");
         if let Some(lock) = map.get(&self.resource)
             && Arc::strong_count(lock) == 1
         {

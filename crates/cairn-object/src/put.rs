@@ -277,9 +277,9 @@ impl ErasureSet {
             BitrotAlgo::DEFAULT,
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let inline = opts
-            .size
-            .is_some_and(|size| erasure.shard_file_size(size) <= shared.config.inline_threshold as u64);
+        let inline = opts.size.is_some_and(|size| {
+            erasure.shard_file_size(size) <= shared.config.inline_threshold as u64
+        });
         let mut encoder = Encoder {
             erasure: Some(erasure),
             md5: Some(Md5::new()),
@@ -351,7 +351,8 @@ impl ErasureSet {
         if let Some(results) = &file_results {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             if ok < write_quorum {
-                self.delete_shards_on(&disks_by_shard, data_id, results).await;
+                self.delete_shards_on(&disks_by_shard, data_id, results)
+                    .await;
                 return Err(Error::WriteQuorum {
                     ok,
                     needed: write_quorum,
@@ -381,7 +382,9 @@ impl ErasureSet {
             (Some(shards), _) => shards
                 .into_iter()
                 .enumerate()
-                .map(|(shard_idx, frames)| Some((erasure_meta(shard_idx), Some(Bytes::from(frames)))))
+                .map(|(shard_idx, frames)| {
+                    Some((erasure_meta(shard_idx), Some(Bytes::from(frames))))
+                })
                 .collect(),
             (None, Some(results)) => results
                 .iter()
@@ -395,7 +398,8 @@ impl ErasureSet {
             .await;
         if committed.is_err() && file_results.is_some() {
             let all_ok: Vec<Result<(), DiskError>> = (0..n).map(|_| Ok(())).collect();
-            self.delete_shards_on(&disks_by_shard, data_id, &all_ok).await;
+            self.delete_shards_on(&disks_by_shard, data_id, &all_ok)
+                .await;
         }
         committed
     }
@@ -441,7 +445,8 @@ impl ErasureSet {
                 .iter()
                 .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
                 .count();
-            self.revert(bucket, key, version.data_id, disks_by_shard, &results).await;
+            self.revert(bucket, key, version.data_id, disks_by_shard, &results)
+                .await;
             drop((object_guard, bucket_guard));
             if bucket_missing >= write_quorum {
                 return Err(Error::BucketNotFound);
@@ -476,7 +481,9 @@ impl ErasureSet {
         let reverts = fan_out(disks, |idx, disk| {
             let previous = results[idx].as_ref().ok().cloned();
             async move {
-                let Some(previous) = previous else { return Ok(()) };
+                let Some(previous) = previous else {
+                    return Ok(());
+                };
                 disk.commit(MetaOp::RevertPut {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
@@ -496,7 +503,12 @@ impl ErasureSet {
     }
 
     /// Deletes shard files of `data_id` on the drives whose result is `Ok`.
-    async fn delete_shards_on<T>(&self, disks: &[Arc<dyn Disk>], data_id: Uuid, results: &[Result<T, DiskError>]) {
+    async fn delete_shards_on<T>(
+        &self,
+        disks: &[Arc<dyn Disk>],
+        data_id: Uuid,
+        results: &[Result<T, DiskError>],
+    ) {
         fan_out(disks, |idx, disk| {
             let wrote = results[idx].is_ok();
             async move {
@@ -512,7 +524,10 @@ impl ErasureSet {
 }
 
 /// Deletes the shard files of versions a commit replaced, drive by drive.
-pub(crate) async fn delete_replaced(disks: &[Arc<dyn Disk>], results: &[Result<Vec<RemovedVersion>, DiskError>]) {
+pub(crate) async fn delete_replaced(
+    disks: &[Arc<dyn Disk>],
+    results: &[Result<Vec<RemovedVersion>, DiskError>],
+) {
     fan_out(disks, |idx, disk| {
         let removed: Vec<RemovedVersion> = results[idx].as_ref().map(|r| r.clone()).unwrap_or_default();
         async move {

@@ -31,7 +31,10 @@ pub(crate) fn write_quorum(data_shards: usize, parity_shards: usize) -> usize {
 }
 
 /// Runs `op` on every drive at once; results come back in slot order.
-pub(crate) async fn fan_out<'a, T, F, Fut>(disks: &'a [Arc<dyn Disk>], op: F) -> Vec<Result<T, DiskError>>
+pub(crate) async fn fan_out<'a, T, F, Fut>(
+    disks: &'a [Arc<dyn Disk>],
+    op: F,
+) -> Vec<Result<T, DiskError>>
 where
     F: Fn(usize, &'a Arc<dyn Disk>) -> Fut,
     Fut: Future<Output = Result<T, DiskError>>,
@@ -40,11 +43,18 @@ where
 }
 
 /// Describes the per-drive failures of a fan-out, for error messages and logs.
-pub(crate) fn describe_errors<T>(disks: &[Arc<dyn Disk>], results: &[Result<T, DiskError>]) -> Vec<String> {
+pub(crate) fn describe_errors<T>(
+    disks: &[Arc<dyn Disk>],
+    results: &[Result<T, DiskError>],
+) -> Vec<String> {
     results
         .iter()
         .zip(disks)
-        .filter_map(|(res, disk)| res.as_ref().err().map(|err| format!("{}: {err}", disk.endpoint())))
+        .filter_map(|(res, disk)| {
+            res.as_ref()
+                .err()
+                .map(|err| format!("{}: {err}", disk.endpoint()))
+        })
         .collect()
 }
 
@@ -136,7 +146,12 @@ impl ErasureSet {
     }
 
     /// Reads an object's metadata from every drive and resolves it.
-    pub(crate) async fn read_resolved(&self, bucket: &str, key: &str, data: ReadData) -> Result<Resolved> {
+    pub(crate) async fn read_resolved(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: ReadData,
+    ) -> Result<Resolved> {
         let reads = fan_out(&self.disks, |_, disk| disk.read_object(bucket, key, data)).await;
         match resolve(&self.disks, self.read_quorum(), data, reads)? {
             Some(resolved) => Ok(resolved),
@@ -188,9 +203,9 @@ pub(crate) fn resolve(
         .max_by_key(|(identity, _)| **identity)
         .map(|(identity, (_, version))| (*identity, version.clone()));
     let Some((identity, version)) = best else {
-        let hidden = groups
-            .values()
-            .any(|(count, version)| count + unanswered >= usize::from(version.erasure.data_shards).max(1));
+        let hidden = groups.values().any(|(count, version)| {
+            count + unanswered >= usize::from(version.erasure.data_shards).max(1)
+        });
         if answered + bucket_missing < read_quorum || hidden {
             return Err(Error::ReadQuorum {
                 ok: answered,
@@ -204,13 +219,22 @@ pub(crate) fn resolve(
     let mut inline = vec![None; n];
     for (slot, read) in reads.into_iter().enumerate() {
         let Ok(read) = read else { continue };
-        let Some(held) = read.record.versions.iter().find(|v| v.identity() == identity) else {
+        let Some(held) = read
+            .record
+            .versions
+            .iter()
+            .find(|v| v.identity() == identity)
+        else {
             continue;
         };
         shard_of_slot[slot] = Some(usize::from(held.erasure.shard_index));
         let data_is_this_version = match data {
             ReadData::None => false,
-            ReadData::Latest => read.record.versions.first().is_some_and(|v| v.identity() == identity),
+            ReadData::Latest => read
+                .record
+                .versions
+                .first()
+                .is_some_and(|v| v.identity() == identity),
             ReadData::Version(data_id) => data_id == identity.data_id,
         };
         if held.inline && data_is_this_version {

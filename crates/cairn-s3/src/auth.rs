@@ -52,7 +52,10 @@ impl S3Auth for RootAuth {
 pub(crate) fn precheck(headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else {
-            return Some(s3_error!(AuthorizationHeaderMalformed, "The authorization header is malformed"));
+            return Some(s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed"
+            ));
         };
         if let Some(rest) = value.strip_prefix("AWS4-HMAC-SHA256 ") {
             return check_v4_header(rest).err();
@@ -63,7 +66,9 @@ pub(crate) fn precheck(headers: &HeaderMap, query: Option<&str>) -> Option<S3Err
         return Some(s3_error!(AccessDenied, "Unsupported Authorization Type"));
     }
     let query = query?;
-    let expires = query.split('&').find_map(|pair| pair.strip_prefix("X-Amz-Expires="))?;
+    let expires = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Expires="))?;
     match expires.parse::<u64>() {
         Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => None,
         Ok(_) => Some(s3_error!(
@@ -80,7 +85,12 @@ pub(crate) fn precheck(headers: &HeaderMap, query: Option<&str>) -> Option<S3Err
 /// Checks the shape of `Credential=AK/DATE/REGION/s3/aws4_request,
 /// SignedHeaders=a;b, Signature=<64 hex>`.
 fn check_v4_header(rest: &str) -> S3Result<()> {
-    let malformed = |what: &str| s3_error!(AuthorizationHeaderMalformed, "The authorization header is malformed; {what}");
+    let malformed = |what: &str| {
+        s3_error!(
+            AuthorizationHeaderMalformed,
+            "The authorization header is malformed; {what}"
+        )
+    };
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
@@ -98,7 +108,9 @@ fn check_v4_header(rest: &str) -> S3Result<()> {
     let credential = credential.ok_or_else(|| malformed("missing Credential"))?;
     let fields: Vec<&str> = credential.split('/').collect();
     if fields.len() != 5 || fields[0].is_empty() || fields[4] != "aws4_request" {
-        return Err(malformed("the Credential is not ACCESSKEY/DATE/REGION/SERVICE/aws4_request"));
+        return Err(malformed(
+            "the Credential is not ACCESSKEY/DATE/REGION/SERVICE/aws4_request",
+        ));
     }
     if fields[1].len() != 8 || !fields[1].bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("the Credential date is not YYYYMMDD"));
@@ -145,7 +157,9 @@ mod tests {
             Some(S3ErrorCode::SignatureDoesNotMatch)
         );
         assert_eq!(
-            check("AWS4-HMAC-SHA256 Credential=AK/2026/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=aa"),
+            check(
+                "AWS4-HMAC-SHA256 Credential=AK/2026/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=aa"
+            ),
             Some(S3ErrorCode::AuthorizationHeaderMalformed)
         );
     }

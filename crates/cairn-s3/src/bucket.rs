@@ -1,9 +1,9 @@
 //! CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation.
 
 use s3s::dto::{
-    Bucket, BucketLocationConstraint, CreateBucketInput, CreateBucketOutput, DeleteBucketInput, DeleteBucketOutput,
-    GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput, HeadBucketOutput, ListBucketsInput,
-    ListBucketsOutput,
+    Bucket, BucketLocationConstraint, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
+    DeleteBucketOutput, GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput,
+    HeadBucketOutput, ListBucketsInput, ListBucketsOutput,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -18,7 +18,10 @@ impl CairnS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let input = req.input;
         if input.object_lock_enabled_for_bucket == Some(true) {
-            return Err(s3_error!(NotImplemented, "Object Lock is not supported yet"));
+            return Err(s3_error!(
+                NotImplemented,
+                "Object Lock is not supported yet"
+            ));
         }
         if let Some(constraint) = input
             .create_bucket_configuration
@@ -36,14 +39,23 @@ impl CairnS3 {
                 ));
             }
         }
-        self.layer.make_bucket(&input.bucket).await.map_err(s3_err)?;
+        self.layer
+            .make_bucket(&input.bucket)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
         }))
     }
 
-    pub(crate) async fn do_head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.layer.bucket_info(&req.input.bucket).await.map_err(s3_err)?;
+    pub(crate) async fn do_head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.layer
+            .bucket_info(&req.input.bucket)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(HeadBucketOutput {
             bucket_region: Some(self.region.clone()),
             ..Default::default()
@@ -54,7 +66,10 @@ impl CairnS3 {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.layer.delete_bucket(&req.input.bucket).await.map_err(s3_err)?;
+        self.layer
+            .delete_bucket(&req.input.bucket)
+            .await
+            .map_err(s3_err)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -84,9 +99,15 @@ impl CairnS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.layer.bucket_info(&req.input.bucket).await.map_err(s3_err)?;
+        self.layer
+            .bucket_info(&req.input.bucket)
+            .await
+            .map_err(s3_err)?;
         // S3 answers an empty constraint for us-east-1.
-        let location_constraint = (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+        let location_constraint = (self.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
     }
 }

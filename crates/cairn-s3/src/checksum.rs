@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use cairn_object::BodyStream;
 use futures::Stream;
 use http::HeaderMap;
 use s3s::checksum::ChecksumHasher;
@@ -75,7 +76,10 @@ impl ChecksumPlan {
             }
         }
         if expected.len() > 1 {
-            return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header"));
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header"
+            ));
         }
         let mut trailers = Vec::new();
         if let Some(value) = headers.get("x-amz-trailer") {
@@ -94,7 +98,10 @@ impl ChecksumPlan {
             }
         }
         if expected.len() + trailers.len() > 1 {
-            return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header"));
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header"
+            ));
         }
         Ok(ChecksumPlan { expected, trailers })
     }
@@ -134,7 +141,7 @@ impl ChecksumBody {
         inner: StreamingBlob,
         plan: ChecksumPlan,
         trailing: Option<TrailingHeaders>,
-    ) -> (Pin<Box<dyn Stream<Item = Result<Bytes, cairn_object::BodyError>> + Send>>, Verified) {
+    ) -> (BodyStream, Verified) {
         let verified = Verified::default();
         if plan.is_empty() {
             return (Box::pin(inner), verified);
@@ -157,14 +164,25 @@ impl ChecksumBody {
     }
 
     fn verify(&mut self) -> Result<(), S3Error> {
-        let computed = self.hasher.take().map(ChecksumHasher::finalize).unwrap_or_default();
+        let computed = self
+            .hasher
+            .take()
+            .map(ChecksumHasher::finalize)
+            .unwrap_or_default();
         let mut expected = self.plan.expected.clone();
         if !self.plan.trailers.is_empty() {
-            let trailers = self.trailing.as_ref().and_then(TrailingHeaders::take).unwrap_or_default();
+            let trailers = self
+                .trailing
+                .as_ref()
+                .and_then(TrailingHeaders::take)
+                .unwrap_or_default();
             for algo in &self.plan.trailers {
                 let name = format!("x-amz-checksum-{algo}");
                 let Some(value) = trailers.get(name.as_str()).and_then(|v| v.to_str().ok()) else {
-                    return Err(s3_error!(InvalidRequest, "The trailer {name} was announced but not sent"));
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The trailer {name} was announced but not sent"
+                    ));
                 };
                 check_format(algo, value)?;
                 expected.push((algo, value.to_owned()));
@@ -172,7 +190,9 @@ impl ChecksumBody {
         }
         let mut verified = self.verified.lock().expect("checksum slot");
         for (algo, value) in expected {
-            let Some(actual) = get(&computed, algo) else { continue };
+            let Some(actual) = get(&computed, algo) else {
+                continue;
+            };
             if *actual != value {
                 return Err(s3_error!(
                     BadDigest,
@@ -227,9 +247,7 @@ mod tests {
         base64_simd::STANDARD.encode_to_string(crc.finalize())
     }
 
-    async fn drain(
-        mut body: Pin<Box<dyn Stream<Item = Result<Bytes, cairn_object::BodyError>> + Send>>,
-    ) -> Result<Vec<u8>, String> {
+    async fn drain(mut body: BodyStream) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         while let Some(item) = body.next().await {
             match item {

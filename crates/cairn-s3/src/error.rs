@@ -10,16 +10,27 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
     let location = std::panic::Location::caller();
     match err {
         Error::InvalidBucketName(name) => {
-            s3_error!(InvalidBucketName, "The specified bucket is not valid: {name:?}")
+            s3_error!(
+                InvalidBucketName,
+                "The specified bucket is not valid: {name:?}"
+            )
         }
-        Error::InvalidObjectName(detail) => s3_error!(InvalidArgument, "Invalid object name: {detail}"),
-        Error::KeyTooLong { len } => s3_error!(KeyTooLongError, "Your key is {len} bytes; the limit is 1024"),
+        Error::InvalidObjectName(detail) => {
+            s3_error!(InvalidArgument, "Invalid object name: {detail}")
+        }
+        Error::KeyTooLong { len } => s3_error!(
+            KeyTooLongError,
+            "Your key is {len} bytes; the limit is 1024"
+        ),
         Error::BucketNotFound => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
         Error::BucketExists => s3_error!(
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it"
         ),
-        Error::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        Error::BucketNotEmpty => s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ),
         Error::ObjectNotFound => s3_error!(NoSuchKey, "The specified key does not exist"),
         Error::InvalidRange { size } => {
             let mut err = s3_error!(InvalidRange, "The requested range is not satisfiable");
@@ -42,7 +53,8 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             EntityTooLarge,
             "Your proposed upload of {size} bytes exceeds the maximum allowed object size of {max} bytes"
         ),
-        err @ (Error::WriteQuorum { .. } | Error::ReadQuorum { .. } | Error::LockTimeout { .. }) => {
+        err
+        @ (Error::WriteQuorum { .. } | Error::ReadQuorum { .. } | Error::LockTimeout { .. }) => {
             tracing::warn!(%err, %location, "request refused: storage unavailable");
             let mut s3 = S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,
@@ -55,12 +67,18 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             Ok(s3) => *s3,
             Err(source) => {
                 tracing::debug!(%source, "request body failed");
-                s3_error!(IncompleteBody, "The request body could not be read: {source}")
+                s3_error!(
+                    IncompleteBody,
+                    "The request body could not be read: {source}"
+                )
             }
         },
         err @ (Error::Disk { .. } | Error::Internal(_)) => {
             tracing::error!(%err, %location, "internal error");
-            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+            s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            )
         }
     }
 }
@@ -77,7 +95,10 @@ mod tests {
             errors: vec![],
         });
         assert_eq!(err.code(), &S3ErrorCode::ServiceUnavailable);
-        assert_eq!(err.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            err.status_code(),
+            Some(http::StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
 
     #[test]
@@ -85,6 +106,9 @@ mod tests {
         let inner = s3_error!(BadDigest, "crc32 mismatch");
         let err = s3_err(Error::Body(Box::new(inner)));
         assert_eq!(err.code(), &S3ErrorCode::BadDigest);
-        assert_eq!(s3_err(Error::ObjectNotFound).code(), &S3ErrorCode::NoSuchKey);
+        assert_eq!(
+            s3_err(Error::ObjectNotFound).code(),
+            &S3ErrorCode::NoSuchKey
+        );
     }
 }

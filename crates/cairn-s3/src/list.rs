@@ -2,8 +2,8 @@
 
 use cairn_object::{ListOptions, ListResult};
 use s3s::dto::{
-    CommonPrefix, ETag, EncodingType, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output,
-    Object, ObjectStorageClass,
+    CommonPrefix, ETag, EncodingType, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, ObjectStorageClass,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -31,7 +31,10 @@ fn url_encode(value: &str) -> String {
 fn max_keys(value: Option<i32>) -> S3Result<usize> {
     match value {
         None => Ok(MAX_KEYS as usize),
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
+        Some(n) if n < 0 => Err(s3_error!(
+            InvalidArgument,
+            "max-keys must be a non-negative integer"
+        )),
         Some(n) => Ok(n.min(MAX_KEYS) as usize),
     }
 }
@@ -40,7 +43,10 @@ fn encoding(value: Option<&EncodingType>) -> S3Result<bool> {
     match value.map(EncodingType::as_str) {
         None => Ok(false),
         Some("url") => Ok(true),
-        Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other:?}")),
+        Some(other) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request: {other:?}"
+        )),
     }
 }
 
@@ -55,14 +61,22 @@ fn encode_token(marker: &str) -> String {
 }
 
 fn decode_token(token: &str) -> S3Result<String> {
-    let invalid = || s3_error!(InvalidArgument, "The continuation token provided is incorrect");
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The continuation token provided is incorrect"
+        )
+    };
     let hex = token.strip_prefix('1').ok_or_else(invalid)?;
     if hex.len() % 2 != 0 {
         return Err(invalid());
     }
     let bytes = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
     String::from_utf8(bytes).map_err(|_| invalid())
@@ -83,7 +97,9 @@ fn page(result: &ListResult, url: bool, with_owner: bool) -> Page {
             e_tag: Some(ETag::Strong(info.etag.clone())),
             last_modified: Some(timestamp(info.mod_time_ns)),
             size: Some(info.size as i64),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
             owner: with_owner.then(owner),
             ..Default::default()
         })
@@ -91,7 +107,9 @@ fn page(result: &ListResult, url: bool, with_owner: bool) -> Page {
     let common_prefixes = result
         .prefixes
         .iter()
-        .map(|p| CommonPrefix { prefix: Some(enc(p)) })
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
         .collect();
     Page {
         contents,

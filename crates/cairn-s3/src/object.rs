@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use cairn_object::{ByteRange, ObjectInfo, PutOptions};
 use s3s::dto::{
-    Checksum, DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput,
-    HeadObjectOutput, Metadata, PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp, TimestampFormat,
+    Checksum, DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput,
+    HeadObjectInput, HeadObjectOutput, Metadata, PutObjectInput, PutObjectOutput, Range,
+    StreamingBlob, Timestamp, TimestampFormat,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -26,7 +27,8 @@ const USER_META_PREFIX: &str = "x-amz-meta-";
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 pub(crate) fn timestamp(ns: i64) -> Timestamp {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     Timestamp::from(time)
 }
 
@@ -52,7 +54,10 @@ fn user_metadata(info: &ObjectInfo) -> Option<Metadata> {
     let meta: Metadata = info
         .meta
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix(USER_META_PREFIX).map(|k| (k.to_owned(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix(USER_META_PREFIX)
+                .map(|k| (k.to_owned(), v.clone()))
+        })
         .collect();
     (!meta.is_empty()).then_some(meta)
 }
@@ -81,7 +86,9 @@ impl Headers {
     fn of(info: &ObjectInfo) -> Headers {
         let get = |name: &str| info.meta.get(name).cloned();
         Headers {
-            content_type: Some(get(CONTENT_TYPE).unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+            content_type: Some(
+                get(CONTENT_TYPE).unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+            ),
             content_encoding: get(CONTENT_ENCODING),
             content_disposition: get(CONTENT_DISPOSITION),
             content_language: get(CONTENT_LANGUAGE),
@@ -95,7 +102,10 @@ impl Headers {
 }
 
 impl CairnS3 {
-    pub(crate) async fn do_put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    pub(crate) async fn do_put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let S3Request {
             input,
             headers,
@@ -103,25 +113,40 @@ impl CairnS3 {
             ..
         } = req;
         if input.object_lock_mode.is_some() || input.object_lock_retain_until_date.is_some() {
-            return Err(s3_error!(NotImplemented, "Object Lock is not supported yet"));
+            return Err(s3_error!(
+                NotImplemented,
+                "Object Lock is not supported yet"
+            ));
         }
         if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
-            return Err(s3_error!(NotImplemented, "Server-side encryption is not supported yet"));
+            return Err(s3_error!(
+                NotImplemented,
+                "Server-side encryption is not supported yet"
+            ));
         }
         if input.write_offset_bytes.is_some() {
             return Err(s3_error!(NotImplemented, "Appends are not supported"));
         }
         let size = match input.content_length {
-            Some(len) if len < 0 => return Err(s3_error!(InvalidArgument, "negative Content-Length")),
+            Some(len) if len < 0 => {
+                return Err(s3_error!(InvalidArgument, "negative Content-Length"));
+            }
             Some(len) => Some(len as u64),
             None => None,
         };
-        let content_md5 = input.content_md5.as_deref().map(decode_content_md5).transpose()?;
+        let content_md5 = input
+            .content_md5
+            .as_deref()
+            .map(decode_content_md5)
+            .transpose()?;
 
         let mut meta = BTreeMap::new();
         meta.insert(
             CONTENT_TYPE.to_owned(),
-            input.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+            input
+                .content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
         );
         let optional = [
             (CONTENT_ENCODING, input.content_encoding.clone()),
@@ -136,7 +161,10 @@ impl CairnS3 {
             }
         }
         for (name, value) in input.metadata.iter().flatten() {
-            meta.insert(format!("{USER_META_PREFIX}{}", name.to_ascii_lowercase()), value.clone());
+            meta.insert(
+                format!("{USER_META_PREFIX}{}", name.to_ascii_lowercase()),
+                value.clone(),
+            );
         }
 
         let given = Checksum {
@@ -148,13 +176,17 @@ impl CairnS3 {
             ..Default::default()
         };
         let plan = ChecksumPlan::from_request(&headers, &given)?;
-        let body = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let body = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+        });
         let (body, verified) = ChecksumBody::wrap(body, plan, trailing_headers);
         let opts = PutOptions {
             size,
             content_md5,
             meta,
-            finalizer: Some(Box::new(move || Ok(verified.lock().expect("checksum slot").clone()))),
+            finalizer: Some(Box::new(move || {
+                Ok(verified.lock().expect("checksum slot").clone())
+            })),
         };
         let info = self
             .layer
@@ -173,10 +205,16 @@ impl CairnS3 {
         Ok(S3Response::new(output))
     }
 
-    pub(crate) async fn do_get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    pub(crate) async fn do_get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         if input.part_number.is_some() {
-            return Err(s3_error!(NotImplemented, "GET by part number is not supported yet"));
+            return Err(s3_error!(
+                NotImplemented,
+                "GET by part number is not supported yet"
+            ));
         }
         let range = input.range.map(range_of);
         let got = self
@@ -213,10 +251,16 @@ impl CairnS3 {
         Ok(S3Response::new(output))
     }
 
-    pub(crate) async fn do_head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    pub(crate) async fn do_head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
         if input.part_number.is_some() {
-            return Err(s3_error!(NotImplemented, "HEAD by part number is not supported yet"));
+            return Err(s3_error!(
+                NotImplemented,
+                "HEAD by part number is not supported yet"
+            ));
         }
         let info = self
             .layer
@@ -226,8 +270,15 @@ impl CairnS3 {
         let headers = Headers::of(&info);
         let (content_length, content_range) = match input.range.map(range_of) {
             Some(range) => match range.resolve(info.size) {
-                Some(r) => (r.end - r.start, Some(format!("bytes {}-{}/{}", r.start, r.end - 1, info.size))),
-                None => return Err(s3_err(cairn_object::Error::InvalidRange { size: info.size })),
+                Some(r) => (
+                    r.end - r.start,
+                    Some(format!("bytes {}-{}/{}", r.start, r.end - 1, info.size)),
+                ),
+                None => {
+                    return Err(s3_err(cairn_object::Error::InvalidRange {
+                        size: info.size,
+                    }));
+                }
             },
             None => (info.size, None),
         };

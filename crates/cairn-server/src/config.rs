@@ -27,7 +27,8 @@ fn lookup_with(name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Optio
         }
         let file_var = format!("{var}_FILE");
         if let Some(path) = get(&file_var) {
-            let value = std::fs::read_to_string(&path).with_context(|| format!("reading {file_var}={path}"))?;
+            let value = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {file_var}={path}"))?;
             let value = value.trim_end_matches(['\r', '\n']).to_owned();
             return Ok(Some(Setting {
                 value,
@@ -41,7 +42,10 @@ fn lookup_with(name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Optio
 /// Where the root credentials came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
-    Environment { user: String, password: String },
+    Environment {
+        user: String,
+        password: String,
+    },
     /// No credentials were set: a development default, announced loudly.
     Default,
 }
@@ -53,7 +57,9 @@ pub fn root_credentials() -> Result<(Credentials, CredentialSource)> {
     root_credentials_with(lookup)
 }
 
-fn root_credentials_with(lookup: impl Fn(&str) -> Result<Option<Setting>>) -> Result<(Credentials, CredentialSource)> {
+fn root_credentials_with(
+    lookup: impl Fn(&str) -> Result<Option<Setting>>,
+) -> Result<(Credentials, CredentialSource)> {
     // MINIO_ACCESS_KEY / MINIO_SECRET_KEY are the older MinIO spellings.
     let user = match lookup("ROOT_USER")? {
         Some(user) => Some(user),
@@ -71,17 +77,32 @@ fn root_credentials_with(lookup: impl Fn(&str) -> Result<Option<Setting>>) -> Re
             },
             CredentialSource::Default,
         )),
-        (Some(user), None) => bail!("{} is set but CAIRN_ROOT_PASSWORD is not; set both", user.source),
-        (None, Some(password)) => bail!("{} is set but CAIRN_ROOT_USER is not; set both", password.source),
+        (Some(user), None) => bail!(
+            "{} is set but CAIRN_ROOT_PASSWORD is not; set both",
+            user.source
+        ),
+        (None, Some(password)) => bail!(
+            "{} is set but CAIRN_ROOT_USER is not; set both",
+            password.source
+        ),
         (Some(user), Some(password)) => {
             if user.value.len() < 3 {
-                bail!("the root user from {} must be at least 3 characters", user.source);
+                bail!(
+                    "the root user from {} must be at least 3 characters",
+                    user.source
+                );
             }
             if password.value.len() < 8 {
-                bail!("the root password from {} must be at least 8 characters", password.source);
+                bail!(
+                    "the root password from {} must be at least 8 characters",
+                    password.source
+                );
             }
             if user.value.contains([':', '/', ',']) {
-                bail!("the root user from {} must not contain ':', '/' or ','", user.source);
+                bail!(
+                    "the root user from {} must not contain ':', '/' or ','",
+                    user.source
+                );
             }
             Ok((
                 Credentials {
@@ -123,10 +144,9 @@ pub fn env_settings() -> Result<EnvSettings> {
     let number = |name: &str| -> Result<Option<usize>> {
         lookup(name)?
             .map(|s| {
-                s.value
-                    .trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("{} must be a whole number, got {:?}", s.source, s.value))
+                s.value.trim().parse::<usize>().with_context(|| {
+                    format!("{} must be a whole number, got {:?}", s.source, s.value)
+                })
             })
             .transpose()
     };
@@ -138,8 +158,12 @@ pub fn env_settings() -> Result<EnvSettings> {
         parity,
         set_drive_count: number("ERASURE_SET_DRIVE_COUNT")?,
         region,
-        requests_max: number("API_REQUESTS_MAX")?.filter(|n| *n > 0).unwrap_or(1024),
-        requests_deadline: Duration::from_secs(number("API_REQUESTS_DEADLINE_SECS")?.unwrap_or(10) as u64),
+        requests_max: number("API_REQUESTS_MAX")?
+            .filter(|n| *n > 0)
+            .unwrap_or(1024),
+        requests_deadline: Duration::from_secs(
+            number("API_REQUESTS_DEADLINE_SECS")?.unwrap_or(10) as u64
+        ),
     })
 }
 
@@ -149,7 +173,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<Option<Setting>> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| lookup_with(name, |var| vars.get(var).cloned())
     }
 
@@ -159,8 +186,11 @@ mod tests {
         assert_eq!(source, CredentialSource::Default);
         assert_eq!(creds.access_key, DEFAULT_ROOT_USER);
 
-        let (creds, source) =
-            root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("MINIO_ROOT_PASSWORD", "password123")])).unwrap();
+        let (creds, source) = root_credentials_with(env(&[
+            ("CAIRN_ROOT_USER", "admin"),
+            ("MINIO_ROOT_PASSWORD", "password123"),
+        ]))
+        .unwrap();
         assert_eq!(creds.access_key, "admin");
         assert_eq!(creds.secret_key, "password123");
         assert_eq!(
@@ -171,13 +201,17 @@ mod tests {
             }
         );
 
-        let dir = std::env::temp_dir().join(format!("cairn-cred-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("cairn-cred-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secret");
         std::fs::write(&file, "from-a-file\n").unwrap();
         let file = file.to_str().unwrap().to_owned();
-        let (creds, _) =
-            root_credentials_with(env(&[("MINIO_ACCESS_KEY", "legacy"), ("CAIRN_ROOT_PASSWORD_FILE", &file)])).unwrap();
+        let (creds, _) = root_credentials_with(env(&[
+            ("MINIO_ACCESS_KEY", "legacy"),
+            ("CAIRN_ROOT_PASSWORD_FILE", &file),
+        ]))
+        .unwrap();
         assert_eq!(creds.access_key, "legacy");
         assert_eq!(creds.secret_key, "from-a-file");
         std::fs::remove_dir_all(dir).unwrap();
@@ -186,9 +220,27 @@ mod tests {
     #[test]
     fn bad_credentials_are_refused() {
         assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin")])).is_err());
-        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "ad"), ("CAIRN_ROOT_PASSWORD", "password123")])).is_err());
-        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("CAIRN_ROOT_PASSWORD", "short")])).is_err());
-        assert!(root_credentials_with(env(&[("CAIRN_ROOT_USER", "admin"), ("CAIRN_ROOT_PASSWORD_FILE", "/nonexistent/x")])).is_err());
+        assert!(
+            root_credentials_with(env(&[
+                ("CAIRN_ROOT_USER", "ad"),
+                ("CAIRN_ROOT_PASSWORD", "password123")
+            ]))
+            .is_err()
+        );
+        assert!(
+            root_credentials_with(env(&[
+                ("CAIRN_ROOT_USER", "admin"),
+                ("CAIRN_ROOT_PASSWORD", "short")
+            ]))
+            .is_err()
+        );
+        assert!(
+            root_credentials_with(env(&[
+                ("CAIRN_ROOT_USER", "admin"),
+                ("CAIRN_ROOT_PASSWORD_FILE", "/nonexistent/x")
+            ]))
+            .is_err()
+        );
     }
 
     #[test]

@@ -60,7 +60,8 @@ impl http_body::Body for PermitBody {
 impl App {
     /// True when the request queue is not saturated.
     fn accepting(&self) -> bool {
-        self.limiter.available_permits() > 0 || self.waiting.load(Ordering::Relaxed) < self.requests_max
+        self.limiter.available_permits() > 0
+            || self.waiting.load(Ordering::Relaxed) < self.requests_max
     }
 
     async fn route(self: Arc<Self>, req: Request<Incoming>) -> Response<PermitBody> {
@@ -73,7 +74,10 @@ impl App {
             None => self.s3(req).await,
         };
         let headers = resp.headers_mut();
-        headers.insert(http::header::SERVER, http::HeaderValue::from_static("Cairn"));
+        headers.insert(
+            http::header::SERVER,
+            http::HeaderValue::from_static("Cairn"),
+        );
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", value);
         }
@@ -82,14 +86,17 @@ impl App {
 
     async fn s3(&self, req: Request<Incoming>) -> Response<PermitBody> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = tokio::time::timeout(self.deadline, self.limiter.clone().acquire_owned()).await;
+        let permit =
+            tokio::time::timeout(self.deadline, self.limiter.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(Ok(permit)) = permit else {
             tracing::warn!(deadline = ?self.deadline, "request refused: too many requests in flight");
-            return cairn_s3::service_unavailable("Please reduce your request rate.").map(|inner| PermitBody {
-                inner,
-                _permit: None,
-            });
+            return cairn_s3::service_unavailable("Please reduce your request rate.").map(
+                |inner| PermitBody {
+                    inner,
+                    _permit: None,
+                },
+            );
         };
         self.s3.handle(req).await.map(|inner| PermitBody {
             inner,
@@ -112,14 +119,23 @@ impl App {
             "cluster/read" => sets.iter().all(|s| s.can_read()),
             _ => return cairn_s3::text_response(StatusCode::NOT_FOUND, ""),
         };
-        let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         cairn_s3::text_response(status, "")
     }
 }
 
 /// Serves until `shutdown` turns true, then lets in-flight requests finish
 /// for up to `grace`.
-pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -141,7 +157,9 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Re
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.route(req).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(err) = conn.await {

@@ -25,7 +25,11 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::CredentialSource;
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Cairn: an S3-compatible, erasure-coded object store")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: an S3-compatible, erasure-coded object store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ struct ServerArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("cairn: cannot start the async runtime: {err}");
@@ -109,7 +116,10 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                 Ok(Arc::new(disk))
             })
             .collect::<Result<Vec<_>>>()?;
-        pools.push(PoolSpec { drives: disks, set_size });
+        pools.push(PoolSpec {
+            drives: disks,
+            set_size,
+        });
     }
     let object_config = ObjectConfig {
         parity: env.parity,
@@ -127,7 +137,13 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let local: SocketAddr = listener.local_addr()?;
 
-    report_startup(&local, &root.access_key, &credential_source, &booted, &layer);
+    report_startup(
+        &local,
+        &root.access_key,
+        &credential_source,
+        &booted,
+        &layer,
+    );
     println!("Started in {:.2} s.", started.elapsed().as_secs_f64());
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -148,7 +164,12 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         waiting: AtomicUsize::new(0),
         request_ids: AtomicU64::new(rand_seed()),
     });
-    let server = tokio::spawn(http::serve(app, listener, shutdown_rx, Duration::from_secs(10)));
+    let server = tokio::spawn(http::serve(
+        app,
+        listener,
+        shutdown_rx,
+        Duration::from_secs(10),
+    ));
 
     wait_for_signal().await?;
     tracing::info!("shutting down: no new connections; finishing requests in flight");
@@ -228,11 +249,18 @@ fn report_startup(
         }
     }
     let states = booted.drives.iter().flatten();
-    let online = states.clone().filter(|(_, s)| !matches!(s, DriveState::Offline(_))).count();
+    let online = states
+        .clone()
+        .filter(|(_, s)| !matches!(s, DriveState::Offline(_)))
+        .count();
     let total = booted.drives.iter().map(Vec::len).sum::<usize>();
     println!(
         "Drives:      {online} of {total} online{}",
-        if booted.fresh { " (new deployment, formatted now)" } else { "" }
+        if booted.fresh {
+            " (new deployment, formatted now)"
+        } else {
+            ""
+        }
     );
     for (endpoint, state) in states {
         match state {
@@ -240,13 +268,18 @@ fn report_startup(
                 println!("             offline: {endpoint}: {reason}");
                 tracing::warn!(drive = %endpoint, %reason, "drive offline at start-up");
             }
-            DriveState::Formatted if !booted.fresh => println!("             formatted into its slot: {endpoint}"),
+            DriveState::Formatted if !booted.fresh => {
+                println!("             formatted into its slot: {endpoint}")
+            }
             _ => {}
         }
     }
     for set in health.iter().filter(|s| !s.can_write()) {
         tracing::error!(
-            pool = set.pool + 1, set = set.set + 1, online = set.online, needed = set.write_quorum,
+            pool = set.pool + 1,
+            set = set.set + 1,
+            online = set.online,
+            needed = set.write_quorum,
             "erasure set below write quorum: writes to it will fail with 503 until drives return"
         );
     }

@@ -54,7 +54,11 @@ fn expand_range(arg: &str, start: &str, end: &str) -> Result<Vec<String>, String
         if b - a > 100_000 {
             return Err(bad("more than 100000 values"));
         }
-        let width = if start.len() > 1 && start.starts_with('0') { start.len() } else { 0 };
+        let width = if start.len() > 1 && start.starts_with('0') {
+            start.len()
+        } else {
+            0
+        };
         return Ok((a..=b).map(|n| format!("{n:0width$}")).collect());
     }
     let (mut a, mut b) = (start.chars(), end.chars());
@@ -79,7 +83,9 @@ pub fn pools_from_args(args: &[String]) -> Result<Vec<Vec<String>>, String> {
     let pools = if with_ellipses == 0 {
         vec![args.to_vec()]
     } else if with_ellipses == args.len() {
-        args.iter().map(|a| expand(a)).collect::<Result<Vec<_>, _>>()?
+        args.iter()
+            .map(|a| expand(a))
+            .collect::<Result<Vec<_>, _>>()?
     } else {
         return Err(
             "mixing arguments with and without {a...b} ellipses is ambiguous: give every pool as one ellipses argument, or list every drive".to_owned(),
@@ -92,7 +98,9 @@ pub fn pools_from_args(args: &[String]) -> Result<Vec<Vec<String>>, String> {
                 "{drive}: drives on other nodes (URL arguments) are not supported by this build yet; give local paths"
             ));
         }
-        let normalized = std::path::Path::new(drive).components().collect::<std::path::PathBuf>();
+        let normalized = std::path::Path::new(drive)
+            .components()
+            .collect::<std::path::PathBuf>();
         if !seen.insert(normalized) {
             return Err(format!("drive {drive} is given more than once"));
         }
@@ -108,7 +116,7 @@ pub fn set_size(drives: usize, requested: Option<usize>) -> Result<usize, String
         if drives == 1 && size == 1 {
             return Ok(1);
         }
-        if !(2..=16).contains(&size) || drives % size != 0 {
+        if !(2..=16).contains(&size) || !drives.is_multiple_of(size) {
             return Err(format!(
                 "CAIRN_ERASURE_SET_DRIVE_COUNT={size} does not fit {drives} drives: it must be between 2 and 16 and divide the drive count"
             ));
@@ -120,7 +128,7 @@ pub fn set_size(drives: usize, requested: Option<usize>) -> Result<usize, String
     }
     (2..=16)
         .rev()
-        .find(|size| drives % size == 0)
+        .find(|size| drives.is_multiple_of(*size))
         .ok_or_else(|| format!("{drives} drives cannot be split into erasure sets of 2 to 16 drives; use a drive count that is a multiple of one of those"))
 }
 
@@ -130,7 +138,10 @@ mod tests {
 
     #[test]
     fn expands_numbers_padding_and_letters() {
-        assert_eq!(expand("/mnt/d{1...3}").unwrap(), ["/mnt/d1", "/mnt/d2", "/mnt/d3"]);
+        assert_eq!(
+            expand("/mnt/d{1...3}").unwrap(),
+            ["/mnt/d1", "/mnt/d2", "/mnt/d3"]
+        );
         assert_eq!(expand("/d{08...10}").unwrap(), ["/d08", "/d09", "/d10"]);
         assert_eq!(expand("/{a...c}").unwrap(), ["/a", "/b", "/c"]);
         assert_eq!(expand("/plain").unwrap(), ["/plain"]);
@@ -144,21 +155,33 @@ mod tests {
     fn several_patterns_vary_the_leftmost_fastest() {
         assert_eq!(
             expand("http://h{1...2}/d{1...2}").unwrap(),
-            ["http://h1/d1", "http://h2/d1", "http://h1/d2", "http://h2/d2"]
+            [
+                "http://h1/d1",
+                "http://h2/d1",
+                "http://h1/d2",
+                "http://h2/d2"
+            ]
         );
     }
 
     #[test]
     fn pools_follow_ellipses() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(pools_from_args(&args(&["/a", "/b"])).unwrap(), vec![vec!["/a", "/b"]]);
+        assert_eq!(
+            pools_from_args(&args(&["/a", "/b"])).unwrap(),
+            vec![vec!["/a", "/b"]]
+        );
         let pools = pools_from_args(&args(&["/x{1...4}", "/y{1...2}"])).unwrap();
         assert_eq!(pools.len(), 2);
         assert_eq!(pools[1], ["/y1", "/y2"]);
         assert!(pools_from_args(&args(&["/x{1...4}", "/y"])).is_err());
         assert!(pools_from_args(&args(&["/a", "/a/"])).is_err());
         assert!(pools_from_args(&[]).is_err());
-        assert!(pools_from_args(&args(&["http://h{1...4}/d"])).unwrap_err().contains("not supported"));
+        assert!(
+            pools_from_args(&args(&["http://h{1...4}/d"]))
+                .unwrap_err()
+                .contains("not supported")
+        );
     }
 
     #[test]

@@ -5,10 +5,20 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::sigv4::{Signer, crc32_base64, sha256_hex, unsigned_chunks_with_trailer};
-use common::{ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, raw_request, sdk_error_code, test_data};
+use common::{
+    ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, raw_request, sdk_error_code,
+    test_data,
+};
 
 /// Sends a PUT signed for `path`, with the given payload mode and body.
-fn signed_put(server: &TestServer, signer: &Signer, path: &str, extra: &[(&str, String)], payload_hash: &str, body: &[u8]) -> RawResponse {
+fn signed_put(
+    server: &TestServer,
+    signer: &Signer,
+    path: &str,
+    extra: &[(&str, String)],
+    payload_hash: &str,
+    body: &[u8],
+) -> RawResponse {
     let mut headers: Vec<(&str, String)> = vec![
         ("host", server.addr.clone()),
         ("x-amz-date", signer.amz_date()),
@@ -17,7 +27,14 @@ fn signed_put(server: &TestServer, signer: &Signer, path: &str, extra: &[(&str, 
     headers.extend(extra.iter().cloned());
     let (auth, _) = signer.authorization("PUT", path, &[], &headers, payload_hash);
     headers.push(("authorization", auth));
-    raw_request(&server.addr, "PUT", &common::sigv4::uri_encode(path, true), &headers, body).unwrap()
+    raw_request(
+        &server.addr,
+        "PUT",
+        &common::sigv4::uri_encode(path, true),
+        &headers,
+        body,
+    )
+    .unwrap()
 }
 
 fn signed_get(server: &TestServer, signer: &Signer, path: &str) -> RawResponse {
@@ -29,7 +46,14 @@ fn signed_get(server: &TestServer, signer: &Signer, path: &str) -> RawResponse {
     ];
     let (auth, _) = signer.authorization("GET", path, &[], &headers, &payload);
     headers.push(("authorization", auth));
-    raw_request(&server.addr, "GET", &common::sigv4::uri_encode(path, true), &headers, b"").unwrap()
+    raw_request(
+        &server.addr,
+        "GET",
+        &common::sigv4::uri_encode(path, true),
+        &headers,
+        b"",
+    )
+    .unwrap()
 }
 
 fn setup() -> TestServer {
@@ -37,13 +61,24 @@ fn setup() -> TestServer {
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
     let resp = signed_put(&server, &signer, "/bkt", &[], &sha256_hex(b""), b"");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let resp = signed_put(&server, &signer, "/bkt/existing", &[], &sha256_hex(b"original"), b"original");
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/existing",
+        &[],
+        &sha256_hex(b"original"),
+        b"original",
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     server
 }
 
 fn assert_unchanged(server: &TestServer) {
-    let resp = signed_get(server, &Signer::new(ACCESS_KEY, SECRET_KEY), "/bkt/existing");
+    let resp = signed_get(
+        server,
+        &Signer::new(ACCESS_KEY, SECRET_KEY),
+        "/bkt/existing",
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, b"original");
 }
@@ -55,17 +90,38 @@ fn issue_2_payload_signing_modes() {
     let data = test_data(300_000, 5);
 
     // Signed single chunk.
-    let resp = signed_put(&server, &signer, "/bkt/single", &[], &sha256_hex(&data), &data);
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/single",
+        &[],
+        &sha256_hex(&data),
+        &data,
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(signed_get(&server, &signer, "/bkt/single").body, data);
 
     // A body that does not match its signed hash is refused.
-    let resp = signed_put(&server, &signer, "/bkt/existing", &[], &sha256_hex(b"other"), b"tampered");
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/existing",
+        &[],
+        &sha256_hex(b"other"),
+        b"tampered",
+    );
     assert_ne!(resp.status, 200, "{}", resp.text());
     assert_unchanged(&server);
 
     // UNSIGNED-PAYLOAD.
-    let resp = signed_put(&server, &signer, "/bkt/unsigned", &[], "UNSIGNED-PAYLOAD", &data);
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/unsigned",
+        &[],
+        "UNSIGNED-PAYLOAD",
+        &data,
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(signed_get(&server, &signer, "/bkt/unsigned").body, data);
 
@@ -87,7 +143,11 @@ fn issue_2_payload_signing_modes() {
 
     // A chunk signature that does not verify is refused.
     let mut bad = body.clone();
-    let pos = bad.windows(16).position(|w| w == b"chunk-signature=").unwrap() + 16;
+    let pos = bad
+        .windows(16)
+        .position(|w| w == b"chunk-signature=")
+        .unwrap()
+        + 16;
     bad[pos] = if bad[pos] == b'a' { b'b' } else { b'a' };
     let (auth, _) = signer.authorization("PUT", "/bkt/existing", &[], &headers[..5], mode);
     let mut bad_headers = headers[..5].to_vec();
@@ -111,17 +171,28 @@ fn issue_2_payload_signing_modes() {
     let mut headers = trailer_headers(data.len());
     let (auth, _) = signer.authorization("PUT", "/bkt/trailer", &[], &headers, mode);
     headers.push(("authorization", auth));
-    let body = unsigned_chunks_with_trailer(&data, 100_000, ("x-amz-checksum-crc32", &crc32_base64(&data)));
+    let body = unsigned_chunks_with_trailer(
+        &data,
+        100_000,
+        ("x-amz-checksum-crc32", &crc32_base64(&data)),
+    );
     let resp = raw_request(&server.addr, "PUT", "/bkt/trailer", &headers, &body).unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.header("x-amz-checksum-crc32"), Some(crc32_base64(&data).as_str()));
+    assert_eq!(
+        resp.header("x-amz-checksum-crc32"),
+        Some(crc32_base64(&data).as_str())
+    );
     assert_eq!(signed_get(&server, &signer, "/bkt/trailer").body, data);
 
     // A wrong trailing checksum: BadDigest, and nothing changes.
     let mut headers = trailer_headers(8);
     let (auth, _) = signer.authorization("PUT", "/bkt/existing", &[], &headers, mode);
     headers.push(("authorization", auth));
-    let body = unsigned_chunks_with_trailer(b"tampered", 8, ("x-amz-checksum-crc32", &crc32_base64(b"original")));
+    let body = unsigned_chunks_with_trailer(
+        b"tampered",
+        8,
+        ("x-amz-checksum-crc32", &crc32_base64(b"original")),
+    );
     let resp = raw_request(&server.addr, "PUT", "/bkt/existing", &headers, &body).unwrap();
     assert_eq!(resp.status, 400, "{}", resp.text());
     assert_eq!(resp.error_code().as_deref(), Some("BadDigest"));
@@ -136,7 +207,12 @@ fn issue_2_payload_signing_modes() {
         "UNSIGNED-PAYLOAD",
         b"tampered",
     );
-    assert_eq!(resp.error_code().as_deref(), Some("BadDigest"), "{}", resp.text());
+    assert_eq!(
+        resp.error_code().as_deref(),
+        Some("BadDigest"),
+        "{}",
+        resp.text()
+    );
     assert_unchanged(&server);
 }
 
@@ -156,19 +232,33 @@ fn issue_2_signature_errors() {
     let resp = signed_get(&server, &wrong, "/bkt/existing");
     assert_eq!(resp.status, 403);
     assert_eq!(resp.error_code().as_deref(), Some("SignatureDoesNotMatch"));
-    let resp = signed_put(&server, &wrong, "/bkt/existing", &[], &sha256_hex(b"x"), b"x");
+    let resp = signed_put(
+        &server,
+        &wrong,
+        "/bkt/existing",
+        &[],
+        &sha256_hex(b"x"),
+        b"x",
+    );
     assert_eq!(resp.error_code().as_deref(), Some("SignatureDoesNotMatch"));
     assert_unchanged(&server);
 
     // Unknown access key.
-    let resp = signed_get(&server, &Signer::new("nobody-at-all", SECRET_KEY), "/bkt/existing");
+    let resp = signed_get(
+        &server,
+        &Signer::new("nobody-at-all", SECRET_KEY),
+        "/bkt/existing",
+    );
     assert_eq!(resp.status, 403);
     assert_eq!(resp.error_code().as_deref(), Some("InvalidAccessKeyId"));
 
     // Malformed Authorization headers.
     let date = Signer::new(ACCESS_KEY, SECRET_KEY).amz_date();
     let malformed = [
-        ("AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host, Signature=00", "AuthorizationHeaderMalformed"),
+        (
+            "AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host, Signature=00",
+            "AuthorizationHeaderMalformed",
+        ),
         ("AWS4-HMAC-SHA256 nonsense", "AuthorizationHeaderMalformed"),
         ("Bearer some-token", "AccessDenied"),
     ];
@@ -179,7 +269,12 @@ fn issue_2_signature_errors() {
             ("authorization", auth.to_owned()),
         ];
         let resp = raw_request(&server.addr, "GET", "/bkt/existing", &headers, b"").unwrap();
-        assert_eq!(resp.error_code().as_deref(), Some(code), "{auth}: {}", resp.text());
+        assert_eq!(
+            resp.error_code().as_deref(),
+            Some(code),
+            "{auth}: {}",
+            resp.text()
+        );
         assert!(resp.status == 400 || resp.status == 403);
     }
     // A signature that is not hex.
@@ -208,7 +303,10 @@ fn issue_2_presigned_urls() {
     let target = signer.presign(&server.addr, "PUT", "/bkt/presigned-put", 3600);
     let resp = raw_request(&server.addr, "PUT", &target, &[], b"via presigned PUT").unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(signed_get(&server, &signer, "/bkt/presigned-put").body, b"via presigned PUT");
+    assert_eq!(
+        signed_get(&server, &signer, "/bkt/presigned-put").body,
+        b"via presigned PUT"
+    );
 
     // Expired: signed two hours ago, valid for one.
     let mut old = Signer::new(ACCESS_KEY, SECRET_KEY);
@@ -223,10 +321,15 @@ fn issue_2_presigned_urls() {
     let target = signer.presign(&server.addr, "GET", "/bkt/existing", 7 * 24 * 3600 + 1);
     let resp = raw_request(&server.addr, "GET", &target, &[], b"").unwrap();
     assert_eq!(resp.status, 400);
-    assert_eq!(resp.error_code().as_deref(), Some("AuthorizationQueryParametersError"));
+    assert_eq!(
+        resp.error_code().as_deref(),
+        Some("AuthorizationQueryParametersError")
+    );
 
     // A tampered presigned PUT changes nothing.
-    let target = signer.presign(&server.addr, "PUT", "/bkt/existing", 3600).replace("/bkt/existing", "/bkt/existing2");
+    let target = signer
+        .presign(&server.addr, "PUT", "/bkt/existing", 3600)
+        .replace("/bkt/existing", "/bkt/existing2");
     let resp = raw_request(&server.addr, "PUT", &target, &[], b"tampered").unwrap();
     assert_eq!(resp.error_code().as_deref(), Some("SignatureDoesNotMatch"));
     assert_unchanged(&server);
@@ -239,8 +342,20 @@ async fn issue_2_names_digests_and_missing_things() {
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
 
     for bad in ["ab", "UPPER", "under_score", "-dash", "a..b", "192.168.1.1"] {
-        let resp = signed_put(&server, &signer, &format!("/{bad}"), &[], &sha256_hex(b""), b"");
-        assert_eq!(resp.error_code().as_deref(), Some("InvalidBucketName"), "{bad}: {}", resp.text());
+        let resp = signed_put(
+            &server,
+            &signer,
+            &format!("/{bad}"),
+            &[],
+            &sha256_hex(b""),
+            b"",
+        );
+        assert_eq!(
+            resp.error_code().as_deref(),
+            Some("InvalidBucketName"),
+            "{bad}: {}",
+            resp.text()
+        );
     }
     let names = client.list_buckets().send().await.unwrap();
     assert_eq!(names.buckets().len(), 1);
@@ -268,15 +383,34 @@ async fn issue_2_names_digests_and_missing_things() {
             &test_data(size, 1),
         );
         assert_eq!(resp.status, 400);
-        assert_eq!(resp.error_code().as_deref(), Some("BadDigest"), "{}", resp.text());
+        assert_eq!(
+            resp.error_code().as_deref(),
+            Some("BadDigest"),
+            "{}",
+            resp.text()
+        );
         assert_unchanged(&server);
     }
-    let resp = signed_put(&server, &signer, "/bkt/existing", &[("content-md5", "not-base64".into())], "UNSIGNED-PAYLOAD", b"x");
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/existing",
+        &[("content-md5", "not-base64".into())],
+        "UNSIGNED-PAYLOAD",
+        b"x",
+    );
     assert_eq!(resp.error_code().as_deref(), Some("InvalidDigest"));
     assert_unchanged(&server);
     // A correct Content-MD5 is accepted.
     let good = base64_simd::STANDARD.encode_to_string(<md5::Md5 as md5::Digest>::digest(b"fine"));
-    let resp = signed_put(&server, &signer, "/bkt/md5", &[("content-md5", good)], "UNSIGNED-PAYLOAD", b"fine");
+    let resp = signed_put(
+        &server,
+        &signer,
+        "/bkt/md5",
+        &[("content-md5", good)],
+        "UNSIGNED-PAYLOAD",
+        b"fine",
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
 
     // A body shorter than its Content-Length never becomes an object.
@@ -298,11 +432,23 @@ async fn issue_2_names_digests_and_missing_things() {
     stream.write_all(&[7u8; 1000]).unwrap();
     drop(stream);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let err = client.head_object().bucket("bkt").key("short").send().await.unwrap_err();
+    let err = client
+        .head_object()
+        .bucket("bkt")
+        .key("short")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(common::sdk_status(&err), Some(404));
 
     // Missing bucket and key.
-    let err = client.get_object().bucket("nosuchbucket").key("k").send().await.unwrap_err();
+    let err = client
+        .get_object()
+        .bucket("nosuchbucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
     let err = client
         .put_object()
@@ -313,11 +459,28 @@ async fn issue_2_names_digests_and_missing_things() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
-    let err = client.get_object().bucket("bkt").key("nosuchkey").send().await.unwrap_err();
+    let err = client
+        .get_object()
+        .bucket("bkt")
+        .key("nosuchkey")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
-    let err = client.list_objects_v2().bucket("nosuchbucket").send().await.unwrap_err();
+    let err = client
+        .list_objects_v2()
+        .bucket("nosuchbucket")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
-    let err = client.delete_object().bucket("nosuchbucket").key("k").send().await.unwrap_err();
+    let err = client
+        .delete_object()
+        .bucket("nosuchbucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
     assert_unchanged(&server);
 }

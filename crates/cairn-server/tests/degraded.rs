@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use common::{ServerOptions, TestServer, raw_request, sdk_error_code, sdk_status, test_data, wait_until};
+use common::{
+    ServerOptions, TestServer, raw_request, sdk_error_code, sdk_status, test_data, wait_until,
+};
 
 const SIZES: [usize; 4] = [10_000, 300_000, (1 << 20) + 1, 3 * (1 << 20) + 17];
 
@@ -34,12 +36,19 @@ async fn get(client: &Client, key: &str) -> Result<Vec<u8>, (Option<u16>, Option
 }
 
 fn health(server: &TestServer, path: &str) -> u16 {
-    raw_request(&server.addr, "GET", path, &[], b"").unwrap().status
+    raw_request(&server.addr, "GET", path, &[], b"")
+        .unwrap()
+        .status
 }
 
 /// A client that does not retry, so each answer is the server's first.
 fn client(server: &TestServer) -> Client {
-    let conf = server.client().config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build();
+    let conf = server
+        .client()
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
     Client::from_conf(conf)
 }
 
@@ -78,7 +87,11 @@ impl Outage for NoPermission {
 }
 
 fn chmod(path: &Path, mode: &str) {
-    let status = std::process::Command::new("chmod").arg(mode).arg(path).status().unwrap();
+    let status = std::process::Command::new("chmod")
+        .arg(mode)
+        .arg(path)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -100,24 +113,44 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
     for (i, size) in SIZES.iter().enumerate() {
         let data = test_data(*size, 100 + i as u64);
         let key = format!("one-down/{size}");
-        put(&client, &key, &data).await.unwrap_or_else(|e| panic!("PUT with one drive down: {e:?}"));
+        put(&client, &key, &data)
+            .await
+            .unwrap_or_else(|e| panic!("PUT with one drive down: {e:?}"));
         objects.push((key, data));
     }
     for (key, data) in &objects {
-        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} with one drive down");
+        assert_eq!(
+            &get(&client, key).await.unwrap(),
+            data,
+            "{key} with one drive down"
+        );
     }
     assert_eq!(health(server, "/minio/health/cluster"), 200);
 
     // Two drives gone: every object still reads byte-exact; writes lack quorum (3 of 4).
     outage.take(&drives[1]);
     for (key, data) in &objects {
-        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} with two drives down");
+        assert_eq!(
+            &get(&client, key).await.unwrap(),
+            data,
+            "{key} with two drives down"
+        );
     }
     let listed = client.list_objects_v2().bucket("deg").send().await.unwrap();
-    assert_eq!(listed.contents().len(), objects.len(), "listing with two drives down");
+    assert_eq!(
+        listed.contents().len(),
+        objects.len(),
+        "listing with two drives down"
+    );
     for size in SIZES {
-        let err = put(&client, &format!("failed/{size}"), &test_data(size, 7)).await.unwrap_err();
-        assert_eq!(err, (Some(503), Some("ServiceUnavailable".to_owned())), "PUT below write quorum");
+        let err = put(&client, &format!("failed/{size}"), &test_data(size, 7))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            (Some(503), Some("ServiceUnavailable".to_owned())),
+            "PUT below write quorum"
+        );
     }
     assert_eq!(health(server, "/minio/health/cluster"), 503);
     assert_eq!(health(server, "/minio/health/cluster/read"), 200);
@@ -139,17 +172,31 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
     )
     .unwrap();
     assert_eq!(raw.status, 503, "{}", raw.text());
-    assert!(raw.text().contains("<Code>ServiceUnavailable</Code>"), "{}", raw.text());
+    assert!(
+        raw.text().contains("<Code>ServiceUnavailable</Code>"),
+        "{}",
+        raw.text()
+    );
     assert_eq!(health(server, "/minio/health/cluster/read"), 503);
 
     // Everything comes back without a restart.
     for drive in &drives[..3] {
         outage.give_back(drive);
     }
-    let recovered = wait_until(Duration::from_secs(20), || health(server, "/minio/health/cluster") == 200);
-    assert!(recovered, "drives did not come back online:\n{}", server.log_text());
+    let recovered = wait_until(Duration::from_secs(20), || {
+        health(server, "/minio/health/cluster") == 200
+    });
+    assert!(
+        recovered,
+        "drives did not come back online:\n{}",
+        server.log_text()
+    );
     for (key, data) in &objects {
-        assert_eq!(&get(&client, key).await.unwrap(), data, "{key} after recovery");
+        assert_eq!(
+            &get(&client, key).await.unwrap(),
+            data,
+            "{key} after recovery"
+        );
     }
     put(&client, "after/ok", b"works again").await.unwrap();
     assert_eq!(get(&client, "after/ok").await.unwrap(), b"works again");
@@ -158,11 +205,21 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
         let (status, _) = get(&client, &format!("failed/{size}")).await.unwrap_err();
         assert_eq!(status, Some(404));
     }
-    let listed = client.list_objects_v2().bucket("deg").prefix("failed/").send().await.unwrap();
+    let listed = client
+        .list_objects_v2()
+        .bucket("deg")
+        .prefix("failed/")
+        .send()
+        .await
+        .unwrap();
     assert!(listed.contents().is_empty());
 }
 
-fn common_signed(server: &TestServer, path: &str, query: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+fn common_signed(
+    server: &TestServer,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
     let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
     let payload = common::sigv4::sha256_hex(b"");
     let mut headers = vec![
@@ -184,7 +241,11 @@ async fn issue_2_drive_directories_removed_while_running() {
 #[tokio::test]
 async fn issue_2_drive_permissions_removed_while_running() {
     // Root ignores permission bits, so the server runs as nobody.
-    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if !is_root {
         eprintln!("skipped: needs root to start the server as another user");
         return;
@@ -195,7 +256,11 @@ async fn issue_2_drive_permissions_removed_while_running() {
     // Pre-create drives owned by nobody, in a directory nobody can enter.
     let mut server = TestServer::start_in(dir, options, |path| {
         std::fs::create_dir_all(path).unwrap();
-        let status = std::process::Command::new("chown").arg("65534:65534").arg(path).status().unwrap();
+        let status = std::process::Command::new("chown")
+            .arg("65534:65534")
+            .arg(path)
+            .status()
+            .unwrap();
         assert!(status.success());
     });
     degrade_and_recover(&server, &NoPermission).await;
@@ -216,7 +281,9 @@ async fn issue_2_wiped_drive_is_formatted_into_its_slot_while_running() {
     put(&client, "while-wiped", b"x").await.unwrap();
     // The drive returns empty: the server formats it into its slot by itself.
     std::fs::create_dir(wiped).unwrap();
-    let formatted = wait_until(Duration::from_secs(20), || server.log_text().contains("formatted into its slot"));
+    let formatted = wait_until(Duration::from_secs(20), || {
+        server.log_text().contains("formatted into its slot")
+    });
     assert!(formatted, "{}", server.log_text());
     assert!(wiped.join(".cairn.sys/format.json").exists());
     // It takes writes again: with two other drives gone, new objects live on it.

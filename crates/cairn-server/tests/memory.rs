@@ -29,7 +29,12 @@ fn chunk(idx: u64, buf: &mut [u8]) {
 fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
-    let status = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -46,7 +51,11 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) 
 
 fn signed_headers(server: &TestServer, method: &str, path: &str) -> String {
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
-    let payload = if method == "PUT" { "UNSIGNED-PAYLOAD".to_owned() } else { sha256_hex(b"") };
+    let payload = if method == "PUT" {
+        "UNSIGNED-PAYLOAD".to_owned()
+    } else {
+        sha256_hex(b"")
+    };
     let headers = vec![
         ("host", server.addr.clone()),
         ("x-amz-date", signer.amz_date()),
@@ -65,7 +74,11 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
     let server = TestServer::start(ServerOptions::drives(4));
     let create = signed_headers(&server, "PUT", "/big");
     let mut stream = TcpStream::connect(&server.addr).unwrap();
-    write!(stream, "{create}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{create}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let (status, _) = read_head(&mut BufReader::new(stream));
     assert_eq!(status, 200);
 
@@ -74,8 +87,14 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
     // PUT 2 GiB, generated as it is sent.
     let head = signed_headers(&server, "PUT", "/big/object");
     let mut stream = TcpStream::connect(&server.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
-    write!(stream, "{head}Content-Length: {SIZE}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(600)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}Content-Length: {SIZE}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut md5 = Md5::new();
     let mut buf = vec![0u8; CHUNK];
     for idx in 0..SIZE / CHUNK as u64 {
@@ -87,7 +106,10 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
     let mut reader = BufReader::new(stream);
     let (status, headers) = read_head(&mut reader);
     assert_eq!(status, 200);
-    let etag = headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.trim_matches('"').to_owned());
+    let etag = headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.trim_matches('"').to_owned());
     assert_eq!(etag.as_deref(), Some(expected_md5.as_str()));
     let after_put = server.peak_rss();
     assert!(
@@ -100,12 +122,20 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
     // GET 2 GiB, read as it arrives and checked chunk by chunk.
     let head = signed_headers(&server, "GET", "/big/object");
     let mut stream = TcpStream::connect(&server.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(600)))
+        .unwrap();
     write!(stream, "{head}Connection: close\r\n\r\n").unwrap();
     let mut reader = BufReader::with_capacity(CHUNK, stream);
     let (status, headers) = read_head(&mut reader);
     assert_eq!(status, 200);
-    let length: u64 = headers.iter().find(|(k, _)| k == "content-length").unwrap().1.parse().unwrap();
+    let length: u64 = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
     assert_eq!(length, SIZE);
     let mut expected = vec![0u8; CHUNK];
     let mut got = vec![0u8; CHUNK];
@@ -115,7 +145,11 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
         assert!(got == expected, "GET body differs in MiB {idx}");
     }
     let after_get = server.peak_rss();
-    assert!(after_get < LIMIT, "peak RSS after a 2 GiB GET is {} MiB", after_get >> 20);
+    assert!(
+        after_get < LIMIT,
+        "peak RSS after a 2 GiB GET is {} MiB",
+        after_get >> 20
+    );
     eprintln!(
         "peak RSS: baseline {} MiB, after 2 GiB PUT {} MiB, after 2 GiB GET {} MiB",
         baseline >> 20,

@@ -40,13 +40,31 @@ async fn issue_2_bucket_lifecycle() {
     let server = TestServer::start(ServerOptions::drives(4));
     let client = server.client();
     client.create_bucket().bucket("alpha").send().await.unwrap();
-    client.create_bucket().bucket("beta.bucket-2").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("beta.bucket-2")
+        .send()
+        .await
+        .unwrap();
 
-    let err = client.create_bucket().bucket("alpha").send().await.unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("BucketAlreadyOwnedByYou"));
+    let err = client
+        .create_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_error_code(&err).as_deref(),
+        Some("BucketAlreadyOwnedByYou")
+    );
 
     client.head_bucket().bucket("alpha").send().await.unwrap();
-    let err = client.head_bucket().bucket("missing").send().await.unwrap_err();
+    let err = client
+        .head_bucket()
+        .bucket("missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_status(&err), Some(404));
 
     let names: Vec<String> = client
@@ -60,9 +78,17 @@ async fn issue_2_bucket_lifecycle() {
         .collect();
     assert_eq!(names, ["alpha", "beta.bucket-2"]);
 
-    let location = client.get_bucket_location().bucket("alpha").send().await.unwrap();
+    let location = client
+        .get_bucket_location()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap();
     // us-east-1 is an empty constraint.
-    assert_eq!(location.location_constraint().map_or("", |c| c.as_str()), "");
+    assert_eq!(
+        location.location_constraint().map_or("", |c| c.as_str()),
+        ""
+    );
 
     let err = client
         .create_bucket()
@@ -75,16 +101,40 @@ async fn issue_2_bucket_lifecycle() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("IllegalLocationConstraintException"));
+    assert_eq!(
+        sdk_error_code(&err).as_deref(),
+        Some("IllegalLocationConstraintException")
+    );
 
     put(&client, "alpha", "k", b"x".to_vec()).await;
-    let err = client.delete_bucket().bucket("alpha").send().await.unwrap_err();
+    let err = client
+        .delete_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("BucketNotEmpty"));
-    client.delete_object().bucket("alpha").key("k").send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("alpha")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     client.delete_bucket().bucket("alpha").send().await.unwrap();
-    let err = client.head_bucket().bucket("alpha").send().await.unwrap_err();
+    let err = client
+        .head_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_status(&err), Some(404));
-    let err = client.delete_bucket().bucket("alpha").send().await.unwrap_err();
+    let err = client
+        .delete_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
     // The name is free again.
     client.create_bucket().bucket("alpha").send().await.unwrap();
@@ -113,9 +163,19 @@ async fn round_trip_sizes(drives: usize) {
         let data = test_data(*size, i as u64);
         let key = format!("obj-{size}");
         let etag = put(&client, "sizes", &key, data.clone()).await;
-        assert_eq!(etag, format!("\"{}\"", md5_hex(&data)), "ETag is the MD5 of the body");
+        assert_eq!(
+            etag,
+            format!("\"{}\"", md5_hex(&data)),
+            "ETag is the MD5 of the body"
+        );
         assert_eq!(get(&client, "sizes", &key).await, data, "size {size}");
-        let head = client.head_object().bucket("sizes").key(&key).send().await.unwrap();
+        let head = client
+            .head_object()
+            .bucket("sizes")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(head.content_length(), Some(*size as i64));
         assert_eq!(head.e_tag(), Some(etag.as_str()));
     }
@@ -125,11 +185,29 @@ async fn round_trip_sizes(drives: usize) {
     assert_eq!(get(&client, "sizes", "obj-0").await, data);
     put(&client, "sizes", "obj-0", b"small".to_vec()).await;
     assert_eq!(get(&client, "sizes", "obj-0").await, b"small");
-    client.delete_object().bucket("sizes").key("obj-0").send().await.unwrap();
-    let err = client.get_object().bucket("sizes").key("obj-0").send().await.unwrap_err();
+    client
+        .delete_object()
+        .bucket("sizes")
+        .key("obj-0")
+        .send()
+        .await
+        .unwrap();
+    let err = client
+        .get_object()
+        .bucket("sizes")
+        .key("obj-0")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
     // Deleting a missing key succeeds, as in S3.
-    client.delete_object().bucket("sizes").key("obj-0").send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("sizes")
+        .key("obj-0")
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -151,7 +229,12 @@ async fn issue_2_round_trip_six_drives_three_parity() {
 async fn issue_2_ranges() {
     let server = TestServer::start(ServerOptions::drives(4));
     let client = server.client();
-    client.create_bucket().bucket("ranges").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("ranges")
+        .send()
+        .await
+        .unwrap();
     let big = test_data(3 * (1 << 20) + 5, 7);
     let small = test_data(5000, 8);
     put(&client, "ranges", "big", big.clone()).await;
@@ -164,12 +247,19 @@ async fn issue_2_ranges() {
         ("bytes=-10", big.len() - 10, big.len()),
         ("bytes=-99999999", 0, big.len()),
         // Across block boundaries.
-        (&"bytes=1048570-1048580"[..], mib - 6, mib + 5),
+        ("bytes=1048570-1048580", mib - 6, mib + 5),
         ("bytes=1048576-2097152", mib, 2 * mib + 1),
         ("bytes=5-99999999", 5, big.len()),
     ];
     for (range, start, end) in cases {
-        let out = client.get_object().bucket("ranges").key("big").range(range).send().await.unwrap();
+        let out = client
+            .get_object()
+            .bucket("ranges")
+            .key("big")
+            .range(range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(out.content_length(), Some((end - start) as i64), "{range}");
         assert_eq!(
             out.content_range(),
@@ -178,16 +268,37 @@ async fn issue_2_ranges() {
         let body = out.body.collect().await.unwrap().to_vec();
         assert_eq!(body, big[start..end], "{range}");
     }
-    let out = client.get_object().bucket("ranges").key("small").range("bytes=4000-").send().await.unwrap();
+    let out = client
+        .get_object()
+        .bucket("ranges")
+        .key("small")
+        .range("bytes=4000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.body.collect().await.unwrap().to_vec(), small[4000..]);
 
     for range in ["bytes=5000-", "bytes=99999-100000"] {
-        let err = client.get_object().bucket("ranges").key("small").range(range).send().await.unwrap_err();
+        let err = client
+            .get_object()
+            .bucket("ranges")
+            .key("small")
+            .range(range)
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(sdk_status(&err), Some(416), "{range}");
         assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidRange"));
     }
     put(&client, "ranges", "empty", Vec::new()).await;
-    let err = client.get_object().bucket("ranges").key("empty").range("bytes=0-0").send().await.unwrap_err();
+    let err = client
+        .get_object()
+        .bucket("ranges")
+        .key("empty")
+        .range("bytes=0-0")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_status(&err), Some(416));
 }
 
@@ -214,23 +325,43 @@ async fn issue_2_metadata_and_standard_headers_round_trip() {
             .send()
             .await
             .unwrap();
-        for head in [
-            client.head_object().bucket("meta").key(key).send().await.unwrap(),
-        ] {
+        let head = client
+            .head_object()
+            .bucket("meta")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        {
             assert_eq!(head.content_type(), Some("image/png"));
             assert_eq!(head.content_encoding(), Some("gzip"));
-            assert_eq!(head.content_disposition(), Some("attachment; filename=\"a b.png\""));
+            assert_eq!(
+                head.content_disposition(),
+                Some("attachment; filename=\"a b.png\"")
+            );
             assert_eq!(head.cache_control(), Some("max-age=3600"));
             assert_eq!(head.content_language(), Some("de"));
             assert_eq!(head.expires_string(), Some("Sun, 17 Mar 2030 17:46:40 GMT"));
             let meta = head.metadata().unwrap();
             assert_eq!(meta.get("color").map(String::as_str), Some("blue"));
-            assert_eq!(meta.get("mixed-case").map(String::as_str), Some("Value With Spaces"));
+            assert_eq!(
+                meta.get("mixed-case").map(String::as_str),
+                Some("Value With Spaces")
+            );
             assert_eq!(meta.len(), 2);
         }
-        let got = client.get_object().bucket("meta").key(key).send().await.unwrap();
+        let got = client
+            .get_object()
+            .bucket("meta")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(got.content_type(), Some("image/png"));
-        assert_eq!(got.metadata().unwrap().get("color").map(String::as_str), Some("blue"));
+        assert_eq!(
+            got.metadata().unwrap().get("color").map(String::as_str),
+            Some("blue")
+        );
     }
     // Without a Content-Type (the SDK always sends one), S3 reports binary/octet-stream.
     let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
@@ -243,11 +374,23 @@ async fn issue_2_metadata_and_standard_headers_round_trip() {
     headers.push(("authorization", auth));
     let resp = common::raw_request(&server.addr, "PUT", "/meta/plain", &headers, b"x").unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let head = client.head_object().bucket("meta").key("plain").send().await.unwrap();
+    let head = client
+        .head_object()
+        .bucket("meta")
+        .key("plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_type(), Some("binary/octet-stream"));
 }
 
-async fn list_v2_all(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, delimiter: Option<&str>, page: i32) -> (Vec<String>, Vec<String>, usize) {
+async fn list_v2_all(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    page: i32,
+) -> (Vec<String>, Vec<String>, usize) {
     let mut keys = Vec::new();
     let mut prefixes = Vec::new();
     let mut token: Option<String> = None;
@@ -255,7 +398,11 @@ async fn list_v2_all(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, de
     loop {
         pages += 1;
         assert!(pages < 1000, "listing does not end");
-        let mut req = client.list_objects_v2().bucket(bucket).prefix(prefix).max_keys(page);
+        let mut req = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(page);
         if let Some(d) = delimiter {
             req = req.delimiter(d);
         }
@@ -267,7 +414,11 @@ async fn list_v2_all(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, de
         assert!(returned <= page as usize);
         assert_eq!(out.key_count(), Some(returned as i32));
         keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
-        prefixes.extend(out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()));
+        prefixes.extend(
+            out.common_prefixes()
+                .iter()
+                .map(|p| p.prefix().unwrap().to_owned()),
+        );
         if out.is_truncated() == Some(true) {
             token = out.next_continuation_token().map(str::to_owned);
             assert!(token.is_some());
@@ -288,11 +439,23 @@ async fn issue_2_listing() {
             all.push(format!("{dir}/{i:03}.txt"));
         }
     }
-    all.extend(["a.txt", "top", "z/deep/er/key", "sp ace/x", "uni/ключ", "q+a&b=c"].map(String::from));
+    all.extend(
+        [
+            "a.txt",
+            "top",
+            "z/deep/er/key",
+            "sp ace/x",
+            "uni/ключ",
+            "q+a&b=c",
+        ]
+        .map(String::from),
+    );
     let mut tasks = Vec::new();
     for key in all.clone() {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { put(&client, "list", &key, key.as_bytes().to_vec()).await }));
+        tasks.push(tokio::spawn(async move {
+            put(&client, "list", &key, key.as_bytes().to_vec()).await
+        }));
     }
     for task in tasks {
         task.await.unwrap();
@@ -318,20 +481,42 @@ async fn issue_2_listing() {
     assert_eq!(keys.len(), 40);
 
     // start-after.
-    let out = client.list_objects_v2().bucket("list").start_after("b/038.txt").max_keys(3).send().await.unwrap();
+    let out = client
+        .list_objects_v2()
+        .bucket("list")
+        .start_after("b/038.txt")
+        .max_keys(3)
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<&str> = out.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["b/039.txt", "c/000.txt", "c/001.txt"]);
     assert_eq!(out.start_after(), Some("b/038.txt"));
 
     // Objects carry size, ETag and time.
-    let out = client.list_objects_v2().bucket("list").prefix("top").send().await.unwrap();
+    let out = client
+        .list_objects_v2()
+        .bucket("list")
+        .prefix("top")
+        .send()
+        .await
+        .unwrap();
     let obj = &out.contents()[0];
     assert_eq!(obj.size(), Some(3));
-    assert_eq!(obj.e_tag(), Some(format!("\"{}\"", md5_hex(b"top")).as_str()));
+    assert_eq!(
+        obj.e_tag(),
+        Some(format!("\"{}\"", md5_hex(b"top")).as_str())
+    );
     assert!(obj.last_modified().is_some());
 
     // max-keys 0.
-    let out = client.list_objects_v2().bucket("list").max_keys(0).send().await.unwrap();
+    let out = client
+        .list_objects_v2()
+        .bucket("list")
+        .max_keys(0)
+        .send()
+        .await
+        .unwrap();
     assert!(out.contents().is_empty());
     assert_eq!(out.is_truncated(), Some(false));
 
@@ -344,30 +529,55 @@ async fn issue_2_listing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(out.contents()[0].key(), Some("sp%20ace/x"), "raw encoded key");
+    assert_eq!(
+        out.contents()[0].key(),
+        Some("sp%20ace/x"),
+        "raw encoded key"
+    );
     let raw = common::raw_request(
         &server.addr,
         "GET",
         "/list?list-type=2&prefix=uni/&encoding-type=url",
-        &signed_get_headers(&server, "/list", &[("encoding-type", "url"), ("list-type", "2"), ("prefix", "uni/")]),
+        &signed_get_headers(
+            &server,
+            "/list",
+            &[
+                ("encoding-type", "url"),
+                ("list-type", "2"),
+                ("prefix", "uni/"),
+            ],
+        ),
         b"",
     )
     .unwrap();
     assert_eq!(raw.status, 200, "{}", raw.text());
-    assert!(raw.text().contains("<Key>uni/%D0%BA%D0%BB%D1%8E%D1%87</Key>"), "{}", raw.text());
+    assert!(
+        raw.text()
+            .contains("<Key>uni/%D0%BA%D0%BB%D1%8E%D1%87</Key>"),
+        "{}",
+        raw.text()
+    );
 
     // ListObjects v1 with marker and delimiter.
     let mut marker: Option<String> = None;
     let mut seen_keys = Vec::new();
     let mut seen_prefixes = Vec::new();
     for _ in 0..100 {
-        let mut req = client.list_objects().bucket("list").delimiter("/").max_keys(2);
+        let mut req = client
+            .list_objects()
+            .bucket("list")
+            .delimiter("/")
+            .max_keys(2);
         if let Some(m) = &marker {
             req = req.marker(m);
         }
         let out = req.send().await.unwrap();
         seen_keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
-        seen_prefixes.extend(out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()));
+        seen_prefixes.extend(
+            out.common_prefixes()
+                .iter()
+                .map(|p| p.prefix().unwrap().to_owned()),
+        );
         if out.is_truncated() != Some(true) {
             break;
         }
@@ -376,19 +586,41 @@ async fn issue_2_listing() {
     }
     assert_eq!(seen_keys, ["a.txt", "q+a&b=c", "top"]);
     assert_eq!(seen_prefixes, ["a/", "b/", "c/", "sp ace/", "uni/", "z/"]);
-    let out = client.list_objects().bucket("list").marker("c/038.txt").prefix("c/").send().await.unwrap();
+    let out = client
+        .list_objects()
+        .bucket("list")
+        .marker("c/038.txt")
+        .prefix("c/")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<&str> = out.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["c/039.txt"]);
 
     // A bad continuation token and negative max-keys are refused.
-    let err = client.list_objects_v2().bucket("list").continuation_token("garbage").send().await.unwrap_err();
+    let err = client
+        .list_objects_v2()
+        .bucket("list")
+        .continuation_token("garbage")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
-    let err = client.list_objects_v2().bucket("nope").send().await.unwrap_err();
+    let err = client
+        .list_objects_v2()
+        .bucket("nope")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
 }
 
 /// Headers of a GET signed for `path` with `query`, for raw requests.
-pub fn signed_get_headers(server: &TestServer, path: &str, query: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+pub fn signed_get_headers(
+    server: &TestServer,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
     let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
     let payload = common::sigv4::sha256_hex(b"");
     let headers = vec![

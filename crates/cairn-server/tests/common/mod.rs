@@ -23,7 +23,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let base = std::env::var_os("CAIRN_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+        let base =
+            std::env::var_os("CAIRN_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
         let path = base.join(format!("cairn-{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -90,7 +91,9 @@ impl TestServer {
 
     /// Starts in `dir`, calling `prepare` on each drive path first.
     pub fn start_in(dir: TempDir, options: ServerOptions, prepare: impl Fn(&Path)) -> TestServer {
-        let drive_paths: Vec<PathBuf> = (1..=options.drives).map(|i| dir.path().join(format!("d{i}"))).collect();
+        let drive_paths: Vec<PathBuf> = (1..=options.drives)
+            .map(|i| dir.path().join(format!("d{i}")))
+            .collect();
         for path in &drive_paths {
             prepare(path);
         }
@@ -104,13 +107,19 @@ impl TestServer {
             banner: Vec::new(),
             log,
         };
-        server.spawn().unwrap_or_else(|err| panic!("server failed to start: {err}\n{}", server.log_text()));
+        server
+            .spawn()
+            .unwrap_or_else(|err| panic!("server failed to start: {err}\n{}", server.log_text()));
         server
     }
 
     /// Starts the process on the same drives; returns the error output if it exits.
     pub fn spawn(&mut self) -> Result<(), String> {
-        let address = if self.addr.is_empty() { "127.0.0.1:0".to_owned() } else { self.addr.clone() };
+        let address = if self.addr.is_empty() {
+            "127.0.0.1:0".to_owned()
+        } else {
+            self.addr.clone()
+        };
         let mut cmd = match self.options.run_as {
             Some((uid, gid)) => {
                 let mut cmd = Command::new("setpriv");
@@ -127,12 +136,17 @@ impl TestServer {
         cmd.arg("server").arg("--address").arg(&address);
         cmd.args(&self.options.args);
         cmd.args(&self.drive_paths);
-        cmd.env("CAIRN_ROOT_USER", ACCESS_KEY).env("CAIRN_ROOT_PASSWORD", SECRET_KEY);
+        cmd.env("CAIRN_ROOT_USER", ACCESS_KEY)
+            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY);
         cmd.env("CAIRN_LOG", "info,s3s=off");
         for (key, value) in &self.options.env {
             cmd.env(key, value);
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null());
         let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
         let stdout = child.stdout.take().unwrap();
@@ -192,10 +206,10 @@ impl TestServer {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(resp) = raw_request(&self.addr, "GET", "/minio/health/ready", &[], b"") {
-                if resp.status == 200 {
-                    return;
-                }
+            if let Ok(resp) = raw_request(&self.addr, "GET", "/minio/health/ready", &[], b"")
+                && resp.status == 200
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -225,7 +239,10 @@ impl TestServer {
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -240,13 +257,17 @@ impl TestServer {
 
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn().unwrap_or_else(|err| panic!("restart failed: {err}"));
+        self.spawn()
+            .unwrap_or_else(|err| panic!("restart failed: {err}"));
     }
 
     /// Peak resident memory of the server process so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM");
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
     }
@@ -305,11 +326,19 @@ impl RawResponse {
 }
 
 /// Sends one HTTP/1.1 request over a fresh connection and reads the whole response.
-pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<RawResponse> {
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<RawResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let has_length = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    let has_length = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (key, value) in headers {
         if key.eq_ignore_ascii_case("host") {
             continue;
@@ -336,7 +365,10 @@ pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(&str, Str
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
     let chunked = headers
@@ -345,14 +377,18 @@ pub fn raw_request(addr: &str, method: &str, target: &str, headers: &[(&str, Str
     if chunked {
         body = dechunk(&body);
     }
-    Ok(RawResponse { status, headers, body })
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16).unwrap_or(0);
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
         data = &data[line_end + 2..];
         if size == 0 || data.len() < size {
             break;
@@ -390,13 +426,17 @@ where
     E: aws_sdk_s3::error::ProvideErrorMetadata,
 {
     match err {
-        aws_sdk_s3::error::SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
+        aws_sdk_s3::error::SdkError::ServiceError(service) => {
+            service.err().code().map(str::to_owned)
+        }
         _ => None,
     }
 }
 
 /// The HTTP status of an SDK error, if a response arrived.
-pub fn sdk_status<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+pub fn sdk_status<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 

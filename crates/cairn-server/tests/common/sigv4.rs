@@ -56,7 +56,10 @@ pub fn now_unix() -> u64 {
 pub fn uri_encode(value: &str, path: bool) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') || (path && byte == b'/') {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'.' | b'~')
+            || (path && byte == b'/')
+        {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -93,7 +96,10 @@ impl Signer {
     }
 
     fn signing_key(&self) -> Vec<u8> {
-        let k_date = hmac(format!("AWS4{}", self.secret_key).as_bytes(), self.date().as_bytes());
+        let k_date = hmac(
+            format!("AWS4{}", self.secret_key).as_bytes(),
+            self.date().as_bytes(),
+        );
         let k_region = hmac(&k_date, REGION.as_bytes());
         let k_service = hmac(&k_region, b"s3");
         hmac(&k_service, b"aws4_request")
@@ -129,7 +135,11 @@ impl Signer {
             .collect();
         headers.sort();
         let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-        let signed_headers = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+        let signed_headers = headers
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(";");
         let canonical_request = format!(
             "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
             uri_encode(path, true)
@@ -164,7 +174,9 @@ impl Signer {
                 sha256_hex(chunk)
             );
             let signature = self.sign_string(&string_to_sign);
-            out.extend_from_slice(format!("{:x};chunk-signature={signature}\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(
+                format!("{:x};chunk-signature={signature}\r\n", chunk.len()).as_bytes(),
+            );
             out.extend_from_slice(chunk);
             out.extend_from_slice(b"\r\n");
             previous = signature;
@@ -185,7 +197,13 @@ impl Signer {
             ("X-Amz-SignedHeaders", "host".to_owned()),
         ];
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (_, signature) = self.authorization(method, path, &pairs, &[("host", host.to_owned())], "UNSIGNED-PAYLOAD");
+        let (_, signature) = self.authorization(
+            method,
+            path,
+            &pairs,
+            &[("host", host.to_owned())],
+            "UNSIGNED-PAYLOAD",
+        );
         query.push(("X-Amz-Signature", signature));
         let qs = query
             .iter()
@@ -197,7 +215,11 @@ impl Signer {
 }
 
 /// An unsigned aws-chunked body with one trailer (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`).
-pub fn unsigned_chunks_with_trailer(data: &[u8], chunk_size: usize, trailer: (&str, &str)) -> Vec<u8> {
+pub fn unsigned_chunks_with_trailer(
+    data: &[u8],
+    chunk_size: usize,
+    trailer: (&str, &str),
+) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in data.chunks(chunk_size) {
         out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -214,7 +236,11 @@ pub fn crc32_base64(data: &[u8]) -> String {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     base64_simd::STANDARD.encode_to_string((!crc).to_be_bytes())
