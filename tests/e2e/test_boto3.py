@@ -252,30 +252,22 @@ def raw_signed(method, path, headers, body=b"", body_fn=None):
     return result
 
 
-def _read_http_response(sock, deadline_s=5.0):
-    """Read one HTTP/1.1 response (Content-Length framed) from a raw socket.
-    Returns (status, lower-cased headers, body) or None on EOF."""
-    sock.settimeout(deadline_s)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        if not data:
-            return None
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
+def _read_http_response(stream):
+    """Read one Content-Length framed HTTP/1.1 response from a socket's
+    makefile("rb"). Returns (status, lower-cased headers, body), or None on EOF."""
+    status_line = stream.readline()
+    if not status_line:
+        return None
+    status = int(status_line.split()[1])
     headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        data = sock.recv(65536)
-        if not data:
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b"\n", b""):
             break
-        rest += data
-    return status, headers, rest[:length]
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = stream.read(int(headers.get("content-length", "0")))
+    return status, headers, body
 
 
 def signed_request_head(method, path, headers):
@@ -707,15 +699,16 @@ def test_early_error_with_unread_body():
 
     # 1. as botocore does it: headers only, wait for the answer, reuse the connection
     with socket.create_connection((parsed.hostname, parsed.port), timeout=5) as sock:
+        stream = sock.makefile("rb")
         sock.sendall(put)
-        first = _read_http_response(sock)
+        first = _read_http_response(stream)
         assert first is not None, "no response to the PUT"
         eq((first[0], xml_error_code(first[2])), (404, "NoSuchBucket"), "early answer to the PUT")
         if first[1].get("connection", "").lower() != "close":
             problems.append("the early 404 to a PUT whose body was never read has no 'Connection: close'")
             try:
                 sock.sendall(get)
-                second = _read_http_response(sock)
+                second = _read_http_response(stream)
             except OSError as err:
                 second = err
             if not (isinstance(second, tuple) and (second[0], xml_error_code(second[2])) == (404, "NoSuchBucket")):
@@ -728,12 +721,13 @@ def test_early_error_with_unread_body():
 
     # 2. the next request already in flight when the early answer goes out
     with socket.create_connection((parsed.hostname, parsed.port), timeout=5) as sock:
+        stream = sock.makefile("rb")
         sock.sendall(put + get)
-        first = _read_http_response(sock)
+        first = _read_http_response(stream)
         assert first is not None, "no response to the PUT"
         if first[1].get("connection", "").lower() != "close":
             try:
-                second = _read_http_response(sock, 2.0)
+                second = _read_http_response(stream)
             except OSError as err:
                 second = err
             if isinstance(second, tuple) and (second[0], xml_error_code(second[2])) != (404, "NoSuchBucket"):

@@ -1,0 +1,314 @@
+//! Throughput and operation-rate figures for `docs/benchmarks.md`, with the
+//! disk's own sequential bandwidth measured in the same run as the baseline.
+//!
+//! ```text
+//! cargo run --release -p cairn-server --example bench -- [DIR] [SECONDS]
+//! ```
+//!
+//! DIR (default: a new directory under /var/tmp) must be on the disk to
+//! measure; SECONDS (default 15) bounds each small-object phase. The program
+//! starts `cairn server` (the release binary next to this example) on four
+//! drive directories in DIR, drives it with the `aws-sdk-s3` crate from this
+//! process, and prints a Markdown table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+const USER: &str = "bench-admin";
+const PASSWORD: &str = "bench-password";
+const BIG: usize = 64 << 20;
+const BIG_COUNT: usize = 24;
+const BIG_CONCURRENCY: usize = 4;
+const SMALL: usize = 4 << 10;
+const SMALL_CONCURRENCY: usize = 32;
+const DD_MIB: usize = 1024;
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn run_dd(args: &[String]) -> f64 {
+    let start = Instant::now();
+    let status = Command::new("dd")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("dd");
+    assert!(status.success(), "dd {args:?} failed");
+    start.elapsed().as_secs_f64()
+}
+
+/// Sequential write and read bandwidth of the disk under `dir`, in MiB/s,
+/// with O_DIRECT so that the page cache does not flatter either.
+fn disk_baseline(dir: &Path) -> (f64, f64) {
+    let shm = PathBuf::from("/dev/shm").join(format!("cairn-bench-src-{}", std::process::id()));
+    std::fs::write(&shm, pseudo_random(DD_MIB << 20, 42)).expect("write source in /dev/shm");
+    let target = dir.join("dd-test");
+    let write_secs = run_dd(&[
+        format!("if={}", shm.display()),
+        format!("of={}", target.display()),
+        "bs=1M".into(),
+        "oflag=direct".into(),
+        "conv=fsync".into(),
+    ]);
+    let read_secs = run_dd(&[
+        format!("if={}", target.display()),
+        "of=/dev/null".into(),
+        "bs=1M".into(),
+        "iflag=direct".into(),
+    ]);
+    let _ = std::fs::remove_file(&shm);
+    let _ = std::fs::remove_file(&target);
+    (DD_MIB as f64 / write_secs, DD_MIB as f64 / read_secs)
+}
+
+struct Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("cairn"))
+        .expect("target dir");
+    assert!(
+        binary.exists(),
+        "build the server first: cargo build --release -p cairn-server"
+    );
+    let drives: Vec<PathBuf> = (1..=4).map(|i| dir.join(format!("d{i}"))).collect();
+    let mut child = Command::new(binary)
+        .args(["server", "--address", "127.0.0.1:0"])
+        .args(&drives)
+        .env("CAIRN_ROOT_USER", USER)
+        .env("CAIRN_ROOT_PASSWORD", PASSWORD)
+        .env("CAIRN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cairn");
+    use std::io::BufRead;
+    let mut endpoint = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(addr) = line.split("listening on ").nth(1) {
+            endpoint = Some(format!("http://{}", addr.trim_end_matches(')')));
+        }
+        if line.starts_with("Started in") {
+            break;
+        }
+    }
+    Server {
+        child,
+        endpoint: endpoint.expect("endpoint in banner"),
+    }
+}
+
+fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(USER, PASSWORD, None, None, "bench"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Runs `op(i)` from `concurrency` tasks until `count` ops are done or
+/// `limit` passes; returns (ops done, seconds).
+async fn drive<F, Fut>(concurrency: usize, count: u64, limit: Duration, op: F) -> (u64, f64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, next, done) = (op.clone(), next.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || Instant::now() >= deadline {
+                    return;
+                }
+                op(i).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().map_or_else(
+        || PathBuf::from("/var/tmp").join(format!("cairn-bench-{}", std::process::id())),
+        PathBuf::from,
+    );
+    let seconds: u64 = args.next().map_or(15, |s| s.parse().expect("SECONDS"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    eprintln!("measuring the disk under {} with dd ...", dir.display());
+    let (disk_write, disk_read) = disk_baseline(&dir);
+
+    let server = start_server(&dir);
+    let client = client(&server.endpoint);
+    client.create_bucket().bucket("bench").send().await.unwrap();
+
+    eprintln!("64 MiB PUT x{BIG_COUNT} at concurrency {BIG_CONCURRENCY} ...");
+    let big = Bytes::from(pseudo_random(BIG, 7));
+    let c = client.clone();
+    let (puts, put_secs) = drive(
+        BIG_CONCURRENCY,
+        BIG_COUNT as u64,
+        Duration::from_secs(600),
+        move |i| {
+            let (c, big) = (c.clone(), big.clone());
+            async move {
+                c.put_object()
+                    .bucket("bench")
+                    .key(format!("big/{i}"))
+                    .body(ByteStream::from(big))
+                    .send()
+                    .await
+                    .expect("PUT");
+            }
+        },
+    )
+    .await;
+    let put_mibs = (puts as f64 * 64.0) / put_secs;
+
+    eprintln!("64 MiB GET x{BIG_COUNT} at concurrency {BIG_CONCURRENCY} ...");
+    let c = client.clone();
+    let (gets, get_secs) = drive(
+        BIG_CONCURRENCY,
+        BIG_COUNT as u64,
+        Duration::from_secs(600),
+        move |i| {
+            let c = c.clone();
+            async move {
+                let out = c
+                    .get_object()
+                    .bucket("bench")
+                    .key(format!("big/{i}"))
+                    .send()
+                    .await
+                    .expect("GET");
+                let mut body = out.body;
+                let mut n = 0;
+                while let Some(chunk) = body.try_next().await.expect("body") {
+                    n += chunk.len();
+                }
+                assert_eq!(n, BIG);
+            }
+        },
+    )
+    .await;
+    let get_mibs = (gets as f64 * 64.0) / get_secs;
+
+    eprintln!("4 KiB PUT at concurrency {SMALL_CONCURRENCY} for {seconds} s ...");
+    let small = Bytes::from(pseudo_random(SMALL, 9));
+    let c = client.clone();
+    let (small_puts, small_put_secs) = drive(
+        SMALL_CONCURRENCY,
+        u64::MAX,
+        Duration::from_secs(seconds),
+        move |i| {
+            let (c, small) = (c.clone(), small.clone());
+            async move {
+                c.put_object()
+                    .bucket("bench")
+                    .key(format!("small/{i:08}"))
+                    .body(ByteStream::from(small))
+                    .send()
+                    .await
+                    .expect("PUT");
+            }
+        },
+    )
+    .await;
+
+    eprintln!("4 KiB GET at concurrency {SMALL_CONCURRENCY} for {seconds} s ...");
+    let c = client.clone();
+    let stored = small_puts;
+    let (small_gets, small_get_secs) = drive(
+        SMALL_CONCURRENCY,
+        u64::MAX,
+        Duration::from_secs(seconds),
+        move |i| {
+            let c = c.clone();
+            async move {
+                let out = c
+                    .get_object()
+                    .bucket("bench")
+                    .key(format!("small/{:08}", i % stored))
+                    .send()
+                    .await
+                    .expect("GET");
+                let body = out.body.collect().await.expect("body");
+                assert_eq!(body.into_bytes().len(), SMALL);
+            }
+        },
+    )
+    .await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let put_ops = small_puts as f64 / small_put_secs;
+    let get_ops = small_gets as f64 / small_get_secs;
+    println!("| Figure | Value | Baseline in the same run | Ratio |");
+    println!("|---|---|---|---|");
+    println!("| Disk sequential write (dd, O_DIRECT, 1 GiB) | {disk_write:.0} MiB/s | | |");
+    println!("| Disk sequential read (dd, O_DIRECT, 1 GiB) | {disk_read:.0} MiB/s | | |");
+    println!(
+        "| 64 MiB PUT, {BIG_CONCURRENCY} clients, EC 2+2 | {put_mibs:.0} MiB/s | disk write / 2 = {:.0} MiB/s (every byte is written twice) | {:.2} |",
+        disk_write / 2.0,
+        put_mibs / (disk_write / 2.0)
+    );
+    println!(
+        "| 64 MiB GET, {BIG_CONCURRENCY} clients, EC 2+2 | {get_mibs:.0} MiB/s | disk read = {disk_read:.0} MiB/s | {:.2} |",
+        get_mibs / disk_read
+    );
+    println!(
+        "| 4 KiB PUT, {SMALL_CONCURRENCY} clients | {put_ops:.0} ops/s ({small_puts} in {small_put_secs:.1} s) | | |"
+    );
+    println!(
+        "| 4 KiB GET, {SMALL_CONCURRENCY} clients | {get_ops:.0} ops/s ({small_gets} in {small_get_secs:.1} s) | | |"
+    );
+}
