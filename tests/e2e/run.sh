@@ -33,7 +33,7 @@ BIN=${CAIRN_BIN:-$DEFAULT_BIN}
 LAYOUTS=${CAIRN_E2E_LAYOUTS:-"1 4"}
 
 READY_TIMEOUT=30     # seconds for a server to print its banner and become ready
-SUITE_TIMEOUT=600    # seconds per client suite (they take well under a minute)
+SUITE_TIMEOUT=240    # seconds per client suite (each takes well under a minute)
 STOP_TIMEOUT=20      # seconds for a server to exit after SIGTERM
 
 log() { echo "[e2e] $*"; }
@@ -91,6 +91,11 @@ stop_server() {
   local pid=$SERVER_PID rc=0 i
   [[ -n "$pid" ]] || return 0
   SERVER_PID=""
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null || rc=$?
+    log "the server had already exited (status $rc)"
+    return 1
+  fi
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -110,8 +115,13 @@ stop_server() {
   return 0
 }
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 on_exit() {
   local rc=$?
+  if [[ -n "${SUITE_PID:-}" ]]; then
+    kill -TERM "$SUITE_PID" 2>/dev/null || true
+    wait "$SUITE_PID" 2>/dev/null || true
+  fi
   stop_server >/dev/null 2>&1 || true
   rm -rf "$RUN_DIR"
   exit "$rc"
@@ -179,6 +189,23 @@ start_server() {
   return 1
 }
 
+# run_suite OUT CMD...: runs a client suite, bounded by SUITE_TIMEOUT, with its
+# output in OUT. It runs in the background so that a signal to this script
+# is handled at once (the EXIT trap then stops it and the server).
+SUITE_PID=""
+run_suite() {
+  local out=$1 rc=0
+  shift
+  timeout "$SUITE_TIMEOUT" "$@" >"$out" 2>&1 &
+  SUITE_PID=$!
+  wait "$SUITE_PID" || rc=$?
+  SUITE_PID=""
+  if ((rc == 124)); then
+    echo "[e2e] suite timed out after ${SUITE_TIMEOUT}s" >>"$out"
+  fi
+  return "$rc"
+}
+
 SUMMARY=()
 TOTAL_PASSED=0
 TOTAL_FAILED=0
@@ -230,17 +257,22 @@ run_layout() {
     log "$layout: $client suite"
     status=PASS
     if [[ "$client" == boto3 ]]; then
-      timeout "$SUITE_TIMEOUT" "$PY" "$HERE/test_boto3.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" >"$out" 2>&1 || status=FAIL
+      run_suite "$out" "$PY" "$HERE/test_boto3.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
     else
       AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
-        timeout "$SUITE_TIMEOUT" bash "$HERE/test_awscli.sh" "$ENDPOINT" >"$out" 2>&1 || status=FAIL
+        run_suite "$out" bash "$HERE/test_awscli.sh" "$ENDPOINT" || status=FAIL
     fi
     cat "$out"
     record "$client" "$layout" "$status" "$out" "$client"
   done
 
-  # the server must survive the suites and stop cleanly on SIGTERM
+  # the server must report every drive online, survive the suites and stop
+  # cleanly on SIGTERM
   local shut=PASS
+  if ((server_ok == 1)) && ! grep -q "^Drives: *$drives of $drives online" "$dir/banner.txt"; then
+    log "$layout: the banner does not report $drives of $drives drives online"
+    shut=FAIL
+  fi
   if ((server_ok == 1)); then
     kill -0 "$SERVER_PID" 2>/dev/null || { log "$layout: the server died during the suites"; shut=FAIL; }
     stop_server || shut=FAIL

@@ -3,7 +3,7 @@
 //! Layout under the drive's root:
 //! ```text
 //! .cairn.sys/format.json              drive identity (DESIGN.md section 3)
-//! .cairn.sys/meta.redb                metadata store
+//! .cairn.sys/meta/                    metadata store (fjall)
 //! .cairn.sys/data/<xx>/<data-id>.<n>  shard file of part n; xx = first byte of the id
 //! .cairn.sys/tmp/                     staging for format.json
 //! ```
@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::error::{DiskError, Result};
 use crate::format::Format;
 use crate::meta::BucketRecord;
-use crate::store::{LivenessCheck, MetaStore};
+use crate::store::{LivenessCheck, MetaStore, StoreMemory};
 use crate::{
     Disk, DiskSpace, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, ShardReader,
     ShardWriter,
@@ -35,19 +35,22 @@ use crate::{
 
 const SYS_DIR: &str = ".cairn.sys";
 const FORMAT_FILE: &str = "format.json";
-const META_FILE: &str = "meta.redb";
+const META_DIR: &str = "meta";
 
 /// Tuning of a local drive.
 #[derive(Debug, Clone)]
 pub struct LocalDiskOptions {
-    /// Page cache of the metadata store, in bytes.
-    pub meta_cache_bytes: usize,
+    /// Block cache of the metadata store, in bytes (default 16 MiB).
+    pub meta_cache_bytes: u64,
+    /// Unflushed metadata writes kept in memory per keyspace, in bytes (default 8 MiB).
+    pub meta_memtable_bytes: u64,
 }
 
 impl Default for LocalDiskOptions {
     fn default() -> Self {
         LocalDiskOptions {
-            meta_cache_bytes: 32 << 20,
+            meta_cache_bytes: 16 << 20,
+            meta_memtable_bytes: 8 << 20,
         }
     }
 }
@@ -272,7 +275,10 @@ impl Disk for LocalDisk {
         *self.state.write().expect("drive state lock") = State::Offline("reconnecting".to_owned());
         let root = self.root.clone();
         let expected = expected.clone();
-        let cache = self.options.meta_cache_bytes;
+        let memory = StoreMemory {
+            cache_bytes: self.options.meta_cache_bytes,
+            memtable_bytes: self.options.meta_memtable_bytes,
+        };
         let opened = blocking(move || -> Result<Online> {
             let found = read_format_at(&root)?.ok_or(DiskError::Unformatted)?;
             if found.deployment_id != expected.deployment_id {
@@ -304,7 +310,7 @@ impl Disk for LocalDisk {
             });
             let check = liveness.clone();
             let check: LivenessCheck = Arc::new(move || check.check());
-            let store = MetaStore::open(&sys_dir(&root).join(META_FILE), cache, check)?;
+            let store = MetaStore::open(&sys_dir(&root).join(META_DIR), memory, check)?;
             Ok(Online {
                 format: expected,
                 store,

@@ -1,21 +1,26 @@
-//! The per-drive metadata store: `redb`, with one committer thread per drive
-//! that batches concurrent writers into one durable commit (group commit).
+//! The per-drive metadata store: `fjall` (an LSM tree with a journal), with
+//! one committer thread per drive that batches concurrent writers into one
+//! durable commit (group commit).
 //!
-//! Tables:
+//! Keyspaces:
 //! * `buckets`: bucket name -> [`BucketRecord`]
 //! * `objects`: `bucket/key` -> [`ObjectRecord`]; bucket names cannot contain
 //!   `/`, so one bucket's keys form one contiguous range in S3 listing order.
 //! * `inline`: data id -> shard bytes of small objects, kept apart from
-//!   `objects` so listings do not page inline data in.
+//!   `objects` so listings do not read inline data.
 //!
-//! Why redb over fjall: see `docs/benchmarks.md` and ARCHITECTURE.md.
+//! Every commit is written with `PersistMode::SyncAll`: fjall's default only
+//! hands the journal to the OS, which survives a killed process but not a
+//! power cut. Why fjall over redb: `docs/benchmarks.md` and ARCHITECTURE.md.
 
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use fjall::{
+    KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -25,10 +30,6 @@ use crate::{
     ListEntry, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, RemovedVersion,
 };
 
-const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
-const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
-const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
-
 /// Most operations applied in one commit.
 const MAX_BATCH: usize = 512;
 
@@ -36,18 +37,35 @@ const MAX_BATCH: usize = 512;
 /// holds the drive this store was opened for.
 pub(crate) type LivenessCheck = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 
+/// Memory a drive's store may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreMemory {
+    /// Block cache, in bytes.
+    pub(crate) cache_bytes: u64,
+    /// Unflushed writes kept in memory per keyspace, in bytes.
+    pub(crate) memtable_bytes: u64,
+}
+
 struct Commit {
     op: MetaOp,
     reply: oneshot::Sender<Result<MetaOutcome>>,
 }
 
+#[derive(Clone)]
+struct Keyspaces {
+    buckets: SingleWriterTxKeyspace,
+    objects: SingleWriterTxKeyspace,
+    inline: SingleWriterTxKeyspace,
+}
+
 pub(crate) struct MetaStore {
-    db: Arc<Database>,
+    db: SingleWriterTxDatabase,
+    ks: Keyspaces,
     commits: mpsc::Sender<Commit>,
 }
 
-fn store_err(err: impl Into<redb::Error>) -> DiskError {
-    DiskError::Store(err.into().to_string())
+fn store_err(err: fjall::Error) -> DiskError {
+    DiskError::Store(err.to_string())
 }
 
 fn object_key(bucket: &str, key: &str) -> Vec<u8> {
@@ -72,41 +90,55 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl MetaStore {
-    /// Opens (creating if needed) the store at `path`. Blocking: runs crash
-    /// recovery when the last process did not close the database cleanly.
+    /// Opens (creating if needed) the store in directory `path`. Blocking:
+    /// replays the journal when the last process did not close it cleanly.
     pub(crate) fn open(
         path: &Path,
-        cache_bytes: usize,
+        memory: StoreMemory,
         liveness: LivenessCheck,
     ) -> Result<MetaStore> {
         // A store this process closed a moment ago may still be held by its
-        // committer thread, finishing its last batch.
+        // committer or background threads, finishing their last work.
         let mut attempts = 0;
         let db = loop {
-            match Database::builder().set_cache_size(cache_bytes).create(path) {
+            let opened = SingleWriterTxDatabase::builder(path)
+                .cache_size(memory.cache_bytes)
+                // The journal is replayed after a crash: keep it short.
+                .max_journaling_size(64 << 20)
+                .worker_threads(1)
+                .open();
+            match opened {
                 Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                Err(fjall::Error::Locked) if attempts < 250 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(err) => return Err(store_err(err)),
             }
         };
-        let txn = db.begin_write().map_err(store_err)?;
-        {
-            txn.open_table(BUCKETS).map_err(store_err)?;
-            txn.open_table(OBJECTS).map_err(store_err)?;
-            txn.open_table(INLINE).map_err(store_err)?;
-        }
-        txn.commit().map_err(store_err)?;
-        let db = Arc::new(db);
+        let memtable = memory.memtable_bytes.max(1 << 20);
+        let keyspace = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable)
+            })
+            .map_err(store_err)
+        };
+        let ks = Keyspaces {
+            buckets: keyspace("buckets")?,
+            objects: keyspace("objects")?,
+            inline: keyspace("inline")?,
+        };
         let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
-        let committer_db = db.clone();
+        let (committer_db, committer_ks) = (db.clone(), ks.clone());
         std::thread::Builder::new()
             .name("cairn-meta-commit".to_owned())
-            .spawn(move || committer(&committer_db, &mut rx, &liveness))
+            .spawn(move || committer(&committer_db, &committer_ks, &mut rx, &liveness))
             .map_err(|e| DiskError::io("starting the metadata committer", e))?;
-        Ok(MetaStore { db, commits: tx })
+        Ok(MetaStore {
+            db,
+            ks,
+            commits: tx,
+        })
     }
 
     /// Applies `op` durably, batched with concurrent callers into one commit.
@@ -121,21 +153,19 @@ impl MetaStore {
     }
 
     pub(crate) fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
-        let txn = self.db.begin_read().map_err(store_err)?;
-        let table = txn.open_table(BUCKETS).map_err(store_err)?;
+        let snapshot = self.db.read_tx();
         let mut out = Vec::new();
-        for entry in table.iter().map_err(store_err)? {
-            let (_, value) = entry.map_err(store_err)?;
-            out.push(meta::decode("bucket record", value.value())?);
+        for entry in snapshot.iter(&self.ks.buckets) {
+            let (_, value) = entry.into_inner().map_err(store_err)?;
+            out.push(meta::decode("bucket record", &value)?);
         }
         Ok(out)
     }
 
     pub(crate) fn get_bucket(&self, bucket: &str) -> Result<BucketRecord> {
-        let txn = self.db.begin_read().map_err(store_err)?;
-        let table = txn.open_table(BUCKETS).map_err(store_err)?;
-        match table.get(bucket).map_err(store_err)? {
-            Some(value) => meta::decode("bucket record", value.value()),
+        let snapshot = self.db.read_tx();
+        match snapshot.get(&self.ks.buckets, bucket).map_err(store_err)? {
+            Some(value) => meta::decode("bucket record", &value),
             None => Err(DiskError::BucketNotFound),
         }
     }
@@ -146,16 +176,18 @@ impl MetaStore {
         key: &str,
         data: ReadData,
     ) -> Result<ReadObject> {
-        let txn = self.db.begin_read().map_err(store_err)?;
-        let objects = txn.open_table(OBJECTS).map_err(store_err)?;
-        let record: ObjectRecord = match objects
-            .get(object_key(bucket, key).as_slice())
+        let snapshot = self.db.read_tx();
+        let record: ObjectRecord = match snapshot
+            .get(&self.ks.objects, object_key(bucket, key))
             .map_err(store_err)?
         {
-            Some(value) => meta::decode("object record", value.value())?,
+            Some(value) => meta::decode("object record", &value)?,
             None => {
-                let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
-                if buckets.get(bucket).map_err(store_err)?.is_none() {
+                if snapshot
+                    .get(&self.ks.buckets, bucket)
+                    .map_err(store_err)?
+                    .is_none()
+                {
                     return Err(DiskError::BucketNotFound);
                 }
                 return Err(DiskError::NotFound);
@@ -171,29 +203,24 @@ impl MetaStore {
             ReadData::Version(data_id) => Some(data_id),
         };
         let inline = match data_id {
-            Some(data_id) => {
-                let table = txn.open_table(INLINE).map_err(store_err)?;
-                table
-                    .get(data_id.as_bytes().as_slice())
-                    .map_err(store_err)?
-                    .map(|v| Bytes::copy_from_slice(v.value()))
-            }
+            Some(data_id) => snapshot
+                .get(&self.ks.inline, data_id.as_bytes())
+                .map_err(store_err)?
+                .map(|v| Bytes::copy_from_slice(&v)),
             None => None,
         };
         Ok(ReadObject { record, inline })
     }
 
     pub(crate) fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
-        let txn = self.db.begin_read().map_err(store_err)?;
-        let buckets = txn.open_table(BUCKETS).map_err(store_err)?;
-        if buckets
-            .get(query.bucket.as_str())
+        let snapshot = self.db.read_tx();
+        if snapshot
+            .get(&self.ks.buckets, query.bucket.as_str())
             .map_err(store_err)?
             .is_none()
         {
             return Err(DiskError::BucketNotFound);
         }
-        let objects = txn.open_table(OBJECTS).map_err(store_err)?;
         let base_len = query.bucket.len() + 1;
         let full_prefix = object_key(&query.bucket, &query.prefix);
         let end = prefix_successor(&full_prefix);
@@ -208,18 +235,11 @@ impl MetaStore {
         let mut entries = Vec::new();
         'scan: loop {
             let upper = match &end {
-                Some(end) => Bound::Excluded(end.as_slice()),
+                Some(end) => Bound::Excluded(end.clone()),
                 None => Bound::Unbounded,
             };
-            let lower = match &cursor {
-                Bound::Included(k) => Bound::Included(k.as_slice()),
-                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-                Bound::Unbounded => Bound::Unbounded,
-            };
-            let range = objects.range::<&[u8]>((lower, upper)).map_err(store_err)?;
-            for entry in range {
-                let (raw_key, value) = entry.map_err(store_err)?;
-                let raw_key = raw_key.value();
+            for entry in snapshot.range(&self.ks.objects, (cursor.clone(), upper)) {
+                let (raw_key, value) = entry.into_inner().map_err(store_err)?;
                 let key =
                     std::str::from_utf8(&raw_key[base_len..]).map_err(|e| DiskError::Corrupt {
                         what: "object key",
@@ -248,7 +268,7 @@ impl MetaStore {
                         None => break 'scan,
                     }
                 }
-                let record: ObjectRecord = meta::decode("object record", value.value())?;
+                let record: ObjectRecord = meta::decode("object record", &value)?;
                 entries.push(ListEntry::Object {
                     key: key.to_owned(),
                     record,
@@ -263,7 +283,12 @@ impl MetaStore {
     }
 }
 
-fn committer(db: &Database, rx: &mut mpsc::Receiver<Commit>, liveness: &LivenessCheck) {
+fn committer(
+    db: &SingleWriterTxDatabase,
+    ks: &Keyspaces,
+    rx: &mut mpsc::Receiver<Commit>,
+    liveness: &LivenessCheck,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -273,7 +298,7 @@ fn committer(db: &Database, rx: &mut mpsc::Receiver<Commit>, liveness: &Liveness
             }
         }
         let results = match liveness() {
-            Ok(()) => apply_batch(db, &batch),
+            Ok(()) => apply_batch(db, ks, &batch),
             Err(err) => Err(err),
         };
         match results {
@@ -301,75 +326,74 @@ fn committer(db: &Database, rx: &mut mpsc::Receiver<Commit>, liveness: &Liveness
 /// Applies every op of a batch in one durable transaction. Each op checks its
 /// preconditions before it writes, so a failed op changes nothing and does
 /// not fail the others.
-fn apply_batch(db: &Database, batch: &[Commit]) -> Result<Vec<Result<MetaOutcome>>> {
-    let mut txn = db.begin_write().map_err(store_err)?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(|e| DiskError::Store(e.to_string()))?;
+fn apply_batch(
+    db: &SingleWriterTxDatabase,
+    ks: &Keyspaces,
+    batch: &[Commit],
+) -> Result<Vec<Result<MetaOutcome>>> {
+    let mut tx = db.write_tx().durability(Some(PersistMode::SyncAll));
     let mut results = Vec::with_capacity(batch.len());
     {
-        let mut buckets = txn.open_table(BUCKETS).map_err(store_err)?;
-        let mut objects = txn.open_table(OBJECTS).map_err(store_err)?;
-        let mut inline = txn.open_table(INLINE).map_err(store_err)?;
-        let mut tables = Tables {
-            buckets: &mut buckets,
-            objects: &mut objects,
-            inline: &mut inline,
-        };
+        let mut tables = Tables { tx: &mut tx, ks };
         for commit in batch {
             results.push(apply(&mut tables, &commit.op));
         }
     }
-    txn.commit().map_err(store_err)?;
+    tx.commit().map_err(store_err)?;
     Ok(results)
 }
 
-struct Tables<'a, 't> {
-    buckets: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
-    objects: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
-    inline: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
+/// The keyspaces as seen through one write transaction, which reads its own writes.
+struct Tables<'a, 'tx> {
+    tx: &'a mut fjall::SingleWriterWriteTx<'tx>,
+    ks: &'a Keyspaces,
 }
 
 impl Tables<'_, '_> {
     fn bucket_exists(&self, bucket: &str) -> Result<bool> {
-        Ok(self.buckets.get(bucket).map_err(store_err)?.is_some())
+        Ok(self
+            .tx
+            .get(&self.ks.buckets, bucket)
+            .map_err(store_err)?
+            .is_some())
+    }
+
+    fn put_bucket(&mut self, record: &BucketRecord) {
+        self.tx
+            .insert(&self.ks.buckets, record.name.as_str(), meta::encode(record));
     }
 
     fn read_record(&self, key: &[u8]) -> Result<Option<ObjectRecord>> {
-        match self.objects.get(key).map_err(store_err)? {
-            Some(value) => Ok(Some(meta::decode("object record", value.value())?)),
+        match self.tx.get(&self.ks.objects, key).map_err(store_err)? {
+            Some(value) => Ok(Some(meta::decode("object record", &value)?)),
             None => Ok(None),
         }
     }
 
-    fn write_record(&mut self, key: &[u8], record: &ObjectRecord) -> Result<()> {
+    fn write_record(&mut self, key: &[u8], record: &ObjectRecord) {
         if record.versions.is_empty() {
-            self.objects.remove(key).map_err(store_err)?;
+            self.tx.remove(&self.ks.objects, key);
         } else {
-            self.objects
-                .insert(key, meta::encode(record).as_slice())
-                .map_err(store_err)?;
+            self.tx.insert(&self.ks.objects, key, meta::encode(record));
         }
-        Ok(())
     }
 
     /// Removes `version`'s inline data and returns it with the version.
     fn take_version(&mut self, version: ObjectVersion) -> Result<RemovedVersion> {
         let inline = if version.inline {
-            self.inline
-                .remove(version.data_id.as_bytes().as_slice())
+            self.tx
+                .take(&self.ks.inline, version.data_id.as_bytes().as_slice())
                 .map_err(store_err)?
-                .map(|v| Bytes::copy_from_slice(v.value()))
+                .map(|v| Bytes::copy_from_slice(&v))
         } else {
             None
         };
         Ok(RemovedVersion { version, inline })
     }
 
-    fn put_inline(&mut self, data_id: Uuid, data: &[u8]) -> Result<()> {
-        self.inline
-            .insert(data_id.as_bytes().as_slice(), data)
-            .map_err(store_err)?;
-        Ok(())
+    fn put_inline(&mut self, data_id: Uuid, data: &[u8]) {
+        self.tx
+            .insert(&self.ks.inline, data_id.as_bytes().as_slice(), data);
     }
 }
 
@@ -388,10 +412,7 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             if tables.bucket_exists(&record.name)? {
                 return Err(DiskError::BucketExists);
             }
-            tables
-                .buckets
-                .insert(record.name.as_str(), meta::encode(record).as_slice())
-                .map_err(store_err)?;
+            tables.put_bucket(record);
             Ok(MetaOutcome::Done)
         }
         MetaOp::DeleteBucket { name, force } => {
@@ -400,30 +421,16 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             }
             let start = object_key(name, "");
             let end = prefix_successor(&start).expect("bucket prefix ends with '/'");
-            let range = (
-                Bound::Included(start.as_slice()),
-                Bound::Excluded(end.as_slice()),
-            );
-            if !force
-                && tables
-                    .objects
-                    .range::<&[u8]>(range)
-                    .map_err(store_err)?
-                    .next()
-                    .is_some()
-            {
-                return Err(DiskError::BucketNotEmpty);
-            }
+            let mut doomed = Vec::new();
             let mut inline_ids = Vec::new();
-            for entry in tables
-                .objects
-                .extract_from_if::<&[u8], _>(range, |_, _| true)
-                .map_err(store_err)?
-            {
-                let (_, value) = entry.map_err(store_err)?;
+            for entry in tables.tx.range(&tables.ks.objects, start..end) {
+                let (key, value) = entry.into_inner().map_err(store_err)?;
+                if !force {
+                    return Err(DiskError::BucketNotEmpty);
+                }
                 // A record that fails to decode is dropped with its bucket;
                 // its inline data, if any, is left for the scanner.
-                if let Ok(record) = meta::decode::<ObjectRecord>("object record", value.value()) {
+                if let Ok(record) = meta::decode::<ObjectRecord>("object record", &value) {
                     inline_ids.extend(
                         record
                             .versions
@@ -432,14 +439,17 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                             .map(|v| v.data_id),
                     );
                 }
+                doomed.push(key);
+            }
+            for key in doomed {
+                tables.tx.remove(&tables.ks.objects, key);
             }
             for data_id in inline_ids {
                 tables
-                    .inline
-                    .remove(data_id.as_bytes().as_slice())
-                    .map_err(store_err)?;
+                    .tx
+                    .remove(&tables.ks.inline, data_id.as_bytes().as_slice());
             }
-            tables.buckets.remove(name.as_str()).map_err(store_err)?;
+            tables.tx.remove(&tables.ks.buckets, name.as_str());
             Ok(MetaOutcome::Done)
         }
         MetaOp::PutVersion {
@@ -462,10 +472,10 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                 removed.push(tables.take_version(old)?);
             }
             if let Some(data) = inline {
-                tables.put_inline(version.data_id, data)?;
+                tables.put_inline(version.data_id, data);
             }
             insert_sorted(&mut record, version.clone());
-            tables.write_record(&raw_key, &record)?;
+            tables.write_record(&raw_key, &record);
             Ok(MetaOutcome::Removed(removed))
         }
         MetaOp::DeleteVersion {
@@ -488,7 +498,7 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             for old in gone {
                 removed.push(tables.take_version(old)?);
             }
-            tables.write_record(&raw_key, &record)?;
+            tables.write_record(&raw_key, &record);
             Ok(MetaOutcome::Removed(removed))
         }
         MetaOp::RevertPut {
@@ -511,11 +521,11 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             }
             for prev in previous {
                 if let Some(data) = &prev.inline {
-                    tables.put_inline(prev.version.data_id, data)?;
+                    tables.put_inline(prev.version.data_id, data);
                 }
                 insert_sorted(&mut record, prev.version.clone());
             }
-            tables.write_record(&raw_key, &record)?;
+            tables.write_record(&raw_key, &record);
             Ok(MetaOutcome::Done)
         }
     }

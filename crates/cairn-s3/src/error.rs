@@ -65,6 +65,11 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
         }
         Error::Body(source) => match source.downcast::<S3Error>() {
             Ok(s3) => *s3,
+            // s3s's aws-chunked decoder does not export its error type.
+            Err(source) if source.to_string().contains("SignatureMismatch") => s3_error!(
+                SignatureDoesNotMatch,
+                "The chunk signature we calculated does not match the one you provided"
+            ),
             Err(source) => {
                 tracing::debug!(%source, "request body failed");
                 s3_error!(

@@ -16,8 +16,12 @@ mod checksum;
 mod error;
 mod list;
 mod object;
+mod range;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use cairn_object::ObjectLayer;
 use s3s::dto::*;
@@ -139,12 +143,15 @@ pub struct S3Handler {
 
 impl S3Handler {
     pub fn new(layer: Arc<ObjectLayer>, settings: &S3Settings) -> S3Handler {
-        let s3 = CairnS3 {
-            layer,
+        let s3 = || CairnS3 {
+            layer: layer.clone(),
             region: settings.region.clone(),
         };
-        let mut builder = S3ServiceBuilder::new(s3);
+        let mut builder = S3ServiceBuilder::new(s3());
         builder.set_auth(auth::RootAuth::new(settings.root.clone()));
+        builder.set_route(range::IgnoreUnusableRange {
+            trusted: S3ServiceBuilder::new(s3()).build(),
+        });
         S3Handler {
             service: builder.build(),
         }
@@ -157,8 +164,8 @@ impl S3Handler {
         if let Some(err) = auth::precheck(req.headers(), req.uri().query()) {
             return error_response(err);
         }
-        let req = req.map(s3s::Body::from);
-        match self.service.call(req).await {
+        let (req, body_read) = track_body(req);
+        let mut resp = match self.service.call(req).await {
             Ok(resp) => resp,
             Err(err) => {
                 tracing::error!(?err, "s3 service failed");
@@ -166,8 +173,63 @@ impl S3Handler {
                 *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 resp
             }
+        };
+        // Answered before the body was read (an error, usually): the rest of
+        // the body may still arrive, or never (`Expect: 100-continue`), so
+        // the connection cannot carry another request.
+        if !body_read.load(Ordering::Acquire) {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
         }
+        resp
     }
+}
+
+/// A request body that records whether it was read to its end.
+struct TrackedBody {
+    inner: hyper::body::Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn track_body(
+    req: http::Request<hyper::body::Incoming>,
+) -> (http::Request<s3s::Body>, Arc<AtomicBool>) {
+    use http_body::Body as _;
+    let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let tracked = read.clone();
+    let req = req.map(|inner| {
+        s3s::Body::http_body(TrackedBody {
+            inner,
+            read: tracked,
+        })
+    });
+    (req, read)
 }
 
 /// An S3 XML error response, for errors found before s3s sees the request.

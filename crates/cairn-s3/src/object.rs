@@ -42,6 +42,17 @@ fn parse_http_date(value: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, value).ok()
 }
 
+/// The Content-Encoding to store: `aws-chunked` describes the transfer, not
+/// the object, and S3 drops it.
+fn stored_content_encoding(value: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = value?
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
 fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
     base64_simd::STANDARD
         .decode_to_vec(value)
@@ -149,7 +160,10 @@ impl CairnS3 {
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
         );
         let optional = [
-            (CONTENT_ENCODING, input.content_encoding.clone()),
+            (
+                CONTENT_ENCODING,
+                stored_content_encoding(input.content_encoding.as_deref()),
+            ),
             (CONTENT_DISPOSITION, input.content_disposition.clone()),
             (CONTENT_LANGUAGE, input.content_language.clone()),
             (CACHE_CONTROL, input.cache_control.clone()),
@@ -313,5 +327,28 @@ impl CairnS3 {
             .await
             .map_err(s3_err)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_not_stored_as_content_encoding() {
+        assert_eq!(stored_content_encoding(Some("aws-chunked")), None);
+        assert_eq!(
+            stored_content_encoding(Some("gzip,aws-chunked")).as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(
+            stored_content_encoding(Some("aws-chunked, br")).as_deref(),
+            Some("br")
+        );
+        assert_eq!(
+            stored_content_encoding(Some("gzip")).as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(stored_content_encoding(None), None);
     }
 }

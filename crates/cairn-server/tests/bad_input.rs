@@ -153,7 +153,8 @@ fn issue_2_payload_signing_modes() {
     let mut bad_headers = headers[..5].to_vec();
     bad_headers.push(("authorization", auth));
     let resp = raw_request(&server.addr, "PUT", "/bkt/existing", &bad_headers, &bad).unwrap();
-    assert_ne!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert_eq!(resp.error_code().as_deref(), Some("SignatureDoesNotMatch"));
     assert_unchanged(&server);
 
     // Unsigned aws-chunked with a trailing checksum (what current SDKs send).
@@ -483,4 +484,107 @@ async fn issue_2_names_digests_and_missing_things() {
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
     assert_unchanged(&server);
+}
+
+#[test]
+fn issue_2_unusable_range_headers_are_ignored_like_s3() {
+    let server = setup();
+    let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    for range in ["bytes=0-1,3-4", "items=0-1", "bytes=5-2", "bytes=abc"] {
+        let payload = sha256_hex(b"");
+        let mut headers: Vec<(&str, String)> = vec![
+            ("host", server.addr.clone()),
+            ("x-amz-date", signer.amz_date()),
+            ("x-amz-content-sha256", payload.clone()),
+            ("range", range.to_owned()),
+        ];
+        let (auth, _) = signer.authorization("GET", "/bkt/existing", &[], &headers, &payload);
+        headers.push(("authorization", auth));
+        let resp = raw_request(&server.addr, "GET", "/bkt/existing", &headers, b"").unwrap();
+        assert_eq!(resp.status, 200, "{range}: {}", resp.text());
+        assert_eq!(resp.body, b"original", "{range}");
+        assert_eq!(resp.header("content-range"), None);
+    }
+    // A presigned URL with an unusable range, too.
+    let target = signer.presign(&server.addr, "GET", "/bkt/existing", 600);
+    let resp = raw_request(
+        &server.addr,
+        "GET",
+        &target,
+        &[("range", "bytes=1-0".to_owned())],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.body, b"original");
+    // A usable but unsatisfiable one is still 416.
+    let target = signer.presign(&server.addr, "GET", "/bkt/existing", 600);
+    let resp = raw_request(
+        &server.addr,
+        "GET",
+        &target,
+        &[("range", "bytes=100-".to_owned())],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(resp.status, 416);
+}
+
+#[test]
+fn issue_2_answer_before_the_body_closes_the_connection() {
+    use std::io::{Read, Write};
+    let server = setup();
+    let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    let headers = vec![
+        ("host", server.addr.clone()),
+        ("x-amz-date", signer.amz_date()),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned()),
+    ];
+    let (auth, _) =
+        signer.authorization("PUT", "/nosuchbucket/k", &[], &headers, "UNSIGNED-PAYLOAD");
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "PUT /nosuchbucket/k HTTP/1.1\r\nHost: {}\r\nx-amz-date: {}\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: {auth}\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+        server.addr,
+        signer.amz_date()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    // The server answers and closes: read_to_end returns instead of timing out.
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 404"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains("nosuchbucket"), "{text}");
+}
+
+#[test]
+fn issue_2_aws_chunked_is_not_a_stored_content_encoding() {
+    let server = setup();
+    let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    let data = b"gzip bytes, pretend";
+    let mode = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+    for (sent, stored) in [("aws-chunked", None), ("gzip,aws-chunked", Some("gzip"))] {
+        let mut headers: Vec<(&str, String)> = vec![
+            ("host", server.addr.clone()),
+            ("x-amz-date", signer.amz_date()),
+            ("x-amz-content-sha256", mode.to_owned()),
+            ("content-encoding", sent.to_owned()),
+            ("x-amz-decoded-content-length", data.len().to_string()),
+            ("x-amz-trailer", "x-amz-checksum-crc32".to_owned()),
+        ];
+        let (auth, _) = signer.authorization("PUT", "/bkt/encoded", &[], &headers, mode);
+        headers.push(("authorization", auth));
+        let body =
+            unsigned_chunks_with_trailer(data, 8, ("x-amz-checksum-crc32", &crc32_base64(data)));
+        let resp = raw_request(&server.addr, "PUT", "/bkt/encoded", &headers, &body).unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let resp = signed_get(&server, &signer, "/bkt/encoded");
+        assert_eq!(resp.body, data);
+        assert_eq!(resp.header("content-encoding"), stored, "sent {sent}");
+    }
 }
