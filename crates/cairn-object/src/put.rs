@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, ErasureMeta, MetaOp, ObjectVersion, PartMeta, RemovedVersion};
 use cairn_erasure::{BitrotAlgo, Erasure};
 use futures::StreamExt;
@@ -52,7 +52,7 @@ impl BlockReader {
 
     /// The next block: full-sized except the last; `None` at the end.
     async fn next_block(&mut self) -> Result<Option<Vec<u8>>> {
-        let mut block = BytesMut::with_capacity(self.block_size);
+        let mut block = Vec::with_capacity(self.block_size);
         while block.len() < self.block_size {
             if self.pending.is_empty() {
                 if self.done {
@@ -90,7 +90,7 @@ impl BlockReader {
         if block.is_empty() {
             return Ok(None);
         }
-        Ok(Some(block.to_vec()))
+        Ok(Some(block))
     }
 }
 

@@ -55,33 +55,87 @@ fn run_dd(args: &[String]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Sequential write and read bandwidth of the disk under `dir`, in MiB/s,
-/// with O_DIRECT so that the page cache does not flatter either.
-fn disk_baseline(dir: &Path) -> (f64, f64) {
+/// Sequential write bandwidth of the disk under `dir`, in MiB/s, with
+/// O_DIRECT and a final fsync so that the page cache does not flatter it.
+/// Leaves the written file for [`disk_read_baseline`].
+fn disk_write_baseline(dir: &Path) -> f64 {
     let shm = PathBuf::from("/dev/shm").join(format!("cairn-bench-src-{}", std::process::id()));
     std::fs::write(&shm, pseudo_random(DD_MIB << 20, 42)).expect("write source in /dev/shm");
-    let target = dir.join("dd-test");
-    let write_secs = run_dd(&[
+    let secs = run_dd(&[
         format!("if={}", shm.display()),
-        format!("of={}", target.display()),
+        format!("of={}", dir.join("dd-test").display()),
         "bs=1M".into(),
         "oflag=direct".into(),
         "conv=fsync".into(),
     ]);
-    let read_secs = run_dd(&[
+    let _ = std::fs::remove_file(&shm);
+    DD_MIB as f64 / secs
+}
+
+/// Sequential read bandwidth of the disk under `dir`, in MiB/s, with O_DIRECT.
+fn disk_read_baseline(dir: &Path) -> f64 {
+    let target = dir.join("dd-test");
+    let secs = run_dd(&[
         format!("if={}", target.display()),
         "of=/dev/null".into(),
         "bs=1M".into(),
         "iflag=direct".into(),
     ]);
-    let _ = std::fs::remove_file(&shm);
-    let _ = std::fs::remove_file(&target);
-    (DD_MIB as f64 / write_secs, DD_MIB as f64 / read_secs)
+    DD_MIB as f64 / secs
+}
+
+/// Asks the kernel to drop the cached pages of every shard file under
+/// `dir` (GNU dd's `iflag=nocache` with `count=0`); returns how many.
+fn drop_page_cache(dir: &Path) -> usize {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.components().any(|c| c.as_os_str() == "data") {
+                files.push(path);
+            }
+        }
+    }
+    for file in &files {
+        let _ = Command::new("dd")
+            .arg(format!("if={}", file.display()))
+            .args(["iflag=nocache", "count=0", "status=none"])
+            .status();
+    }
+    files.len()
 }
 
 struct Server {
     child: std::process::Child,
     endpoint: String,
+}
+
+impl Server {
+    /// CPU seconds (user + system) the server has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the line: 11 and 12 after ')'.
+        (ticks(11) + ticks(12)) / 100.0
+    }
 }
 
 impl Drop for Server {
@@ -184,16 +238,18 @@ async fn main() {
     let seconds: u64 = args.next().map_or(15, |s| s.parse().expect("SECONDS"));
     std::fs::create_dir_all(&dir).unwrap();
 
-    eprintln!("measuring the disk under {} with dd ...", dir.display());
-    let (disk_write, disk_read) = disk_baseline(&dir);
-
     let server = start_server(&dir);
     let client = client(&server.endpoint);
     client.create_bucket().bucket("bench").send().await.unwrap();
 
+    // Each baseline runs right before the phase it is compared with: the
+    // machine is shared, and its disk bandwidth swings within minutes.
+    eprintln!("measuring the disk under {} with dd ...", dir.display());
+    let disk_write = disk_write_baseline(&dir);
     eprintln!("64 MiB PUT x{BIG_COUNT} at concurrency {BIG_CONCURRENCY} ...");
     let big = Bytes::from(pseudo_random(BIG, 7));
     let c = client.clone();
+    let cpu_before = server.cpu_seconds();
     let (puts, put_secs) = drive(
         BIG_CONCURRENCY,
         BIG_COUNT as u64,
@@ -213,9 +269,16 @@ async fn main() {
     )
     .await;
     let put_mibs = (puts as f64 * 64.0) / put_secs;
+    let put_cpu_per_gib = (server.cpu_seconds() - cpu_before) / (puts as f64 * 64.0 / 1024.0);
 
+    let disk_read = disk_read_baseline(&dir);
+    let _ = std::fs::remove_file(dir.join("dd-test"));
+    // Reads must come from the disk, not from the page cache the PUTs filled.
+    let dropped = drop_page_cache(&dir);
+    eprintln!("dropped the page cache of {dropped} shard files");
     eprintln!("64 MiB GET x{BIG_COUNT} at concurrency {BIG_CONCURRENCY} ...");
     let c = client.clone();
+    let cpu_before = server.cpu_seconds();
     let (gets, get_secs) = drive(
         BIG_CONCURRENCY,
         BIG_COUNT as u64,
@@ -241,6 +304,7 @@ async fn main() {
     )
     .await;
     let get_mibs = (gets as f64 * 64.0) / get_secs;
+    let get_cpu_per_gib = (server.cpu_seconds() - cpu_before) / (gets as f64 * 64.0 / 1024.0);
 
     eprintln!("4 KiB PUT at concurrency {SMALL_CONCURRENCY} for {seconds} s ...");
     let small = Bytes::from(pseudo_random(SMALL, 9));
@@ -294,6 +358,8 @@ async fn main() {
     let get_ops = small_gets as f64 / small_get_secs;
     println!("| Figure | Value | Baseline in the same run | Ratio |");
     println!("|---|---|---|---|");
+    println!("| Server CPU per GiB stored (64 MiB PUTs) | {put_cpu_per_gib:.2} s | | |");
+    println!("| Server CPU per GiB served (64 MiB GETs) | {get_cpu_per_gib:.2} s | | |");
     println!("| Disk sequential write (dd, O_DIRECT, 1 GiB) | {disk_write:.0} MiB/s | | |");
     println!("| Disk sequential read (dd, O_DIRECT, 1 GiB) | {disk_read:.0} MiB/s | | |");
     println!(
@@ -302,7 +368,7 @@ async fn main() {
         put_mibs / (disk_write / 2.0)
     );
     println!(
-        "| 64 MiB GET, {BIG_CONCURRENCY} clients, EC 2+2 | {get_mibs:.0} MiB/s | disk read = {disk_read:.0} MiB/s | {:.2} |",
+        "| 64 MiB GET, {BIG_CONCURRENCY} clients, EC 2+2, page cache dropped first | {get_mibs:.0} MiB/s | disk read = {disk_read:.0} MiB/s | {:.2} |",
         get_mibs / disk_read
     );
     println!(
