@@ -83,50 +83,37 @@ impl NsLocks {
             .clone()
     }
 
-    fn guard(&self, resource: String, held: Held) -> NsGuard {
-        NsGuard {
-            shards: self.shards.clone(),
-            resource,
-            held: Some(held),
-        }
-    }
-
     pub(crate) async fn read(&self, resource: String) -> Result<NsGuard> {
         let lock = self.entry(&resource);
-        // As a statement of its own, so the future and its clone of the lock
-        // are gone before the timeout branch cleans up.
         let held = tokio::time::timeout(self.timeout, lock.read_owned()).await;
-        match held {
-            Ok(held) => Ok(self.guard(resource, Held::Read(held))),
-            Err(_) => {
-                // Removes the map entry if nobody else holds or waits for it.
-                drop(NsGuard {
-                    shards: self.shards.clone(),
-                    resource: resource.clone(),
-                    held: None,
-                });
-                Err(Error::LockTimeout { resource })
-            }
-        }
+        self.finish(resource, held.map(Held::Read))
     }
 
     pub(crate) async fn write(&self, resource: String) -> Result<NsGuard> {
         let lock = self.entry(&resource);
-        // As a statement of its own, so the future and its clone of the lock
-        // are gone before the timeout branch cleans up.
         let held = tokio::time::timeout(self.timeout, lock.write_owned()).await;
-        match held {
-            Ok(held) => Ok(self.guard(resource, Held::Write(held))),
-            Err(_) => {
-                // Removes the map entry if nobody else holds or waits for it.
-                drop(NsGuard {
-                    shards: self.shards.clone(),
-                    resource: resource.clone(),
-                    held: None,
-                });
-                Err(Error::LockTimeout { resource })
-            }
+        self.finish(resource, held.map(Held::Write))
+    }
+
+    /// Wraps an acquired lock, or cleans up after a timeout. Called once the
+    /// waiting future (and its clone of the lock) is gone, so that the map
+    /// entry goes when nobody else holds or waits for it.
+    fn finish(
+        &self,
+        resource: String,
+        held: Result<Held, tokio::time::error::Elapsed>,
+    ) -> Result<NsGuard> {
+        let guard = NsGuard {
+            shards: self.shards.clone(),
+            resource,
+            held: held.ok(),
+        };
+        if guard.held.is_some() {
+            return Ok(guard);
         }
+        let resource = guard.resource.clone();
+        drop(guard);
+        Err(Error::LockTimeout { resource })
     }
 
     #[cfg(test)]

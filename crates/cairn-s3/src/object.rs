@@ -80,26 +80,16 @@ fn range_of(range: Range) -> ByteRange {
     }
 }
 
-/// The headers every GET and HEAD answer carries about the object.
-struct Headers {
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_disposition: Option<String>,
-    content_language: Option<String>,
-    cache_control: Option<String>,
-    expires: Option<Timestamp>,
-    metadata: Option<Metadata>,
-    e_tag: Option<ETag>,
-    last_modified: Option<Timestamp>,
-}
-
-impl Headers {
-    fn of(info: &ObjectInfo) -> Headers {
+/// An object-answer struct (`GetObjectOutput`, `HeadObjectOutput`) with
+/// the given fields and the headers every GET and HEAD carries about the object.
+macro_rules! object_answer {
+    ($output:ident, $info:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let info: &ObjectInfo = $info;
         let get = |name: &str| info.meta.get(name).cloned();
-        Headers {
-            content_type: Some(
-                get(CONTENT_TYPE).unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
-            ),
+        $output {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".to_owned()),
+            content_type: Some(get(CONTENT_TYPE).unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
             content_encoding: get(CONTENT_ENCODING),
             content_disposition: get(CONTENT_DISPOSITION),
             content_language: get(CONTENT_LANGUAGE),
@@ -108,8 +98,14 @@ impl Headers {
             metadata: user_metadata(info),
             e_tag: Some(ETag::Strong(info.etag.clone())),
             last_modified: Some(timestamp(info.mod_time_ns)),
+            ..Default::default()
         }
-    }
+    }};
+}
+
+/// `Content-Range` of a ranged answer.
+fn content_range(range: &std::ops::Range<u64>, size: u64) -> String {
+    format!("bytes {}-{}/{size}", range.start, range.end - 1)
 }
 
 impl CairnS3 {
@@ -236,32 +232,13 @@ impl CairnS3 {
             .get_object(&input.bucket, &input.key, range)
             .await
             .map_err(s3_err)?;
-        let headers = Headers::of(&got.info);
-        let size = got.info.size;
-        let content_range = range.map(|_| {
-            if got.range.is_empty() {
-                format!("bytes */{size}")
-            } else {
-                format!("bytes {}-{}/{size}", got.range.start, got.range.end - 1)
-            }
-        });
+        let content_range = range.map(|_| content_range(&got.range, got.info.size));
         let length = got.range.end - got.range.start;
-        let output = GetObjectOutput {
+        let output = object_answer!(GetObjectOutput, &got.info, {
             body: Some(StreamingBlob::wrap(got.body)),
             content_length: Some(length as i64),
-            content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            content_type: headers.content_type,
-            content_encoding: headers.content_encoding,
-            content_disposition: headers.content_disposition,
-            content_language: headers.content_language,
-            cache_control: headers.cache_control,
-            expires: headers.expires,
-            metadata: headers.metadata,
-            e_tag: headers.e_tag,
-            last_modified: headers.last_modified,
-            ..Default::default()
-        };
+            content_range: content_range,
+        });
         Ok(S3Response::new(output))
     }
 
@@ -281,13 +258,9 @@ impl CairnS3 {
             .head_object(&input.bucket, &input.key)
             .await
             .map_err(s3_err)?;
-        let headers = Headers::of(&info);
         let (content_length, content_range) = match input.range.map(range_of) {
             Some(range) => match range.resolve(info.size) {
-                Some(r) => (
-                    r.end - r.start,
-                    Some(format!("bytes {}-{}/{}", r.start, r.end - 1, info.size)),
-                ),
+                Some(r) => (r.end - r.start, Some(content_range(&r, info.size))),
                 None => {
                     return Err(s3_err(cairn_object::Error::InvalidRange {
                         size: info.size,
@@ -296,21 +269,10 @@ impl CairnS3 {
             },
             None => (info.size, None),
         };
-        let output = HeadObjectOutput {
+        let output = object_answer!(HeadObjectOutput, &info, {
             content_length: Some(content_length as i64),
-            content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            content_type: headers.content_type,
-            content_encoding: headers.content_encoding,
-            content_disposition: headers.content_disposition,
-            content_language: headers.content_language,
-            cache_control: headers.cache_control,
-            expires: headers.expires,
-            metadata: headers.metadata,
-            e_tag: headers.e_tag,
-            last_modified: headers.last_modified,
-            ..Default::default()
-        };
+            content_range: content_range,
+        });
         Ok(S3Response::new(output))
     }
 

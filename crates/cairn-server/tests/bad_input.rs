@@ -10,23 +10,16 @@ use common::{
     test_data,
 };
 
-/// Sends a PUT signed for `path`, with the given payload mode and body.
+/// Sends a PUT signed by `signer` for `path`, with the given payload mode and body.
 fn signed_put(
     server: &TestServer,
     signer: &Signer,
     path: &str,
-    extra: &[(&str, String)],
+    extra: &[(&'static str, String)],
     payload_hash: &str,
     body: &[u8],
 ) -> RawResponse {
-    let mut headers: Vec<(&str, String)> = vec![
-        ("host", server.addr.clone()),
-        ("x-amz-date", signer.amz_date()),
-        ("x-amz-content-sha256", payload_hash.to_owned()),
-    ];
-    headers.extend(extra.iter().cloned());
-    let (auth, _) = signer.authorization("PUT", path, &[], &headers, payload_hash);
-    headers.push(("authorization", auth));
+    let headers = signed_with(signer, &server.addr, "PUT", path, payload_hash, extra);
     raw_request(
         &server.addr,
         "PUT",
@@ -38,14 +31,7 @@ fn signed_put(
 }
 
 fn signed_get(server: &TestServer, signer: &Signer, path: &str) -> RawResponse {
-    let payload = sha256_hex(b"");
-    let mut headers: Vec<(&str, String)> = vec![
-        ("host", server.addr.clone()),
-        ("x-amz-date", signer.amz_date()),
-        ("x-amz-content-sha256", payload.clone()),
-    ];
-    let (auth, _) = signer.authorization("GET", path, &[], &headers, &payload);
-    headers.push(("authorization", auth));
+    let headers = signed_with(signer, &server.addr, "GET", path, &sha256_hex(b""), &[]);
     raw_request(
         &server.addr,
         "GET",
@@ -54,6 +40,26 @@ fn signed_get(server: &TestServer, signer: &Signer, path: &str) -> RawResponse {
         b"",
     )
     .unwrap()
+}
+
+/// `common::signed_headers`, but with any signer (wrong secrets, old dates).
+fn signed_with(
+    signer: &Signer,
+    addr: &str,
+    method: &str,
+    path: &str,
+    payload_hash: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("host", addr.to_owned()),
+        ("x-amz-date", signer.amz_date()),
+        ("x-amz-content-sha256", payload_hash.to_owned()),
+    ];
+    headers.extend(extra.iter().cloned());
+    let (auth, _) = signer.authorization(method, path, &[], &headers, payload_hash);
+    headers.push(("authorization", auth));
+    headers
 }
 
 fn setup() -> TestServer {
@@ -491,15 +497,14 @@ fn issue_2_unusable_range_headers_are_ignored_like_s3() {
     let server = setup();
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
     for range in ["bytes=0-1,3-4", "items=0-1", "bytes=5-2", "bytes=abc"] {
-        let payload = sha256_hex(b"");
-        let mut headers: Vec<(&str, String)> = vec![
-            ("host", server.addr.clone()),
-            ("x-amz-date", signer.amz_date()),
-            ("x-amz-content-sha256", payload.clone()),
-            ("range", range.to_owned()),
-        ];
-        let (auth, _) = signer.authorization("GET", "/bkt/existing", &[], &headers, &payload);
-        headers.push(("authorization", auth));
+        let headers = signed_with(
+            &signer,
+            &server.addr,
+            "GET",
+            "/bkt/existing",
+            &sha256_hex(b""),
+            &[("range", range.to_owned())],
+        );
         let resp = raw_request(&server.addr, "GET", "/bkt/existing", &headers, b"").unwrap();
         assert_eq!(resp.status, 200, "{range}: {}", resp.text());
         assert_eq!(resp.body, b"original", "{range}");
@@ -569,16 +574,18 @@ fn issue_2_aws_chunked_is_not_a_stored_content_encoding() {
     let data = b"gzip bytes, pretend";
     let mode = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
     for (sent, stored) in [("aws-chunked", None), ("gzip,aws-chunked", Some("gzip"))] {
-        let mut headers: Vec<(&str, String)> = vec![
-            ("host", server.addr.clone()),
-            ("x-amz-date", signer.amz_date()),
-            ("x-amz-content-sha256", mode.to_owned()),
-            ("content-encoding", sent.to_owned()),
-            ("x-amz-decoded-content-length", data.len().to_string()),
-            ("x-amz-trailer", "x-amz-checksum-crc32".to_owned()),
-        ];
-        let (auth, _) = signer.authorization("PUT", "/bkt/encoded", &[], &headers, mode);
-        headers.push(("authorization", auth));
+        let headers = signed_with(
+            &signer,
+            &server.addr,
+            "PUT",
+            "/bkt/encoded",
+            mode,
+            &[
+                ("content-encoding", sent.to_owned()),
+                ("x-amz-decoded-content-length", data.len().to_string()),
+                ("x-amz-trailer", "x-amz-checksum-crc32".to_owned()),
+            ],
+        );
         let body =
             unsigned_chunks_with_trailer(data, 8, ("x-amz-checksum-crc32", &crc32_base64(data)));
         let resp = raw_request(&server.addr, "PUT", "/bkt/encoded", &headers, &body).unwrap();

@@ -167,7 +167,14 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
         &server.addr,
         "GET",
         "/deg?list-type=2",
-        &common_signed(server, "/deg", &[("list-type", "2")]),
+        &common::signed_headers(
+            &server.addr,
+            "GET",
+            "/deg",
+            &[("list-type", "2")],
+            &common::sigv4::sha256_hex(b""),
+            &[],
+        ),
         b"",
     )
     .unwrap();
@@ -213,23 +220,6 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
         .await
         .unwrap();
     assert!(listed.contents().is_empty());
-}
-
-fn common_signed(
-    server: &TestServer,
-    path: &str,
-    query: &[(&str, &str)],
-) -> Vec<(&'static str, String)> {
-    let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
-    let payload = common::sigv4::sha256_hex(b"");
-    let mut headers = vec![
-        ("host", server.addr.clone()),
-        ("x-amz-date", signer.amz_date()),
-        ("x-amz-content-sha256", payload.clone()),
-    ];
-    let (auth, _) = signer.authorization("GET", path, query, &headers, &payload);
-    headers.push(("authorization", auth));
-    headers
 }
 
 #[tokio::test]

@@ -538,14 +538,17 @@ async fn issue_2_listing() {
         &server.addr,
         "GET",
         "/list?list-type=2&prefix=uni/&encoding-type=url",
-        &signed_get_headers(
-            &server,
+        &common::signed_headers(
+            &server.addr,
+            "GET",
             "/list",
             &[
                 ("encoding-type", "url"),
                 ("list-type", "2"),
                 ("prefix", "uni/"),
             ],
+            &common::sigv4::sha256_hex(b""),
+            &[],
         ),
         b"",
     )
@@ -613,25 +616,6 @@ async fn issue_2_listing() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
-}
-
-/// Headers of a GET signed for `path` with `query`, for raw requests.
-pub fn signed_get_headers(
-    server: &TestServer,
-    path: &str,
-    query: &[(&str, &str)],
-) -> Vec<(&'static str, String)> {
-    let signer = common::sigv4::Signer::new(common::ACCESS_KEY, common::SECRET_KEY);
-    let payload = common::sigv4::sha256_hex(b"");
-    let headers = vec![
-        ("host", server.addr.clone()),
-        ("x-amz-date", signer.amz_date()),
-        ("x-amz-content-sha256", payload.clone()),
-    ];
-    let (auth, _) = signer.authorization("GET", path, query, &headers, &payload);
-    let mut out: Vec<(&'static str, String)> = headers;
-    out.push(("authorization", auth));
-    out
 }
 
 #[tokio::test]

@@ -399,6 +399,28 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Headers for a raw request signed with the test credentials: `host`,
+/// `x-amz-date`, `x-amz-content-sha256`, the `extra` ones, and `authorization`.
+pub fn signed_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    payload_hash: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let signer = sigv4::Signer::new(ACCESS_KEY, SECRET_KEY);
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("host", addr.to_owned()),
+        ("x-amz-date", signer.amz_date()),
+        ("x-amz-content-sha256", payload_hash.to_owned()),
+    ];
+    headers.extend(extra.iter().cloned());
+    let (auth, _) = signer.authorization(method, path, query, &headers, payload_hash);
+    headers.push(("authorization", auth));
+    headers
+}
+
 /// Deterministic pseudo-random bytes: test data that compresses poorly and
 /// differs by seed.
 pub fn test_data(len: usize, seed: u64) -> Vec<u8> {
