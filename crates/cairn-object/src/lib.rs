@@ -30,7 +30,7 @@ pub use bootstrap::{BootstrapError, Bootstrapped, DriveState, PoolSpec, bootstra
 pub use error::{BodyError, Error, Result};
 pub use get::{GetObject, ObjectStream};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
-pub use monitor::{heal_fresh_drives, spawn_drive_monitor};
+pub use monitor::{heal_bucket_records, spawn_drive_monitor};
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,
     ObjectConfig, ObjectInfo, PutOptions, SetHealth, default_parity,

@@ -61,6 +61,8 @@ async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, 
                     "fresh drive formatted into its slot and back in service; its objects will be rebuilt by healing"
                 );
             } else {
+                // Buckets created while it was away.
+                heal_buckets(set, slot).await;
                 tracing::info!(
                     drive = %endpoint, set = %set.name(),
                     "drive is back online; objects written while it was away need healing"
@@ -105,8 +107,9 @@ pub(crate) async fn heal_buckets(set: &ErasureSet, slot: usize) {
     }
 }
 
-/// Restores bucket records on every drive formatted at start-up.
-pub async fn heal_fresh_drives(layer: &ObjectLayer) {
+/// Restores missing bucket records on every online drive: fresh drives
+/// formatted at start-up, and drives that were away when buckets were created.
+pub async fn heal_bucket_records(layer: &ObjectLayer) {
     for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
         for slot in 0..set.size() {
             if set.disks[slot].is_online() {

@@ -130,7 +130,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let booted = cairn_object::bootstrap(pools, object_config).await?;
     let layer = booted.layer.clone();
     if !booted.fresh {
-        cairn_object::heal_fresh_drives(&layer).await;
+        cairn_object::heal_bucket_records(&layer).await;
     }
 
     let bind = listen_address(&args.address);

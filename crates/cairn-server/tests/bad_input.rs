@@ -595,3 +595,89 @@ fn issue_2_aws_chunked_is_not_a_stored_content_encoding() {
         assert_eq!(resp.header("content-encoding"), stored, "sent {sent}");
     }
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length body from a kept-alive connection.
+fn read_one_response(
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}
+
+#[test]
+fn issue_2_connections_stay_open_after_every_kind_of_upload() {
+    use std::io::Write;
+    let server = setup();
+    let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    let data = test_data(200_000, 3);
+    let stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut send = |headers: &[(&'static str, String)], body: &[u8], path: &str, method: &str| {
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        writer.write_all(head.as_bytes()).unwrap();
+        writer.write_all(body).unwrap();
+    };
+    let uploads: Vec<(&str, Vec<(&'static str, String)>, Vec<u8>)> = vec![
+        ("UNSIGNED-PAYLOAD", vec![], data.clone()),
+        (
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            vec![
+                ("content-encoding", "aws-chunked".to_owned()),
+                ("x-amz-decoded-content-length", data.len().to_string()),
+                ("x-amz-trailer", "x-amz-checksum-crc32".to_owned()),
+            ],
+            unsigned_chunks_with_trailer(
+                &data,
+                65_536,
+                ("x-amz-checksum-crc32", &crc32_base64(&data)),
+            ),
+        ),
+    ];
+    for (i, (mode, extra, body)) in uploads.into_iter().enumerate() {
+        let path = format!("/bkt/keepalive-{i}");
+        let headers = signed_with(&signer, &server.addr, "PUT", &path, mode, &extra);
+        send(&headers, &body, &path, "PUT");
+        let (status, headers, _) = read_one_response(&mut reader);
+        assert_eq!(status, 200, "{mode}");
+        assert!(
+            !headers
+                .iter()
+                .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")),
+            "{mode}: the connection was closed after a successful upload: {headers:?}"
+        );
+        // The same connection carries the next request.
+        let headers = signed_with(&signer, &server.addr, "GET", &path, &sha256_hex(b""), &[]);
+        send(&headers, b"", &path, "GET");
+        let (status, _, got) = read_one_response(&mut reader);
+        assert_eq!(status, 200);
+        assert_eq!(got, data, "{mode}");
+    }
+}

@@ -283,3 +283,23 @@ async fn issue_2_wiped_drive_is_formatted_into_its_slot_while_running() {
     std::fs::rename(&server.drive_paths[1], away(&server.drive_paths[1])).unwrap();
     assert_eq!(get(&client, "after-format").await.unwrap(), fresh);
 }
+
+#[tokio::test]
+async fn issue_2_bucket_created_while_a_drive_was_away_reaches_it_on_return() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    let client = client(&server);
+    let drives = &server.drive_paths;
+    Removed.take(&drives[0]);
+    client.create_bucket().bucket("deg").send().await.unwrap();
+    Removed.give_back(&drives[0]);
+    let back = wait_until(Duration::from_secs(20), || {
+        server.log_text().contains("drive is back online")
+    });
+    assert!(back, "{}", server.log_text());
+    let data = test_data(2 << 20, 11);
+    put(&client, "late", &data).await.unwrap();
+    // Readable from the returned drive and one other: it holds its shard.
+    Removed.take(&drives[1]);
+    Removed.take(&drives[2]);
+    assert_eq!(get(&client, "late").await.unwrap(), data);
+}
