@@ -645,7 +645,8 @@ fn issue_2_connections_stay_open_after_every_kind_of_upload() {
         writer.write_all(head.as_bytes()).unwrap();
         writer.write_all(body).unwrap();
     };
-    let uploads: Vec<(&str, Vec<(&'static str, String)>, Vec<u8>)> = vec![
+    type Headers = Vec<(&'static str, String)>;
+    let uploads: Vec<(&str, Headers, Vec<u8>)> = vec![
         ("UNSIGNED-PAYLOAD", vec![], data.clone()),
         (
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
