@@ -303,3 +303,86 @@ async fn issue_2_bucket_created_while_a_drive_was_away_reaches_it_on_return() {
     Removed.take(&drives[2]);
     assert_eq!(get(&client, "late").await.unwrap(), data);
 }
+
+/// Every shard file under `drive`.
+fn shard_files(drive: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(fanouts) = std::fs::read_dir(drive.join(".cairn.sys/data")) else {
+        return out;
+    };
+    for fanout in fanouts.flatten() {
+        for file in std::fs::read_dir(fanout.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push(file.path());
+        }
+    }
+    out
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    byte[0] ^= 0x5A;
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&byte).unwrap();
+    file.sync_all().unwrap();
+}
+
+#[tokio::test]
+async fn issue_2_every_read_verifies_block_hashes() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    let client = client(&server);
+    client.create_bucket().bucket("deg").send().await.unwrap();
+    // Three blocks; each drive holds one shard file of 3 frames.
+    let data = test_data(3 << 20, 21);
+    put(&client, "rot", &data).await.unwrap();
+    let files: Vec<PathBuf> = server
+        .drive_paths
+        .iter()
+        .flat_map(|d| shard_files(d))
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    // Corrupt the first block on one drive and the last block on another:
+    // within parity, every byte still comes back right.
+    flip_byte(&files[0], 100);
+    let len = std::fs::metadata(&files[1]).unwrap().len();
+    flip_byte(&files[1], len - 1);
+    assert_eq!(get(&client, "rot").await.unwrap(), data);
+    let mid = client
+        .get_object()
+        .bucket("deg")
+        .key("rot")
+        .range("bytes=1048000-2200000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mid.body.collect().await.unwrap().to_vec(),
+        data[1_048_000..=2_200_000]
+    );
+    assert!(
+        server.log_text().contains("bitrot detected"),
+        "{}",
+        server.log_text()
+    );
+    // Beyond parity (three of four shards of the first block corrupt): the
+    // block is refused, never served.
+    flip_byte(&files[1], 100);
+    flip_byte(&files[2], 100);
+    let (status, code) = get(&client, "rot")
+        .await
+        .map(|body| body.len())
+        .expect_err("a block corrupt beyond parity must not be served");
+    assert_eq!(status, Some(503));
+    assert_eq!(code.as_deref(), Some("ServiceUnavailable"));
+}
