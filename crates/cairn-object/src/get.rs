@@ -77,8 +77,11 @@ struct BlockSource {
     algo: BitrotAlgo,
     size: u64,
     sources: Vec<Option<Source>>,
-    /// Shards found missing or corrupt; the object needs healing.
-    bad: HashSet<usize>,
+    /// Shards whose reads failed: not asked again for later blocks.
+    failed: HashSet<usize>,
+    /// Frames that failed their hash, as (block, shard). Corruption is per
+    /// frame, so a shard with one bad frame still serves the other blocks.
+    corrupt: Vec<(u64, usize)>,
 }
 
 impl BlockSource {
@@ -103,7 +106,7 @@ impl BlockSource {
             }
             let picks: Vec<usize> = (0..total)
                 .filter(|&idx| {
-                    !tried[idx] && self.sources[idx].is_some() && !self.bad.contains(&idx)
+                    !tried[idx] && self.sources[idx].is_some() && !self.failed.contains(&idx)
                 })
                 .take(data_shards - have)
                 .collect();
@@ -131,11 +134,11 @@ impl BlockSource {
                             block = block_idx,
                             "bitrot detected: shard hash mismatch"
                         );
-                        self.bad.insert(idx);
+                        self.corrupt.push((block_idx, idx));
                     }
                     Err(err) => {
                         tracing::warn!(shard = idx, block = block_idx, %err, "shard read failed");
-                        self.bad.insert(idx);
+                        self.failed.insert(idx);
                     }
                 }
             }
@@ -217,7 +220,8 @@ impl ErasureSet {
             algo,
             size,
             sources,
-            bad: HashSet::new(),
+            failed: HashSet::new(),
+            corrupt: Vec::new(),
         };
         let full_redundancy = holders == self.size();
         let (bucket_name, key_name, set_name) = (bucket.to_owned(), key.to_owned(), self.name());
@@ -249,10 +253,10 @@ impl ErasureSet {
                     }
                 }
             }
-            if !source.bad.is_empty() || !full_redundancy {
+            if !source.failed.is_empty() || !source.corrupt.is_empty() || !full_redundancy {
                 tracing::warn!(
                     bucket = %bucket_name, key = %key_name, set = %set_name,
-                    bad_shards = ?source.bad, "object read in degraded mode; it needs healing",
+                    failed_shards = ?source.failed, corrupt_frames = ?source.corrupt, "object read in degraded mode; it needs healing",
                 );
             }
         });

@@ -352,11 +352,15 @@ async fn issue_2_every_read_verifies_block_hashes() {
         .flat_map(|d| shard_files(d))
         .collect();
     assert_eq!(files.len(), 4, "{files:?}");
-    // Corrupt the first block on one drive and the last block on another:
-    // within parity, every byte still comes back right.
+    // Corrupt two shards of the first block and two of the last one, within
+    // parity. With 2 data shards on two neighbouring drives (whatever the
+    // rotation), drives 1 and 3, or 2 and 4, always include a data shard,
+    // so the healthy read path meets the corruption.
     flip_byte(&files[0], 100);
+    flip_byte(&files[2], 100);
     let len = std::fs::metadata(&files[1]).unwrap().len();
     flip_byte(&files[1], len - 1);
+    flip_byte(&files[3], len - 1);
     assert_eq!(get(&client, "rot").await.unwrap(), data);
     let mid = client
         .get_object()
@@ -378,7 +382,6 @@ async fn issue_2_every_read_verifies_block_hashes() {
     // Beyond parity (three of four shards of the first block corrupt): the
     // block is refused, never served.
     flip_byte(&files[1], 100);
-    flip_byte(&files[2], 100);
     let (status, code) = get(&client, "rot")
         .await
         .map(|body| body.len())
