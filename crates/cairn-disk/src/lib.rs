@@ -26,7 +26,10 @@ use uuid::Uuid;
 pub use error::{DiskError, Result};
 pub use format::{DISTRIBUTION, FORMAT_VERSION, Format};
 pub use local::{LocalDisk, LocalDiskOptions};
-pub use meta::{BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, VersionIdentity};
+pub use meta::{
+    BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, UploadPartRecord,
+    UploadRecord, VersionIdentity,
+};
 
 /// One drive, local or remote.
 ///
@@ -71,6 +74,20 @@ pub trait Disk: Send + Sync + 'static {
     /// One page of this drive's object records in key order.
     async fn list_objects(&self, query: &ListQuery) -> Result<ListPage>;
 
+    /// A multipart upload's record; [`DiskError::NotFound`] if it is not here.
+    async fn read_upload(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<UploadRecord>;
+
+    /// Parts of an upload numbered above `after`, in order, at most `limit`.
+    async fn list_parts(
+        &self,
+        upload_id: Uuid,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<UploadPartRecord>>;
+
+    /// One page of this drive's multipart uploads, by key then initiation.
+    async fn list_uploads(&self, query: &ListUploadsQuery) -> Result<UploadsPage>;
+
     /// Creates shard file `part` of `data_id` for writing.
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>>;
 
@@ -80,7 +97,13 @@ pub trait Disk: Send + Sync + 'static {
     async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>>;
 
     /// Deletes the shard files of `data_id`. Missing files are not an error.
+    /// Deleted files stay readable through [`Disk::open_shard`] until
+    /// [`Disk::purge_trash`] removes them, so that a GET which resolved an
+    /// object before it was overwritten can still read its later parts.
     async fn delete_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()>;
+
+    /// Removes deleted shard files older than `grace`; returns how many.
+    async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize>;
 }
 
 /// Writes one shard file. Dropping it without [`ShardWriter::finish`] leaves
@@ -137,6 +160,45 @@ pub enum MetaOp {
         data_id: Uuid,
         previous: Vec<RemovedVersion>,
     },
+    /// Starts a multipart upload.
+    CreateUpload {
+        bucket: String,
+        key: String,
+        upload: UploadRecord,
+    },
+    /// Records an uploaded part, replacing any earlier upload of its number;
+    /// [`DiskError::NotFound`] if the upload is not here.
+    PutPart {
+        bucket: String,
+        key: String,
+        upload_id: Uuid,
+        part: UploadPartRecord,
+    },
+    /// Completes an upload: `version` (whose parts reference the upload's
+    /// part files) replaces the key's version like `PutVersion`, and the
+    /// upload's records go; parts it does not use are returned.
+    CompleteUpload {
+        bucket: String,
+        key: String,
+        upload_id: Uuid,
+        version: ObjectVersion,
+    },
+    /// Removes an upload and returns its parts.
+    AbortUpload {
+        bucket: String,
+        key: String,
+        upload_id: Uuid,
+    },
+    /// Replaces the metadata of the version written with `data_id` (and,
+    /// when given, its modification time), keeping its data;
+    /// [`DiskError::NotFound`] if that version is not here.
+    UpdateMeta {
+        bucket: String,
+        key: String,
+        data_id: Uuid,
+        meta: std::collections::BTreeMap<String, String>,
+        mod_time_ns: Option<i64>,
+    },
 }
 
 /// A version removed by a metadata change, with its inline data.
@@ -146,20 +208,13 @@ pub struct RemovedVersion {
     pub inline: Option<Bytes>,
 }
 
-/// What a metadata change did.
-#[derive(Debug, Clone)]
-pub enum MetaOutcome {
-    Done,
-    Removed(Vec<RemovedVersion>),
-}
-
-impl MetaOutcome {
-    pub fn into_removed(self) -> Vec<RemovedVersion> {
-        match self {
-            MetaOutcome::Done => Vec::new(),
-            MetaOutcome::Removed(removed) => removed,
-        }
-    }
+/// What a metadata change removed, for the caller to delete its data.
+#[derive(Debug, Clone, Default)]
+pub struct MetaOutcome {
+    /// Object versions replaced or deleted.
+    pub removed: Vec<RemovedVersion>,
+    /// Multipart parts replaced, aborted or left unused by a completion.
+    pub removed_parts: Vec<UploadPartRecord>,
 }
 
 /// Which inline data [`Disk::read_object`] returns with the record.
@@ -207,6 +262,30 @@ impl ListEntry {
             ListEntry::Prefix(prefix) => prefix,
         }
     }
+}
+
+/// A page request over one bucket's multipart uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUploadsQuery {
+    pub bucket: String,
+    pub prefix: String,
+    /// Only uploads after this key (and, for this key, after `upload_id_marker`).
+    pub key_marker: Option<String>,
+    pub upload_id_marker: Option<Uuid>,
+    pub delimiter: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadEntry {
+    Upload { key: String, upload: UploadRecord },
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadsPage {
+    pub entries: Vec<UploadEntry>,
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Default)]

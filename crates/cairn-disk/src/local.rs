@@ -5,6 +5,7 @@
 //! .cairn.sys/format.json              drive identity (DESIGN.md section 3)
 //! .cairn.sys/meta/                    metadata store (fjall)
 //! .cairn.sys/data/<xx>/<data-id>.<n>  shard file of part n; xx = first byte of the id
+//! .cairn.sys/trash/<data-id>.<n>      deleted shard files, purged after a grace period
 //! .cairn.sys/tmp/                     staging for format.json
 //! ```
 //!
@@ -27,10 +28,11 @@ use uuid::Uuid;
 use crate::error::{DiskError, Result};
 use crate::format::Format;
 use crate::meta::BucketRecord;
+use crate::meta::{UploadPartRecord, UploadRecord};
 use crate::store::{LivenessCheck, MetaStore, StoreMemory};
 use crate::{
-    Disk, DiskSpace, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, ShardReader,
-    ShardWriter,
+    Disk, DiskSpace, ListPage, ListQuery, ListUploadsQuery, MetaOp, MetaOutcome, ReadData,
+    ReadObject, ShardReader, ShardWriter, UploadsPage,
 };
 
 const SYS_DIR: &str = ".cairn.sys";
@@ -181,6 +183,12 @@ impl LocalDisk {
             .join("data")
             .join(&id[..2])
             .join(format!("{id}.{part}"))
+    }
+
+    fn trash_path(root: &Path, data_id: Uuid, part: u32) -> PathBuf {
+        sys_dir(root)
+            .join("trash")
+            .join(format!("{}.{part}", data_id.simple()))
     }
 }
 
@@ -409,14 +417,26 @@ impl Disk for LocalDisk {
 
     async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>> {
         self.online()?;
-        let path = Self::shard_path(&self.root, data_id, part);
-        let result = blocking(move || match fs::File::open(&path) {
-            Ok(file) => Ok(LocalShardReader {
-                file: Arc::new(file),
-                path,
-            }),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(DiskError::NotFound),
-            Err(err) => Err(DiskError::io(format!("opening {}", path.display()), err)),
+        let paths = [
+            Self::shard_path(&self.root, data_id, part),
+            Self::trash_path(&self.root, data_id, part),
+        ];
+        let result = blocking(move || {
+            for path in paths {
+                match fs::File::open(&path) {
+                    Ok(file) => {
+                        return Ok(LocalShardReader {
+                            file: Arc::new(file),
+                            path,
+                        });
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(DiskError::io(format!("opening {}", path.display()), err));
+                    }
+                }
+            }
+            Err(DiskError::NotFound)
         })
         .await;
         match result {
@@ -428,23 +448,83 @@ impl Disk for LocalDisk {
 
     async fn delete_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()> {
         self.online()?;
-        let paths: Vec<PathBuf> = parts
+        let moves: Vec<(PathBuf, PathBuf)> = parts
             .iter()
-            .map(|part| Self::shard_path(&self.root, data_id, *part))
+            .map(|part| {
+                (
+                    Self::shard_path(&self.root, data_id, *part),
+                    Self::trash_path(&self.root, data_id, *part),
+                )
+            })
             .collect();
+        let trash = sys_dir(&self.root).join("trash");
         blocking(move || {
-            for path in paths {
-                match fs::remove_file(&path) {
+            fs::create_dir_all(&trash)
+                .map_err(|e| DiskError::io(format!("creating {}", trash.display()), e))?;
+            for (from, to) in moves {
+                match fs::rename(&from, &to) {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                     Err(err) => {
-                        return Err(DiskError::io(format!("removing {}", path.display()), err));
+                        return Err(DiskError::io(
+                            format!("moving {} to the trash", from.display()),
+                            err,
+                        ));
                     }
                 }
             }
             Ok(())
         })
         .await
+    }
+
+    async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize> {
+        self.online()?;
+        let trash = sys_dir(&self.root).join("trash");
+        blocking(move || {
+            let entries = match fs::read_dir(&trash) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(err) => return Err(DiskError::io(format!("reading {}", trash.display()), err)),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let mut purged = 0;
+            for entry in entries.flatten() {
+                // The rename into the trash set the change time.
+                let Ok(meta) = entry.metadata() else { continue };
+                if now - meta.ctime() >= grace.as_secs() as i64
+                    && fs::remove_file(entry.path()).is_ok()
+                {
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn read_upload(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<UploadRecord> {
+        let online = self.online()?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        blocking(move || online.store.read_upload(&bucket, &key, upload_id)).await
+    }
+
+    async fn list_parts(
+        &self,
+        upload_id: Uuid,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<UploadPartRecord>> {
+        let online = self.online()?;
+        blocking(move || online.store.list_parts(upload_id, after, limit)).await
+    }
+
+    async fn list_uploads(&self, query: &ListUploadsQuery) -> Result<UploadsPage> {
+        let online = self.online()?;
+        let query = query.clone();
+        blocking(move || online.store.list_uploads(&query)).await
     }
 }
 

@@ -110,6 +110,10 @@ pub struct ErasureMeta {
 }
 
 /// One part of an object: a single PUT has one part, number 1.
+///
+/// Each part is erasure coded on its own (its blocks start at its first
+/// byte) into shard file `(data id, part number)`, where the data id is the
+/// part's own for parts of a multipart upload, else the version's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartMeta {
     #[serde(rename = "n")]
@@ -118,6 +122,54 @@ pub struct PartMeta {
     pub size: u64,
     #[serde(rename = "e")]
     pub etag: String,
+    /// Set for parts written by a multipart upload.
+    #[serde(rename = "d", default)]
+    pub data_id: Option<Uuid>,
+    /// The part's checksum (base64), for composite multipart checksums.
+    #[serde(rename = "c", default)]
+    pub checksum: Option<String>,
+}
+
+impl ObjectVersion {
+    /// The shard file of `part`: its data id and part number.
+    pub fn part_file(&self, part: &PartMeta) -> (Uuid, u32) {
+        (part.data_id.unwrap_or(self.data_id), part.number)
+    }
+}
+
+/// A multipart upload in progress, as one drive knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// Time-ordered (UUID v7), so one key's uploads list in initiation order.
+    #[serde(rename = "u")]
+    pub upload_id: Uuid,
+    /// Initiation time, nanoseconds since the Unix epoch.
+    #[serde(rename = "t")]
+    pub initiated_ns: i64,
+    /// The layout every part is coded with; `shard_index` is this drive's.
+    #[serde(rename = "ec")]
+    pub erasure: ErasureMeta,
+    /// Headers and user metadata the object will get.
+    #[serde(rename = "md")]
+    pub meta: BTreeMap<String, String>,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPartRecord {
+    #[serde(rename = "n")]
+    pub number: u32,
+    /// Fresh for every upload of the part: a re-upload never overwrites files.
+    #[serde(rename = "d")]
+    pub data_id: Uuid,
+    #[serde(rename = "s")]
+    pub size: u64,
+    #[serde(rename = "e")]
+    pub etag: String,
+    #[serde(rename = "mt")]
+    pub mod_time_ns: i64,
+    #[serde(rename = "c", default)]
+    pub checksum: Option<String>,
 }
 
 /// Encodes a record with its format-version byte.
@@ -162,7 +214,15 @@ mod tests {
                 any::<u8>(),
             ),
             any::<bool>(),
-            proptest::collection::vec((1u32..10_000, any::<u64>(), "[0-9a-f]{32}"), 0..4),
+            proptest::collection::vec(
+                (
+                    1u32..10_000,
+                    any::<u64>(),
+                    "[0-9a-f]{32}",
+                    proptest::option::of(any::<u128>()),
+                ),
+                0..4,
+            ),
             proptest::collection::btree_map("[a-z-]{1,20}", "\\PC{0,40}", 0..5),
         )
             .prop_map(
@@ -185,7 +245,13 @@ mod tests {
                         inline,
                         parts: parts
                             .into_iter()
-                            .map(|(number, size, etag)| PartMeta { number, size, etag })
+                            .map(|(number, size, etag, data_id)| PartMeta {
+                                number,
+                                size,
+                                checksum: data_id.map(|d| format!("{d:x}")),
+                                etag,
+                                data_id: data_id.map(Uuid::from_u128),
+                            })
                             .collect(),
                         meta,
                     }

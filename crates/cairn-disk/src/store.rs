@@ -8,6 +8,10 @@
 //!   `/`, so one bucket's keys form one contiguous range in S3 listing order.
 //! * `inline`: data id -> shard bytes of small objects, kept apart from
 //!   `objects` so listings do not read inline data.
+//! * `uploads`: `bucket/key` 0x00 upload id -> [`UploadRecord`]: multipart
+//!   uploads in progress, in key order and, per key, initiation order.
+//! * `upload_parts`: upload id, part number (big-endian) -> [`UploadPartRecord`]:
+//!   one key per part, so uploading a part never rewrites the others.
 //!
 //! Every commit is written with `PersistMode::SyncAll`: fjall's default only
 //! hands the journal to the OS, which survives a killed process but not a
@@ -25,9 +29,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{DiskError, Result};
-use crate::meta::{self, BucketRecord, ObjectRecord, ObjectVersion};
+use crate::meta::{
+    self, BucketRecord, ObjectRecord, ObjectVersion, UploadPartRecord, UploadRecord,
+};
 use crate::{
-    ListEntry, ListPage, ListQuery, MetaOp, MetaOutcome, ReadData, ReadObject, RemovedVersion,
+    ListEntry, ListPage, ListQuery, ListUploadsQuery, MetaOp, MetaOutcome, ReadData, ReadObject,
+    RemovedVersion, UploadEntry, UploadsPage,
 };
 
 /// Most operations applied in one commit.
@@ -56,6 +63,8 @@ struct Keyspaces {
     buckets: SingleWriterTxKeyspace,
     objects: SingleWriterTxKeyspace,
     inline: SingleWriterTxKeyspace,
+    uploads: SingleWriterTxKeyspace,
+    upload_parts: SingleWriterTxKeyspace,
 }
 
 pub(crate) struct MetaStore {
@@ -73,6 +82,22 @@ fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     out.extend_from_slice(bucket.as_bytes());
     out.push(b'/');
     out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// Key of an upload: its object key, a 0x00, and the 16 id bytes. Parsed
+/// from the end, so object keys may contain anything.
+fn upload_key(bucket: &str, key: &str, upload_id: Uuid) -> Vec<u8> {
+    let mut out = object_key(bucket, key);
+    out.push(0);
+    out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+/// Key of a part record.
+fn part_key(upload_id: Uuid, number: u32) -> Vec<u8> {
+    let mut out = upload_id.as_bytes().to_vec();
+    out.extend_from_slice(&number.to_be_bytes());
     out
 }
 
@@ -127,6 +152,8 @@ impl MetaStore {
             buckets: keyspace("buckets")?,
             objects: keyspace("objects")?,
             inline: keyspace("inline")?,
+            uploads: keyspace("uploads")?,
+            upload_parts: keyspace("upload_parts")?,
         };
         let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
         let (committer_db, committer_ks) = (db.clone(), ks.clone());
@@ -281,6 +308,136 @@ impl MetaStore {
             truncated: false,
         })
     }
+
+    pub(crate) fn read_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+    ) -> Result<UploadRecord> {
+        let snapshot = self.db.read_tx();
+        match snapshot
+            .get(&self.ks.uploads, upload_key(bucket, key, upload_id))
+            .map_err(store_err)?
+        {
+            Some(value) => meta::decode("upload record", &value),
+            None => {
+                if snapshot
+                    .get(&self.ks.buckets, bucket)
+                    .map_err(store_err)?
+                    .is_none()
+                {
+                    return Err(DiskError::BucketNotFound);
+                }
+                Err(DiskError::NotFound)
+            }
+        }
+    }
+
+    pub(crate) fn list_parts(
+        &self,
+        upload_id: Uuid,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<UploadPartRecord>> {
+        let snapshot = self.db.read_tx();
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let range = part_key(upload_id, first)..=part_key(upload_id, u32::MAX);
+        let mut out = Vec::new();
+        for entry in snapshot.range(&self.ks.upload_parts, range).take(limit) {
+            let (_, value) = entry.into_inner().map_err(store_err)?;
+            out.push(meta::decode("part record", &value)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn list_uploads(&self, query: &ListUploadsQuery) -> Result<UploadsPage> {
+        let snapshot = self.db.read_tx();
+        if snapshot
+            .get(&self.ks.buckets, query.bucket.as_str())
+            .map_err(store_err)?
+            .is_none()
+        {
+            return Err(DiskError::BucketNotFound);
+        }
+        let base_len = query.bucket.len() + 1;
+        let full_prefix = object_key(&query.bucket, &query.prefix);
+        let end = prefix_successor(&full_prefix);
+        let mut cursor: Bound<Vec<u8>> = Bound::Included(full_prefix.clone());
+        if let Some(marker) = &query.key_marker {
+            let after = match query.upload_id_marker {
+                // After that upload of the marker key.
+                Some(upload_id) => upload_key(&query.bucket, marker, upload_id),
+                // After every upload of the marker key: its key, 0x00, then 16 bytes of 0xFF.
+                None => {
+                    let mut k = object_key(&query.bucket, marker);
+                    k.push(0);
+                    k.extend_from_slice(&[0xFF; 16]);
+                    k
+                }
+            };
+            if after >= full_prefix {
+                cursor = Bound::Excluded(after);
+            }
+        }
+        let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut entries = Vec::new();
+        'scan: loop {
+            let upper = match &end {
+                Some(end) => Bound::Excluded(end.clone()),
+                None => Bound::Unbounded,
+            };
+            for entry in snapshot.range(&self.ks.uploads, (cursor.clone(), upper)) {
+                let (raw_key, value) = entry.into_inner().map_err(store_err)?;
+                let Some(key_end) = raw_key.len().checked_sub(17).filter(|e| *e >= base_len) else {
+                    return Err(DiskError::Corrupt {
+                        what: "upload key",
+                        detail: format!("{} bytes", raw_key.len()),
+                    });
+                };
+                let key = std::str::from_utf8(&raw_key[base_len..key_end]).map_err(|e| {
+                    DiskError::Corrupt {
+                        what: "upload key",
+                        detail: e.to_string(),
+                    }
+                })?;
+                if entries.len() == query.limit {
+                    return Ok(UploadsPage {
+                        entries,
+                        truncated: true,
+                    });
+                }
+                if let Some(delimiter) = delimiter
+                    && let Some(pos) = key[query.prefix.len()..].find(delimiter)
+                {
+                    let common = &key[..query.prefix.len() + pos + delimiter.len()];
+                    let is_new = query.key_marker.as_deref().is_none_or(|m| common > m);
+                    if is_new {
+                        entries.push(UploadEntry::Prefix(common.to_owned()));
+                    }
+                    match prefix_successor(&object_key(&query.bucket, common)) {
+                        Some(next) => {
+                            cursor = Bound::Included(next);
+                            continue 'scan;
+                        }
+                        None => break 'scan,
+                    }
+                }
+                let upload: UploadRecord = meta::decode("upload record", &value)?;
+                entries.push(UploadEntry::Upload {
+                    key: key.to_owned(),
+                    upload,
+                });
+            }
+            break;
+        }
+        Ok(UploadsPage {
+            entries,
+            truncated: false,
+        })
+    }
 }
 
 fn committer(
@@ -395,6 +552,65 @@ impl Tables<'_, '_> {
         self.tx
             .insert(&self.ks.inline, data_id.as_bytes().as_slice(), data);
     }
+
+    fn upload_exists(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<bool> {
+        Ok(self
+            .tx
+            .get(&self.ks.uploads, upload_key(bucket, key, upload_id))
+            .map_err(store_err)?
+            .is_some())
+    }
+
+    /// Removes an upload's header and every part record; returns the parts.
+    fn take_upload(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+    ) -> Result<Vec<UploadPartRecord>> {
+        let mut parts = Vec::new();
+        let mut keys = Vec::new();
+        let range = part_key(upload_id, 0)..=part_key(upload_id, u32::MAX);
+        for entry in self.tx.range(&self.ks.upload_parts, range) {
+            let (raw, value) = entry.into_inner().map_err(store_err)?;
+            if let Ok(part) = meta::decode::<UploadPartRecord>("part record", &value) {
+                parts.push(part);
+            }
+            keys.push(raw);
+        }
+        for raw in keys {
+            self.tx.remove(&self.ks.upload_parts, raw);
+        }
+        self.tx
+            .remove(&self.ks.uploads, upload_key(bucket, key, upload_id));
+        Ok(parts)
+    }
+
+    /// `PutVersion`: adds `version`, replacing any with its version id.
+    fn put_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version: &ObjectVersion,
+        inline: Option<&[u8]>,
+    ) -> Result<Vec<RemovedVersion>> {
+        let raw_key = object_key(bucket, key);
+        let mut record = self.read_record(&raw_key)?.unwrap_or_default();
+        let (replaced, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
+            .into_iter()
+            .partition(|v| v.version_id == version.version_id);
+        record.versions = kept;
+        let mut removed = Vec::with_capacity(replaced.len());
+        for old in replaced {
+            removed.push(self.take_version(old)?);
+        }
+        if let Some(data) = inline {
+            self.put_inline(version.data_id, data);
+        }
+        insert_sorted(&mut record, version.clone());
+        self.write_record(&raw_key, &record);
+        Ok(removed)
+    }
 }
 
 fn insert_sorted(record: &mut ObjectRecord, version: ObjectVersion) {
@@ -413,7 +629,7 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                 return Err(DiskError::BucketExists);
             }
             tables.put_bucket(record);
-            Ok(MetaOutcome::Done)
+            Ok(MetaOutcome::default())
         }
         MetaOp::DeleteBucket { name, force } => {
             if !tables.bucket_exists(name)? {
@@ -422,35 +638,47 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             let start = object_key(name, "");
             let end = prefix_successor(&start).expect("bucket prefix ends with '/'");
             let mut doomed = Vec::new();
-            let mut inline_ids = Vec::new();
-            for entry in tables.tx.range(&tables.ks.objects, start..end) {
+            let mut removed = Vec::new();
+            for entry in tables
+                .tx
+                .range(&tables.ks.objects, start.clone()..end.clone())
+            {
                 let (key, value) = entry.into_inner().map_err(store_err)?;
                 if !force {
                     return Err(DiskError::BucketNotEmpty);
                 }
                 // A record that fails to decode is dropped with its bucket;
-                // its inline data, if any, is left for the scanner.
+                // its data, if any, is left for the scanner.
                 if let Ok(record) = meta::decode::<ObjectRecord>("object record", &value) {
-                    inline_ids.extend(
-                        record
-                            .versions
-                            .iter()
-                            .filter(|v| v.inline)
-                            .map(|v| v.data_id),
-                    );
+                    removed.extend(record.versions);
                 }
                 doomed.push(key);
             }
             for key in doomed {
                 tables.tx.remove(&tables.ks.objects, key);
             }
-            for data_id in inline_ids {
-                tables
-                    .tx
-                    .remove(&tables.ks.inline, data_id.as_bytes().as_slice());
+            let mut outcome = MetaOutcome::default();
+            for version in removed {
+                outcome.removed.push(tables.take_version(version)?);
+            }
+            // Uploads in progress go with their bucket.
+            let mut uploads = Vec::new();
+            for entry in tables.tx.range(&tables.ks.uploads, start..end) {
+                let (raw, value) = entry.into_inner().map_err(store_err)?;
+                let key = std::str::from_utf8(&raw[name.len() + 1..raw.len().saturating_sub(17)])
+                    .map(str::to_owned)
+                    .unwrap_or_default();
+                if let Ok(upload) = meta::decode::<UploadRecord>("upload record", &value) {
+                    uploads.push((key, upload.upload_id));
+                }
+            }
+            for (key, upload_id) in uploads {
+                outcome
+                    .removed_parts
+                    .extend(tables.take_upload(name, &key, upload_id)?);
             }
             tables.tx.remove(&tables.ks.buckets, name.as_str());
-            Ok(MetaOutcome::Done)
+            Ok(outcome)
         }
         MetaOp::PutVersion {
             bucket,
@@ -461,22 +689,11 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             if !tables.bucket_exists(bucket)? {
                 return Err(DiskError::BucketNotFound);
             }
-            let raw_key = object_key(bucket, key);
-            let mut record = tables.read_record(&raw_key)?.unwrap_or_default();
-            let (replaced, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
-                .into_iter()
-                .partition(|v| v.version_id == version.version_id);
-            record.versions = kept;
-            let mut removed = Vec::with_capacity(replaced.len());
-            for old in replaced {
-                removed.push(tables.take_version(old)?);
-            }
-            if let Some(data) = inline {
-                tables.put_inline(version.data_id, data);
-            }
-            insert_sorted(&mut record, version.clone());
-            tables.write_record(&raw_key, &record);
-            Ok(MetaOutcome::Removed(removed))
+            let removed = tables.put_version(bucket, key, version, inline.as_deref())?;
+            Ok(MetaOutcome {
+                removed,
+                ..MetaOutcome::default()
+            })
         }
         MetaOp::DeleteVersion {
             bucket,
@@ -488,7 +705,7 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
             }
             let raw_key = object_key(bucket, key);
             let Some(mut record) = tables.read_record(&raw_key)? else {
-                return Ok(MetaOutcome::Removed(Vec::new()));
+                return Ok(MetaOutcome::default());
             };
             let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut record.versions)
                 .into_iter()
@@ -499,7 +716,10 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                 removed.push(tables.take_version(old)?);
             }
             tables.write_record(&raw_key, &record);
-            Ok(MetaOutcome::Removed(removed))
+            Ok(MetaOutcome {
+                removed,
+                ..MetaOutcome::default()
+            })
         }
         MetaOp::RevertPut {
             bucket,
@@ -526,7 +746,110 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                 insert_sorted(&mut record, prev.version.clone());
             }
             tables.write_record(&raw_key, &record);
-            Ok(MetaOutcome::Done)
+            Ok(MetaOutcome::default())
+        }
+        MetaOp::CreateUpload {
+            bucket,
+            key,
+            upload,
+        } => {
+            if !tables.bucket_exists(bucket)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            tables.tx.insert(
+                &tables.ks.uploads,
+                upload_key(bucket, key, upload.upload_id),
+                meta::encode(upload),
+            );
+            Ok(MetaOutcome::default())
+        }
+        MetaOp::PutPart {
+            bucket,
+            key,
+            upload_id,
+            part,
+        } => {
+            if !tables.upload_exists(bucket, key, *upload_id)? {
+                return Err(DiskError::NotFound);
+            }
+            let raw = part_key(*upload_id, part.number);
+            let replaced = match tables
+                .tx
+                .get(&tables.ks.upload_parts, &raw)
+                .map_err(store_err)?
+            {
+                Some(value) => vec![meta::decode::<UploadPartRecord>("part record", &value)?],
+                None => Vec::new(),
+            };
+            tables
+                .tx
+                .insert(&tables.ks.upload_parts, raw, meta::encode(part));
+            Ok(MetaOutcome {
+                removed_parts: replaced,
+                ..MetaOutcome::default()
+            })
+        }
+        MetaOp::CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            version,
+        } => {
+            if !tables.bucket_exists(bucket)? {
+                return Err(DiskError::BucketNotFound);
+            }
+            if !tables.upload_exists(bucket, key, *upload_id)? {
+                return Err(DiskError::NotFound);
+            }
+            let parts = tables.take_upload(bucket, key, *upload_id)?;
+            let used: std::collections::HashSet<Uuid> =
+                version.parts.iter().filter_map(|p| p.data_id).collect();
+            let removed_parts = parts
+                .into_iter()
+                .filter(|p| !used.contains(&p.data_id))
+                .collect();
+            let removed = tables.put_version(bucket, key, version, None)?;
+            Ok(MetaOutcome {
+                removed,
+                removed_parts,
+            })
+        }
+        MetaOp::UpdateMeta {
+            bucket,
+            key,
+            data_id,
+            meta,
+            mod_time_ns,
+        } => {
+            let raw_key = object_key(bucket, key);
+            let Some(mut record) = tables.read_record(&raw_key)? else {
+                return Err(DiskError::NotFound);
+            };
+            let Some(pos) = record.versions.iter().position(|v| v.data_id == *data_id) else {
+                return Err(DiskError::NotFound);
+            };
+            let mut version = record.versions.remove(pos);
+            version.meta = meta.clone();
+            if let Some(mod_time_ns) = mod_time_ns {
+                version.mod_time_ns = *mod_time_ns;
+            }
+            insert_sorted(&mut record, version);
+            tables.write_record(&raw_key, &record);
+            Ok(MetaOutcome::default())
+        }
+        MetaOp::AbortUpload {
+            bucket,
+            key,
+            upload_id,
+        } => {
+            if !tables.upload_exists(bucket, key, *upload_id)? {
+                return Err(DiskError::NotFound);
+            }
+            let removed_parts = tables.take_upload(bucket, key, *upload_id)?;
+            Ok(MetaOutcome {
+                removed_parts,
+                ..MetaOutcome::default()
+            })
         }
     }
 }

@@ -58,6 +58,8 @@ fn version(size: u64, inline: bool) -> ObjectVersion {
             number: 1,
             size,
             etag: String::new(),
+            data_id: None,
+            checksum: None,
         }],
         meta: BTreeMap::new(),
     }
@@ -137,7 +139,7 @@ async fn put_read_replace_delete() {
         .commit(put("b1", "a/../x", v2.clone(), None))
         .await
         .unwrap()
-        .into_removed();
+        .removed;
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0].version, v1);
     assert_eq!(removed[0].inline.as_deref(), Some(&b"abc"[..]));
@@ -330,14 +332,27 @@ async fn shard_files_round_trip_and_survive_deletion_while_open() {
     let reader = disk.open_shard(data_id, 1).await.unwrap();
     disk.delete_shards(data_id, &[1]).await.unwrap();
     assert_eq!(&reader.read_at(6, 5).await.unwrap()[..], b"world");
-    assert!(matches!(
-        disk.open_shard(data_id, 1).await,
-        Err(DiskError::NotFound)
-    ));
     assert!(
         reader.read_at(8, 5).await.is_err(),
         "reading past the end fails"
     );
+    // Deleted files stay readable from the trash until it is purged.
+    let late = disk.open_shard(data_id, 1).await.unwrap();
+    assert_eq!(&late.read_at(0, 5).await.unwrap()[..], b"hello");
+    assert_eq!(
+        disk.purge_trash(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        disk.purge_trash(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        disk.open_shard(data_id, 1).await,
+        Err(DiskError::NotFound)
+    ));
 }
 
 #[tokio::test]
@@ -373,4 +388,193 @@ async fn removed_directory_takes_the_drive_offline_and_back() {
         Err(DiskError::Unformatted)
     ));
     assert_eq!(disk.read_format().await.unwrap(), None);
+}
+
+fn upload(upload_id: Uuid) -> cairn_disk::UploadRecord {
+    cairn_disk::UploadRecord {
+        upload_id,
+        initiated_ns: 1,
+        erasure: version(0, false).erasure,
+        meta: BTreeMap::new(),
+    }
+}
+
+fn part(number: u32) -> cairn_disk::UploadPartRecord {
+    cairn_disk::UploadPartRecord {
+        number,
+        data_id: Uuid::new_v4(),
+        size: u64::from(number) * 10,
+        etag: format!("etag-{number}"),
+        mod_time_ns: 1,
+        checksum: None,
+    }
+}
+
+#[tokio::test]
+async fn multipart_upload_records() {
+    let dir = TempDir::new();
+    let (disk, _) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    let id1 = Uuid::now_v7();
+    let id2 = Uuid::now_v7();
+    for (key, id) in [
+        ("x/one", id1),
+        ("x/one", id2),
+        ("x/two", Uuid::now_v7()),
+        ("y", Uuid::now_v7()),
+    ] {
+        disk.commit(MetaOp::CreateUpload {
+            bucket: "b".into(),
+            key: key.into(),
+            upload: upload(id),
+        })
+        .await
+        .unwrap();
+    }
+    let put_part = |p: cairn_disk::UploadPartRecord, id: Uuid| MetaOp::PutPart {
+        bucket: "b".into(),
+        key: "x/one".into(),
+        upload_id: id,
+        part: p,
+    };
+    for n in [3, 1, 2] {
+        let out = disk.commit(put_part(part(n), id1)).await.unwrap();
+        assert!(out.removed_parts.is_empty());
+    }
+    // A re-upload replaces the part and hands back the old one.
+    let old_two = disk.list_parts(id1, 1, 1).await.unwrap();
+    let out = disk.commit(put_part(part(2), id1)).await.unwrap();
+    assert_eq!(out.removed_parts, old_two);
+    let parts = disk.list_parts(id1, 0, 100).await.unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p.number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(disk.list_parts(id1, 1, 1).await.unwrap()[0].number, 2);
+    // Parts of an unknown upload are refused.
+    assert!(matches!(
+        disk.commit(put_part(part(1), Uuid::now_v7())).await,
+        Err(DiskError::NotFound)
+    ));
+
+    let names = |page: cairn_disk::UploadsPage| -> Vec<String> {
+        page.entries
+            .into_iter()
+            .map(|e| match e {
+                cairn_disk::UploadEntry::Upload { key, upload } => {
+                    format!("{key}#{}", upload.upload_id == id2)
+                }
+                cairn_disk::UploadEntry::Prefix(p) => format!("{p}*"),
+            })
+            .collect()
+    };
+    let query = |key_marker: Option<&str>,
+                 upload_id_marker: Option<Uuid>,
+                 delimiter: Option<&str>| cairn_disk::ListUploadsQuery {
+        bucket: "b".into(),
+        prefix: String::new(),
+        key_marker: key_marker.map(str::to_owned),
+        upload_id_marker,
+        delimiter: delimiter.map(str::to_owned),
+        limit: 100,
+    };
+    assert_eq!(
+        names(disk.list_uploads(&query(None, None, None)).await.unwrap()),
+        ["x/one#false", "x/one#true", "x/two#false", "y#false"]
+    );
+    assert_eq!(
+        names(
+            disk.list_uploads(&query(None, None, Some("/")))
+                .await
+                .unwrap()
+        ),
+        ["x/*", "y#false"]
+    );
+    assert_eq!(
+        names(
+            disk.list_uploads(&query(Some("x/one"), Some(id1), None))
+                .await
+                .unwrap()
+        ),
+        ["x/one#true", "x/two#false", "y#false"]
+    );
+    assert_eq!(
+        names(
+            disk.list_uploads(&query(Some("x/one"), None, None))
+                .await
+                .unwrap()
+        ),
+        ["x/two#false", "y#false"]
+    );
+
+    // Completion keeps the used parts' files and returns the unused ones.
+    let mut object = version(30, false);
+    object.parts = parts[..2]
+        .iter()
+        .map(|p| PartMeta {
+            number: p.number,
+            size: p.size,
+            etag: p.etag.clone(),
+            data_id: Some(p.data_id),
+            checksum: None,
+        })
+        .collect();
+    let out = disk
+        .commit(MetaOp::CompleteUpload {
+            bucket: "b".into(),
+            key: "x/one".into(),
+            upload_id: id1,
+            version: object.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.removed_parts, vec![parts[2].clone()]);
+    assert_eq!(
+        disk.read_object("b", "x/one", ReadData::None)
+            .await
+            .unwrap()
+            .record
+            .versions,
+        vec![object]
+    );
+    assert!(disk.list_parts(id1, 0, 100).await.unwrap().is_empty());
+    assert!(matches!(
+        disk.read_upload("b", "x/one", id1).await,
+        Err(DiskError::NotFound)
+    ));
+    disk.read_upload("b", "x/one", id2).await.unwrap();
+
+    // Abort returns every part; a deleted bucket takes its uploads along.
+    let out = disk
+        .commit(MetaOp::AbortUpload {
+            bucket: "b".into(),
+            key: "x/one".into(),
+            upload_id: id2,
+        })
+        .await
+        .unwrap();
+    assert!(out.removed_parts.is_empty());
+    assert!(matches!(
+        disk.commit(MetaOp::AbortUpload {
+            bucket: "b".into(),
+            key: "x/one".into(),
+            upload_id: id2,
+        })
+        .await,
+        Err(DiskError::NotFound)
+    ));
+    disk.commit(MetaOp::DeleteBucket {
+        name: "b".into(),
+        force: true,
+    })
+    .await
+    .unwrap();
+    make_bucket(&disk, "b").await;
+    assert!(
+        disk.list_uploads(&query(None, None, None))
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{bucket_resource, object_resource};
-use crate::put::delete_replaced;
+use crate::put::delete_removed;
 use crate::set::{ErasureSet, describe_errors, fan_out};
 
 impl ErasureSet {
@@ -29,7 +29,6 @@ impl ErasureSet {
                 version_id: Uuid::nil(),
             })
             .await
-            .map(|outcome| outcome.into_removed())
         })
         .await;
         let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -42,7 +41,15 @@ impl ErasureSet {
         }
         if ok < write_quorum {
             // Put back what was removed, with a nil data id that matches nothing.
-            self.revert(bucket, key, Uuid::nil(), &self.disks, &results)
+            let removed: Vec<_> = results
+                .iter()
+                .map(|r| {
+                    r.as_ref()
+                        .map(|o| o.removed.clone())
+                        .map_err(|_| DiskError::NotFound)
+                })
+                .collect();
+            self.revert(bucket, key, Uuid::nil(), &self.disks, &removed)
                 .await;
             return Err(Error::WriteQuorum {
                 ok,
@@ -54,7 +61,7 @@ impl ErasureSet {
         if ok < self.size() {
             tracing::warn!(bucket, key, set = %self.name(), ok, "delete reached quorum with drives failing; it needs healing");
         }
-        delete_replaced(&self.disks, &results).await;
+        delete_removed(&self.disks, &results, None).await;
         Ok(())
     }
 }

@@ -22,6 +22,24 @@ pub enum Error {
     BucketNotEmpty,
     #[error("object not found")]
     ObjectNotFound,
+    #[error("multipart upload not found")]
+    NoSuchUpload,
+    #[error("part {number}: {reason}")]
+    InvalidPart { number: u32, reason: String },
+    #[error("the parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {number} is {size} bytes; every part but the last must be at least {min}")]
+    EntityTooSmall { number: u32, size: u64, min: u64 },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("not modified")]
+    NotModified { etag: String, mod_time_ns: i64 },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("malformed XML: {0}")]
+    MalformedXml(String),
     #[error("range not satisfiable for an object of {size} bytes")]
     InvalidRange { size: u64 },
     #[error("body MD5 {computed} does not match Content-MD5 {expected}")]

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cairn_disk::{Disk, DiskError, ReadData, ShardReader};
+use cairn_disk::{Disk, DiskError, ObjectVersion, ReadData, ShardReader};
 use cairn_erasure::{BitrotAlgo, Erasure, HASH_LEN};
 use futures::Stream;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
+use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::nslock::object_resource;
@@ -70,6 +71,8 @@ pub struct GetObject {
     pub info: ObjectInfo,
     pub range: std::ops::Range<u64>,
     pub body: ObjectStream,
+    /// Sizes of the object's parts, in order.
+    pub part_sizes: Vec<u64>,
 }
 
 struct BlockSource {
@@ -170,6 +173,73 @@ impl BlockSource {
     }
 }
 
+/// Which bytes of an object a GET asks for, and on what conditions.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    pub range: Option<ByteRange>,
+    /// Serve this part only (S3's `partNumber`).
+    pub part_number: Option<u32>,
+    pub preconditions: Preconditions,
+}
+
+/// Where the parts of a version start, in object offsets.
+fn part_offsets(version: &ObjectVersion) -> Vec<u64> {
+    let mut offsets = Vec::with_capacity(version.parts.len());
+    let mut offset = 0;
+    for part in &version.parts {
+        offsets.push(offset);
+        offset += part.size;
+    }
+    offsets
+}
+
+/// What the producer task needs to read any part of one version.
+struct PartSources {
+    disks: Vec<Arc<dyn Disk>>,
+    shard_of_slot: Vec<Option<usize>>,
+    version: ObjectVersion,
+}
+
+impl PartSources {
+    /// Opens every available shard file of part `part_idx`.
+    async fn open(&self, part_idx: usize) -> Result<Vec<Option<Source>>> {
+        let version = &self.version;
+        let total =
+            usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
+        let data_shards = usize::from(version.erasure.data_shards);
+        let (data_id, number) = version.part_file(&version.parts[part_idx]);
+        let opened = fan_out(&self.disks, |slot, disk| {
+            let holds = self.shard_of_slot[slot].is_some();
+            async move {
+                if !holds {
+                    return Err(DiskError::NotFound);
+                }
+                disk.open_shard(data_id, number).await
+            }
+        })
+        .await;
+        let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
+        for (slot, opened) in opened.into_iter().enumerate() {
+            if let (Some(shard), Ok(reader)) = (self.shard_of_slot[slot], opened)
+                && shard < total
+            {
+                sources[shard] = Some(Source::File(reader));
+            }
+        }
+        let available = sources.iter().filter(|s| s.is_some()).count();
+        if available < data_shards {
+            return Err(Error::ReadQuorum {
+                ok: available,
+                needed: data_shards,
+                errors: vec![format!(
+                    "only {available} shards of part {number} could be opened"
+                )],
+            });
+        }
+        Ok(sources)
+    }
+}
+
 impl ErasureSet {
     pub(crate) async fn head_object(
         &self,
@@ -182,81 +252,174 @@ impl ErasureSet {
         Ok(object_info(bucket, key, &resolved.version))
     }
 
+    /// The resolved current version, for callers that need its parts.
+    pub(crate) async fn head_version(
+        &self,
+        shared: &Shared,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ObjectVersion> {
+        let _guard = shared.locks.read(object_resource(bucket, key)).await?;
+        Ok(self
+            .read_resolved(bucket, key, ReadData::None)
+            .await?
+            .version)
+    }
+
     pub(crate) async fn get_object(
         &self,
         shared: &Shared,
         bucket: &str,
         key: &str,
-        range: Option<ByteRange>,
+        opts: &GetOptions,
     ) -> Result<GetObject> {
         let guard = shared.locks.read(object_resource(bucket, key)).await?;
         let resolved = self.read_resolved(bucket, key, ReadData::Latest).await?;
         let info = object_info(bucket, key, &resolved.version);
-        let size = resolved.version.size;
-        let range = match range {
-            Some(range) => range.resolve(size).ok_or(Error::InvalidRange { size })?,
-            None => 0..size,
+        opts.preconditions.check_read(&info)?;
+        let version = resolved.version.clone();
+        let size = version.size;
+        let offsets = part_offsets(&version);
+        let range = match (opts.part_number, opts.range) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidRequest(
+                    "Cannot specify both Range header and partNumber query parameter".to_owned(),
+                ));
+            }
+            (Some(number), None) => {
+                let idx = version
+                    .parts
+                    .iter()
+                    .position(|p| p.number == number)
+                    .filter(|_| number >= 1)
+                    .ok_or(Error::InvalidPart {
+                        number,
+                        reason: "the object has no such part".to_owned(),
+                    })?;
+                if version.parts[idx].size == 0 {
+                    return Err(Error::InvalidRange { size });
+                }
+                offsets[idx]..offsets[idx] + version.parts[idx].size
+            }
+            (None, Some(range)) => range.resolve(size).ok_or(Error::InvalidRange { size })?,
+            (None, None) => 0..size,
         };
-        let (sources, holders) = self.open_sources(bucket, key, &resolved).await?;
-        // Shard files are open: a concurrent overwrite can no longer take them away.
+        let holders = resolved.holders();
+        let parts = PartSources {
+            disks: self.disks.clone(),
+            shard_of_slot: resolved.shard_of_slot.clone(),
+            version: version.clone(),
+        };
+        // The first part's shards are opened under the lock; later parts
+        // open as the stream reaches them, finding replaced files in the
+        // drives' trash.
+        let first_part = offsets
+            .partition_point(|o| *o <= range.start)
+            .saturating_sub(1);
+        let first_sources = if range.is_empty() {
+            Vec::new()
+        } else if version.inline {
+            self.open_inline(bucket, key, &resolved).await?
+        } else {
+            parts.open(first_part).await?
+        };
         drop(guard);
-        let (tx, rx) = mpsc::channel(READ_AHEAD);
-        let version = &resolved.version;
         let algo = BitrotAlgo::from_id(version.erasure.bitrot).ok_or_else(|| {
             Error::Internal(format!(
                 "unknown bitrot algorithm {}",
                 version.erasure.bitrot
             ))
         })?;
-        let erasure = Erasure::new(
-            usize::from(version.erasure.data_shards),
-            usize::from(version.erasure.parity_shards),
-            version.erasure.block_size as usize,
-            algo,
-        )
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut source = BlockSource {
-            erasure,
-            algo,
-            size,
-            sources,
-            failed: HashSet::new(),
-            corrupt: Vec::new(),
+        let erasure = || {
+            Erasure::new(
+                usize::from(version.erasure.data_shards),
+                usize::from(version.erasure.parity_shards),
+                version.erasure.block_size as usize,
+                algo,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))
         };
+        // Validate the layout now, while the error can still become a status.
+        erasure()?;
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
         let full_redundancy = holders == self.size();
         let (bucket_name, key_name, set_name) = (bucket.to_owned(), key.to_owned(), self.name());
-        let block_size = version.erasure.block_size as u64;
-        let range_for_task = range.clone();
+        let block_size = u64::from(version.erasure.block_size);
+        let task_range = range.clone();
+        let data_shards = usize::from(version.erasure.data_shards);
+        let parity_shards = usize::from(version.erasure.parity_shards);
+        let block_size_usize = version.erasure.block_size as usize;
         tokio::spawn(async move {
-            let range = range_for_task;
+            let range = task_range;
             if range.is_empty() {
                 return;
             }
-            let first_block = range.start / block_size;
-            let last_block = (range.end - 1) / block_size;
-            for block_idx in first_block..=last_block {
-                let block_start = block_idx * block_size;
-                let within = (range.start.max(block_start) - block_start) as usize
-                    ..(range.end.min(block_start + block_size) - block_start) as usize;
-                match source.read_block(block_idx, within).await {
-                    Ok(chunks) => {
-                        for chunk in chunks {
-                            if tx.send(Ok(chunk)).await.is_err() {
-                                return; // The client went away.
-                            }
-                        }
-                    }
-                    Err(err) => {
+            let mut first_sources = Some(first_sources);
+            let mut degraded = Vec::new();
+            for (part_idx, part) in parts.version.parts.iter().enumerate().skip(first_part) {
+                let part_start = offsets[part_idx];
+                let part_end = part_start + part.size;
+                if part_start >= range.end {
+                    break;
+                }
+                if part_end <= range.start || part.size == 0 {
+                    continue;
+                }
+                let sources = match first_sources.take() {
+                    Some(sources) => Ok(sources),
+                    None => parts.open(part_idx).await,
+                };
+                let erasure = Erasure::new(data_shards, parity_shards, block_size_usize, algo);
+                let (sources, erasure) = match (sources, erasure) {
+                    (Ok(sources), Ok(erasure)) => (sources, erasure),
+                    (Err(err), _) => {
                         tracing::error!(bucket = %bucket_name, key = %key_name, set = %set_name, %err, "object unreadable");
                         let _ = tx.send(Err(err)).await;
                         return;
                     }
+                    (_, Err(err)) => {
+                        let _ = tx.send(Err(Error::Internal(err.to_string()))).await;
+                        return;
+                    }
+                };
+                let mut source = BlockSource {
+                    erasure,
+                    algo,
+                    size: part.size,
+                    sources,
+                    failed: HashSet::new(),
+                    corrupt: Vec::new(),
+                };
+                // The range, in offsets within this part.
+                let from = range.start.max(part_start) - part_start;
+                let to = range.end.min(part_end) - part_start;
+                for block_idx in from / block_size..=(to - 1) / block_size {
+                    let block_start = block_idx * block_size;
+                    let within = (from.max(block_start) - block_start) as usize
+                        ..(to.min(block_start + block_size) - block_start) as usize;
+                    match source.read_block(block_idx, within).await {
+                        Ok(chunks) => {
+                            for chunk in chunks {
+                                if tx.send(Ok(chunk)).await.is_err() {
+                                    return; // The client went away.
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            tracing::error!(bucket = %bucket_name, key = %key_name, set = %set_name, part = part.number, %err, "object unreadable");
+                            let _ = tx.send(Err(err)).await;
+                            return;
+                        }
+                    }
+                }
+                if !source.failed.is_empty() || !source.corrupt.is_empty() {
+                    degraded.push((part.number, source.failed, source.corrupt));
                 }
             }
-            if !source.failed.is_empty() || !source.corrupt.is_empty() || !full_redundancy {
+            if !degraded.is_empty() || !full_redundancy {
                 tracing::warn!(
                     bucket = %bucket_name, key = %key_name, set = %set_name,
-                    failed_shards = ?source.failed, corrupt_frames = ?source.corrupt, "object read in degraded mode; it needs healing",
+                    degraded_parts = ?degraded, "object read in degraded mode; it needs healing",
                 );
             }
         });
@@ -270,70 +433,50 @@ impl ErasureSet {
                 None => return Err(Error::Internal("object stream ended early".to_owned())),
             }
         }
-        Ok(GetObject { info, range, body })
+        Ok(GetObject {
+            info,
+            range,
+            body,
+            part_sizes: version.parts.iter().map(|p| p.size).collect(),
+        })
     }
 
-    /// Opens every shard of the resolved version that its holders have;
-    /// returns them by shard index, and how many drives held the version.
-    async fn open_sources(
+    /// The inline shards of a small object, by shard index.
+    async fn open_inline(
         &self,
         bucket: &str,
         key: &str,
         resolved: &Resolved,
-    ) -> Result<(Vec<Option<Source>>, usize)> {
+    ) -> Result<Vec<Option<Source>>> {
         let version = &resolved.version;
         let total =
             usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
         let data_shards = usize::from(version.erasure.data_shards);
         let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
-        let holders = resolved.holders();
-        if version.size == 0 {
-            return Ok((sources, holders));
+        let mut missing: Vec<(usize, usize)> = Vec::new();
+        for (slot, shard) in resolved.shard_of_slot.iter().enumerate() {
+            let Some(shard) = *shard else { continue };
+            match &resolved.inline[slot] {
+                Some(bytes) if shard < total => {
+                    sources[shard] = Some(Source::Inline(bytes.clone()))
+                }
+                _ => missing.push((slot, shard)),
+            }
         }
-        if version.inline {
-            let mut missing: Vec<(usize, usize)> = Vec::new();
-            for (slot, shard) in resolved.shard_of_slot.iter().enumerate() {
-                let Some(shard) = *shard else { continue };
-                match &resolved.inline[slot] {
-                    Some(bytes) if shard < total => {
-                        sources[shard] = Some(Source::Inline(bytes.clone()))
-                    }
-                    _ => missing.push((slot, shard)),
-                }
-            }
-            let have = sources.iter().filter(|s| s.is_some()).count();
-            if have < data_shards && !missing.is_empty() {
-                let data = ReadData::Version(version.data_id);
-                let disks: Vec<Arc<dyn Disk>> = missing
-                    .iter()
-                    .map(|(slot, _)| self.disks[*slot].clone())
-                    .collect();
-                let reads = fan_out(&disks, |_, disk| disk.read_object(bucket, key, data)).await;
-                for ((_, shard), read) in missing.into_iter().zip(reads) {
-                    if let Ok(read) = read
-                        && let Some(bytes) = read.inline
-                        && shard < total
-                    {
-                        sources[shard] = Some(Source::Inline(bytes));
-                    }
-                }
-            }
-        } else {
-            let opened = fan_out(&self.disks, |slot, disk| {
-                let holds = resolved.shard_of_slot[slot].is_some();
-                async move {
-                    if !holds {
-                        return Err(DiskError::NotFound);
-                    }
-                    disk.open_shard(version.data_id, 1).await
-                }
-            })
-            .await;
-            for (slot, opened) in opened.into_iter().enumerate() {
-                if let (Some(shard), Ok(reader)) = (resolved.shard_of_slot[slot], opened)
+        let have = sources.iter().filter(|s| s.is_some()).count();
+        if have < data_shards && !missing.is_empty() {
+            let data = ReadData::Version(version.data_id);
+            let disks: Vec<Arc<dyn Disk>> = missing
+                .iter()
+                .map(|(slot, _)| self.disks[*slot].clone())
+                .collect();
+            let reads = fan_out(&disks, |_, disk| disk.read_object(bucket, key, data)).await;
+            for ((_, shard), read) in missing.into_iter().zip(reads) {
+                if let Ok(read) = read
+                    && let Some(bytes) = read.inline
                     && shard < total
                 {
-                    sources[shard] = Some(Source::File(reader));
+                    sources[shard] = Some(Source::Inline(bytes));
                 }
             }
         }
@@ -343,10 +486,10 @@ impl ErasureSet {
                 ok: available,
                 needed: data_shards,
                 errors: vec![format!(
-                    "only {available} of the object's shards could be opened"
+                    "only {available} of the object's shards could be read"
                 )],
             });
         }
-        Ok((sources, holders))
+        Ok(sources)
     }
 }

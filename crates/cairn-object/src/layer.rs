@@ -1,5 +1,6 @@
 //! [`ObjectLayer`]: pools of erasure sets behind one bucket and object API.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -7,16 +8,23 @@ use cairn_disk::{BucketRecord, DiskError, MetaOp};
 use futures::future::join_all;
 use uuid::Uuid;
 
+use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
-use crate::get::GetObject;
+use crate::get::{GetObject, GetOptions};
 use crate::list::{Listed, MergedLister, SetLister};
+use crate::multipart::{
+    CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult, ListedUpload, PartInfo,
+    UploadInfo,
+};
 use crate::nslock::{NsLocks, bucket_resource};
 use crate::placement::Placement;
 use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::system::SYSTEM_BUCKET;
 use crate::types::{
-    BodyStream, BucketInfo, ByteRange, ListOptions, ListResult, ObjectConfig, ObjectInfo,
-    PutOptions, SetHealth,
+    BodyStream, BucketInfo, ListOptions, ListResult, ObjectConfig, ObjectInfo, PutOptions,
+    SetHealth,
 };
+use crate::update::MetaUpdate;
 
 /// Modification times: wall clock in nanoseconds, strictly increasing within
 /// this process so that two writes never tie.
@@ -128,7 +136,12 @@ impl ObjectLayer {
 
     /// The set that holds (or will hold) `bucket/key`: the pool that has the
     /// object, else the pool with the most free space.
-    async fn set_for(&self, bucket: &str, key: &str, for_write: bool) -> Result<Arc<ErasureSet>> {
+    pub(crate) async fn set_for(
+        &self,
+        bucket: &str,
+        key: &str,
+        for_write: bool,
+    ) -> Result<Arc<ErasureSet>> {
         if self.pools.len() == 1 {
             return Ok(self.set_in_pool(&self.pools[0], bucket, key));
         }
@@ -170,6 +183,11 @@ impl ObjectLayer {
 
     pub async fn make_bucket(&self, bucket: &str) -> Result<()> {
         check_bucket_name(bucket)?;
+        self.make_bucket_unchecked(bucket).await
+    }
+
+    /// Creates a bucket without checking its name: for the system bucket.
+    pub(crate) async fn make_bucket_unchecked(&self, bucket: &str) -> Result<()> {
         let _guard = self.shared.locks.write(bucket_resource(bucket)).await?;
         match self.bucket_info(bucket).await {
             Ok(_) => return Err(Error::BucketExists),
@@ -257,7 +275,12 @@ impl ObjectLayer {
                 continue;
             }
             let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
-            for record in results.into_iter().flatten().flatten() {
+            for record in results
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|r| r.name != SYSTEM_BUCKET)
+            {
                 let entry = counts.entry(record.name).or_insert((0, record.created_ns));
                 entry.0 += 1;
             }
@@ -290,8 +313,8 @@ impl ObjectLayer {
                     })
                     .await
                 {
-                    Err(DiskError::BucketNotFound) => Ok(()),
-                    other => other.map(|_| ()),
+                    Err(DiskError::BucketNotFound) => Ok(Default::default()),
+                    other => other,
                 }
             })
             .await;
@@ -303,7 +326,11 @@ impl ObjectLayer {
                     errors: describe_errors(&set.disks, &results),
                 });
             }
+            // Leftovers the drives dropped with the bucket: writes that never
+            // reached quorum, and uploads in progress.
+            crate::put::delete_removed(&set.disks, &results, None).await;
         }
+        self.delete_bucket_configs(bucket).await;
         Ok(())
     }
 
@@ -323,11 +350,11 @@ impl ObjectLayer {
         &self,
         bucket: &str,
         key: &str,
-        range: Option<ByteRange>,
+        opts: &GetOptions,
     ) -> Result<GetObject> {
         check_object_key(key)?;
         let set = self.set_for(bucket, key, false).await?;
-        set.get_object(&self.shared, bucket, key, range).await
+        set.get_object(&self.shared, bucket, key, opts).await
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
@@ -340,6 +367,172 @@ impl ObjectLayer {
         check_object_key(key)?;
         let set = self.set_for(bucket, key, false).await?;
         set.delete_object(&self.shared, bucket, key).await
+    }
+
+    /// The set that holds upload `upload_id` of `bucket/key`.
+    async fn set_for_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+    ) -> Result<Arc<ErasureSet>> {
+        check_object_key(key)?;
+        if self.pools.len() == 1 {
+            return Ok(self.set_in_pool(&self.pools[0], bucket, key));
+        }
+        for pool in &self.pools {
+            let set = self.set_in_pool(pool, bucket, key);
+            if set.resolve_upload(bucket, key, upload_id).await.is_ok() {
+                return Ok(set);
+            }
+        }
+        Err(Error::NoSuchUpload)
+    }
+
+    pub async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: BTreeMap<String, String>,
+    ) -> Result<UploadInfo> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, true).await?;
+        set.create_upload(&self.shared, bucket, key, meta).await
+    }
+
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+        number: u32,
+        body: BodyStream,
+        opts: PutOptions,
+    ) -> Result<PartInfo> {
+        let set = self.set_for_upload(bucket, key, upload_id).await?;
+        set.upload_part(&self.shared, bucket, key, upload_id, number, body, opts)
+            .await
+    }
+
+    /// An upload and its parts numbered above `after`, at most `max_parts`;
+    /// the flag says whether more follow.
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+        after: u32,
+        max_parts: usize,
+    ) -> Result<(UploadInfo, Vec<PartInfo>, bool)> {
+        let set = self.set_for_upload(bucket, key, upload_id).await?;
+        set.list_upload_parts(bucket, key, upload_id, after, max_parts)
+            .await
+    }
+
+    pub async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+        parts: &[CompletePart],
+        opts: CompleteOptions,
+    ) -> Result<ObjectInfo> {
+        let set = self.set_for_upload(bucket, key, upload_id).await?;
+        set.complete_upload(&self.shared, bucket, key, upload_id, parts, opts)
+            .await
+    }
+
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: Uuid,
+    ) -> Result<()> {
+        let set = self.set_for_upload(bucket, key, upload_id).await?;
+        set.abort_upload(&self.shared, bucket, key, upload_id).await
+    }
+
+    pub async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        opts: &ListUploadsOptions,
+    ) -> Result<ListUploadsResult> {
+        let mut result = ListUploadsResult::default();
+        if opts.max_uploads == 0 {
+            self.bucket_info(bucket).await?;
+            return Ok(result);
+        }
+        let sets: Vec<Arc<ErasureSet>> = self.all_sets().cloned().collect();
+        let listed = join_all(
+            sets.iter()
+                .map(|set| set.list_set_uploads(bucket, opts, opts.max_uploads)),
+        )
+        .await;
+        let mut merged: std::collections::BTreeSet<ListedUpload> =
+            std::collections::BTreeSet::new();
+        let mut any_truncated = false;
+        for one in listed {
+            let (entries, truncated) = one?;
+            any_truncated |= truncated;
+            merged.extend(entries);
+        }
+        let total = merged.len();
+        let mut last: Option<(String, Option<Uuid>)> = None;
+        for entry in merged.into_iter().take(opts.max_uploads) {
+            let (name, upload_id) = entry.sort_key();
+            last = Some((name.to_owned(), upload_id));
+            match entry.into_info(bucket) {
+                Ok(upload) => result.uploads.push(upload),
+                Err(prefix) => result.prefixes.push(prefix),
+            }
+        }
+        result.truncated = any_truncated || total > opts.max_uploads;
+        if result.truncated
+            && let Some((name, upload_id)) = last
+        {
+            result.next_key_marker = Some(name);
+            result.next_upload_id_marker = upload_id;
+        }
+        Ok(result)
+    }
+
+    /// Replaces an object's metadata, keeping its data (tagging, and copying
+    /// an object onto itself); `touch` moves its modification time to now.
+    pub async fn update_object_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        update: MetaUpdate,
+        touch: bool,
+        preconditions: &Preconditions,
+    ) -> Result<ObjectInfo> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        set.update_meta(&self.shared, bucket, key, update, touch, preconditions)
+            .await
+    }
+
+    /// An object and its parts, in order.
+    pub async fn object_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectInfo, Vec<PartInfo>)> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        let version = set.head_version(&self.shared, bucket, key).await?;
+        let parts = version
+            .parts
+            .iter()
+            .map(|p| PartInfo {
+                number: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+                mod_time_ns: version.mod_time_ns,
+                checksum: p.checksum.clone(),
+            })
+            .collect();
+        Ok((crate::put::object_info(bucket, key, &version), parts))
     }
 
     pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> Result<ListResult> {

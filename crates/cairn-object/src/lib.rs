@@ -14,24 +14,37 @@
 //! nothing of HTTP or S3: it must not depend on `s3s` or any protocol crate.
 
 mod bootstrap;
+mod conditions;
 mod delete;
 mod error;
 mod get;
+mod janitor;
 mod layer;
 mod list;
 mod monitor;
+mod multipart;
 mod nslock;
 mod placement;
 mod put;
 mod set;
+mod system;
 mod types;
+mod update;
 
 pub use bootstrap::{BootstrapError, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for};
+pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
-pub use get::{GetObject, ObjectStream};
+pub use get::{GetObject, GetOptions, ObjectStream};
+pub use janitor::{abort_stale_uploads, spawn_janitor};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
 pub use monitor::{heal_bucket_records, spawn_drive_monitor};
+pub use multipart::{
+    CompleteFinalizer, CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult,
+    MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,
+};
+pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,
     ObjectConfig, ObjectInfo, PutOptions, SetHealth, default_parity,
 };
+pub use update::MetaUpdate;

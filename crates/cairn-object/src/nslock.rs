@@ -68,6 +68,16 @@ pub(crate) fn object_resource(bucket: &str, key: &str) -> String {
     format!("{bucket}/{key}")
 }
 
+/// The lock name of a multipart upload: `:` is in no bucket name.
+pub(crate) fn upload_resource(upload_id: uuid::Uuid) -> String {
+    format!("upload:{upload_id}")
+}
+
+/// The lock name of one part number of an upload.
+pub(crate) fn part_resource(upload_id: uuid::Uuid, number: u32) -> String {
+    format!("upload:{upload_id}:{number}")
+}
+
 impl NsLocks {
     pub(crate) fn new(timeout: Duration) -> NsLocks {
         NsLocks {

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use cairn_disk::{Disk, DiskError, ErasureMeta, MetaOp, ObjectVersion, PartMeta, RemovedVersion};
+use cairn_disk::{
+    Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, PartMeta, ReadData,
+    RemovedVersion,
+};
 use cairn_erasure::{BitrotAlgo, Erasure};
 use futures::StreamExt;
 use md5::{Digest, Md5};
@@ -18,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{bucket_resource, object_resource};
@@ -130,9 +134,9 @@ struct ShardFanOut {
 }
 
 impl ShardFanOut {
-    async fn open(disks_by_shard: &[Arc<dyn Disk>], data_id: Uuid) -> ShardFanOut {
+    async fn open(disks_by_shard: &[Arc<dyn Disk>], data_id: Uuid, part: u32) -> ShardFanOut {
         let abort = Arc::new(AtomicBool::new(false));
-        let created = fan_out(disks_by_shard, |_, disk| disk.create_shard(data_id, 1)).await;
+        let created = fan_out(disks_by_shard, |_, disk| disk.create_shard(data_id, part)).await;
         let mut fan = ShardFanOut {
             senders: Vec::new(),
             tasks: Vec::new(),
@@ -224,7 +228,49 @@ enum Pending {
     Files(ShardFanOut),
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Where a body's shards went.
+pub(crate) enum Stored {
+    /// Per shard: all frames, to go into the metadata store.
+    Inline(Vec<Vec<u8>>),
+    /// Per shard: whether its shard file is durable.
+    Files(Vec<Result<(), DiskError>>),
+}
+
+/// A body erasure coded onto a set's drives and checked, not yet committed.
+pub(crate) struct Encoded {
+    pub(crate) size: u64,
+    pub(crate) md5: [u8; 16],
+    pub(crate) stored: Stored,
+}
+
+/// How one object (or upload) lies on its set: the drive of each shard and
+/// the erasure layout.
+pub(crate) struct Layout {
+    pub(crate) disks_by_shard: Vec<Arc<dyn Disk>>,
+    pub(crate) data_shards: usize,
+    pub(crate) parity_shards: usize,
+    pub(crate) block_size: usize,
+    pub(crate) rotation: usize,
+}
+
+impl Layout {
+    pub(crate) fn erasure_meta(&self, shard_idx: usize) -> ErasureMeta {
+        ErasureMeta {
+            data_shards: self.data_shards as u8,
+            parity_shards: self.parity_shards as u8,
+            block_size: self.block_size as u32,
+            shard_index: shard_idx as u8,
+            rotation: self.rotation as u8,
+            bitrot: BitrotAlgo::DEFAULT.id(),
+        }
+    }
+
+    pub(crate) fn write_quorum(&self) -> usize {
+        crate::set::write_quorum(self.data_shards, self.parity_shards)
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -247,16 +293,49 @@ impl ErasureSet {
         (rotation + shard_idx) % self.size()
     }
 
-    pub(crate) async fn put_object(
+    /// The layout a new object or upload of `bucket/key` gets.
+    pub(crate) fn new_layout(&self, shared: &Shared, bucket: &str, key: &str) -> Layout {
+        let rotation = shared.placement.rotation(bucket, key, self.size());
+        Layout {
+            disks_by_shard: (0..self.size())
+                .map(|shard_idx| self.disks[self.slot_of_shard(rotation, shard_idx)].clone())
+                .collect(),
+            data_shards: self.data_shards,
+            parity_shards: self.parity_shards,
+            block_size: shared.config.block_size,
+            rotation,
+        }
+    }
+
+    /// The layout an existing upload was created with.
+    pub(crate) fn stored_layout(&self, erasure: &ErasureMeta) -> Layout {
+        let rotation = usize::from(erasure.rotation);
+        Layout {
+            disks_by_shard: (0..self.size())
+                .map(|shard_idx| self.disks[self.slot_of_shard(rotation, shard_idx)].clone())
+                .collect(),
+            data_shards: usize::from(erasure.data_shards),
+            parity_shards: usize::from(erasure.parity_shards),
+            block_size: erasure.block_size as usize,
+            rotation,
+        }
+    }
+
+    /// Reads `body` whole, erasure coding it as it arrives: into the
+    /// metadata store when `allow_inline` and the declared size is small,
+    /// else into shard file `(data_id, part)` on every drive, fsynced. Checks
+    /// size, Content-MD5 and the finalizer before anything is durable; fails
+    /// (and removes what it wrote) below write quorum.
+    pub(crate) async fn encode_body(
         &self,
         shared: &Shared,
-        bucket: &str,
-        key: &str,
+        layout: &Layout,
         body: BodyStream,
-        mut opts: PutOptions,
-    ) -> Result<ObjectInfo> {
-        // Fail fast on a missing bucket, before reading a large body.
-        self.bucket_info(bucket).await?;
+        opts: &mut PutOptions,
+        data_id: Uuid,
+        part: u32,
+        allow_inline: bool,
+    ) -> Result<Encoded> {
         if let Some(size) = opts.size
             && size > MAX_OBJECT_SIZE
         {
@@ -265,28 +344,25 @@ impl ErasureSet {
                 max: MAX_OBJECT_SIZE,
             });
         }
-        let n = self.size();
-        let rotation = shared.placement.rotation(bucket, key, n);
-        let disks_by_shard: Vec<Arc<dyn Disk>> = (0..n)
-            .map(|shard_idx| self.disks[self.slot_of_shard(rotation, shard_idx)].clone())
-            .collect();
+        let n = layout.disks_by_shard.len();
         let erasure = Erasure::new(
-            self.data_shards,
-            self.parity_shards,
-            shared.config.block_size,
+            layout.data_shards,
+            layout.parity_shards,
+            layout.block_size,
             BitrotAlgo::DEFAULT,
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let inline = opts.size.is_some_and(|size| {
-            erasure.shard_file_size(size) <= shared.config.inline_threshold as u64
-        });
+        let inline = allow_inline
+            && opts.size.is_some_and(|size| {
+                erasure.shard_file_size(size) <= shared.config.inline_threshold as u64
+            });
         let mut encoder = Encoder {
             erasure: Some(erasure),
             md5: Some(Md5::new()),
         };
-        let mut blocks = BlockReader::new(body, shared.config.block_size, opts.size);
-        let data_id = Uuid::new_v4();
-        let write_quorum = self.write_quorum();
+        let mut blocks = BlockReader::new(body, layout.block_size, opts.size);
+        let write_quorum = layout.write_quorum();
+        let disks_by_shard = &layout.disks_by_shard;
 
         let pending = if inline {
             let mut shards: Vec<Vec<u8>> = vec![Vec::new(); n];
@@ -297,8 +373,15 @@ impl ErasureSet {
             }
             Pending::Inline(shards)
         } else {
-            let mut fan = ShardFanOut::open(&disks_by_shard, data_id).await;
+            let mut fan = ShardFanOut::open(disks_by_shard, data_id, part).await;
             let streamed: Result<()> = async {
+                if fan.alive() < write_quorum {
+                    return Err(Error::WriteQuorum {
+                        ok: fan.alive(),
+                        needed: write_quorum,
+                        errors: Vec::new(),
+                    });
+                }
                 while let Some(block) = blocks.next_block().await? {
                     let frames = encoder.encode(block).await?;
                     fan.send(frames).await;
@@ -319,7 +402,7 @@ impl ErasureSet {
                     Error::WriteQuorum { ok, needed, .. } => Error::WriteQuorum {
                         ok,
                         needed,
-                        errors: describe_errors(&disks_by_shard, &results),
+                        errors: describe_errors(disks_by_shard, &results),
                     },
                     other => other,
                 });
@@ -327,115 +410,149 @@ impl ErasureSet {
             Pending::Files(fan)
         };
         let size = blocks.total;
-        let erasure_meta = |shard_idx: usize| ErasureMeta {
-            data_shards: self.data_shards as u8,
-            parity_shards: self.parity_shards as u8,
-            block_size: shared.config.block_size as u32,
-            shard_index: shard_idx as u8,
-            rotation: rotation as u8,
-            bitrot: BitrotAlgo::DEFAULT.id(),
-        };
         let md5 = encoder.md5();
 
         // The body is complete: check it before anything becomes durable.
-        let checked = check_body(&mut opts, size, &md5);
-        let (inline_shards, file_results) = match (pending, checked) {
-            (Pending::Inline(shards), Ok(())) => (Some(shards), None),
-            (Pending::Files(fan), Ok(())) => (None, Some(fan.finish(true).await)),
+        let checked = check_body(opts, size, &md5);
+        let stored = match (pending, checked) {
+            (Pending::Inline(shards), Ok(())) => Stored::Inline(shards),
+            (Pending::Files(fan), Ok(())) => Stored::Files(fan.finish(true).await),
             (Pending::Inline(_), Err(err)) => return Err(err),
             (Pending::Files(fan), Err(err)) => {
                 fan.finish(false).await;
                 return Err(err);
             }
         };
-        if let Some(results) = &file_results {
+        if let Stored::Files(results) = &stored {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             if ok < write_quorum {
-                self.delete_shards_on(&disks_by_shard, data_id, results)
-                    .await;
+                delete_shards_on(disks_by_shard, data_id, part, results).await;
                 return Err(Error::WriteQuorum {
                     ok,
                     needed: write_quorum,
-                    errors: describe_errors(&disks_by_shard, results),
+                    errors: describe_errors(disks_by_shard, results),
                 });
             }
         }
+        Ok(Encoded { size, md5, stored })
+    }
 
+    pub(crate) async fn put_object(
+        &self,
+        shared: &Shared,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        mut opts: PutOptions,
+    ) -> Result<ObjectInfo> {
+        // Fail fast on a missing bucket, before reading a large body.
+        self.bucket_info(bucket).await?;
+        let layout = self.new_layout(shared, bucket, key);
+        let data_id = Uuid::new_v4();
+        let encoded = self
+            .encode_body(shared, &layout, body, &mut opts, data_id, 1, true)
+            .await?;
+        let etag = hex(&encoded.md5);
         let version = ObjectVersion {
             version_id: Uuid::nil(),
             data_id,
             mod_time_ns: 0,
             delete_marker: false,
-            size,
-            etag: hex(&md5),
-            erasure: erasure_meta(0),
-            inline: inline_shards.is_some(),
+            size: encoded.size,
+            etag: etag.clone(),
+            erasure: layout.erasure_meta(0),
+            inline: matches!(encoded.stored, Stored::Inline(_)),
             parts: vec![PartMeta {
                 number: 1,
-                size,
-                etag: hex(&md5),
+                size: encoded.size,
+                etag,
+                data_id: None,
+                checksum: None,
             }],
             meta: std::mem::take(&mut opts.meta),
         };
+        let is_files = matches!(encoded.stored, Stored::Files(_));
         // What each shard's drive commits; drives whose shard file failed commit nothing.
-        let ops: Vec<Option<(ErasureMeta, Option<Bytes>)>> = match (inline_shards, &file_results) {
-            (Some(shards), _) => shards
+        let ops: Vec<Option<ShardCommit>> = match encoded.stored {
+            Stored::Inline(shards) => shards
                 .into_iter()
                 .enumerate()
                 .map(|(shard_idx, frames)| {
-                    Some((erasure_meta(shard_idx), Some(Bytes::from(frames))))
+                    Some((layout.erasure_meta(shard_idx), Some(Bytes::from(frames))))
                 })
                 .collect(),
-            (None, Some(results)) => results
+            Stored::Files(results) => results
                 .iter()
                 .enumerate()
-                .map(|(shard_idx, res)| res.is_ok().then(|| (erasure_meta(shard_idx), None)))
+                .map(|(shard_idx, res)| res.is_ok().then(|| (layout.erasure_meta(shard_idx), None)))
                 .collect(),
-            (None, None) => unreachable!("a body is stored inline or in files"),
         };
-        let committed = self
-            .commit_version(shared, bucket, key, version, &disks_by_shard, ops)
-            .await;
-        if committed.is_err() && file_results.is_some() {
-            let all_ok: Vec<Result<(), DiskError>> = (0..n).map(|_| Ok(())).collect();
-            self.delete_shards_on(&disks_by_shard, data_id, &all_ok)
-                .await;
+        let commit = VersionCommit {
+            bucket,
+            key,
+            version,
+            disks_by_shard: &layout.disks_by_shard,
+            ops,
+            preconditions: &opts.preconditions,
+        };
+        let committed = self.commit_version(shared, commit, |version, inline| MetaOp::PutVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version,
+            inline,
+        });
+        let committed = committed.await;
+        if committed.is_err() && is_files {
+            let all_ok: Vec<Result<(), DiskError>> =
+                (0..layout.disks_by_shard.len()).map(|_| Ok(())).collect();
+            delete_shards_on(&layout.disks_by_shard, data_id, 1, &all_ok).await;
         }
         committed
     }
 
-    /// Commits `version` on the drives given a shard in `ops` (indexed by
-    /// shard), under the object's lock; rolls back if write quorum fails.
-    /// On success, deletes the data of the versions it replaced.
-    async fn commit_version(
+    /// Commits a version on the drives given a shard in `commit.ops`
+    /// (indexed by shard), under the object's lock, after checking
+    /// preconditions against the current version; rolls back if write
+    /// quorum fails. On success, deletes the data of what it replaced.
+    pub(crate) async fn commit_version(
         &self,
         shared: &Shared,
-        bucket: &str,
-        key: &str,
-        mut version: ObjectVersion,
-        disks_by_shard: &[Arc<dyn Disk>],
-        ops: Vec<Option<(ErasureMeta, Option<Bytes>)>>,
+        commit: VersionCommit<'_>,
+        op: impl Fn(ObjectVersion, Option<Bytes>) -> MetaOp,
     ) -> Result<ObjectInfo> {
-        let write_quorum = self.write_quorum();
+        let VersionCommit {
+            bucket,
+            key,
+            mut version,
+            disks_by_shard,
+            ops,
+            preconditions,
+        } = commit;
+        let write_quorum = crate::set::write_quorum(
+            usize::from(version.erasure.data_shards),
+            usize::from(version.erasure.parity_shards),
+        );
         let bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
         let object_guard = shared.locks.write(object_resource(bucket, key)).await?;
+        if !preconditions.is_empty() {
+            let current = match self.read_resolved(bucket, key, ReadData::None).await {
+                Ok(resolved) => Some(object_info(bucket, key, &resolved.version)),
+                Err(Error::ObjectNotFound) => None,
+                Err(err) => return Err(err),
+            };
+            preconditions.check_write(current.as_ref())?;
+        }
         version.mod_time_ns = shared.clock.now_ns();
         let results = fan_out(disks_by_shard, |shard_idx, disk| {
-            let op = ops[shard_idx].clone();
+            let commit = ops[shard_idx].clone();
             let mut version = version.clone();
+            let op = &op;
             async move {
-                let Some((erasure, inline)) = op else {
+                let Some((erasure, inline)) = commit else {
                     return Err(DiskError::Offline("its shard was not written".to_owned()));
                 };
                 version.erasure = erasure;
-                disk.commit(MetaOp::PutVersion {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    version,
-                    inline,
-                })
-                .await
-                .map(|outcome| outcome.into_removed())
+                disk.commit(op(version, inline)).await
             }
         })
         .await;
@@ -445,7 +562,14 @@ impl ErasureSet {
                 .iter()
                 .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
                 .count();
-            self.revert(bucket, key, version.data_id, disks_by_shard, &results)
+            let removed: Vec<Result<Vec<RemovedVersion>, DiskError>> = results
+                .iter()
+                .map(|r| match r {
+                    Ok(outcome) => Ok(outcome.removed.clone()),
+                    Err(_) => Err(DiskError::NotFound),
+                })
+                .collect();
+            self.revert(bucket, key, version.data_id, disks_by_shard, &removed)
                 .await;
             drop((object_guard, bucket_guard));
             if bucket_missing >= write_quorum {
@@ -465,7 +589,7 @@ impl ErasureSet {
                 "object written below full redundancy; it needs healing",
             );
         }
-        delete_replaced(disks_by_shard, &results).await;
+        delete_removed(disks_by_shard, &results, Some(&version)).await;
         Ok(object_info(bucket, key, &version))
     }
 
@@ -501,39 +625,64 @@ impl ErasureSet {
             }
         }
     }
-
-    /// Deletes shard files of `data_id` on the drives whose result is `Ok`.
-    async fn delete_shards_on<T>(
-        &self,
-        disks: &[Arc<dyn Disk>],
-        data_id: Uuid,
-        results: &[Result<T, DiskError>],
-    ) {
-        fan_out(disks, |idx, disk| {
-            let wrote = results[idx].is_ok();
-            async move {
-                if wrote {
-                    disk.delete_shards(data_id, &[1]).await
-                } else {
-                    Ok(())
-                }
-            }
-        })
-        .await;
-    }
 }
 
-/// Deletes the shard files of versions a commit replaced, drive by drive.
-pub(crate) async fn delete_replaced(
+/// What one shard's drive commits: its erasure metadata and inline data.
+pub(crate) type ShardCommit = (ErasureMeta, Option<Bytes>);
+
+/// A version to commit, and where.
+pub(crate) struct VersionCommit<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) version: ObjectVersion,
+    pub(crate) disks_by_shard: &'a [Arc<dyn Disk>],
+    pub(crate) ops: Vec<Option<ShardCommit>>,
+    pub(crate) preconditions: &'a Preconditions,
+}
+
+/// Deletes shard file `(data_id, part)` on the drives whose result is `Ok`.
+pub(crate) async fn delete_shards_on<T>(
     disks: &[Arc<dyn Disk>],
-    results: &[Result<Vec<RemovedVersion>, DiskError>],
+    data_id: Uuid,
+    part: u32,
+    results: &[Result<T, DiskError>],
 ) {
     fan_out(disks, |idx, disk| {
-        let removed: Vec<RemovedVersion> = results[idx].as_ref().map(|r| r.clone()).unwrap_or_default();
+        let wrote = results[idx].is_ok();
         async move {
-            for old in removed.iter().filter(|old| !old.version.inline) {
-                let parts: Vec<u32> = old.version.parts.iter().map(|p| p.number).collect();
-                if let Err(err) = disk.delete_shards(old.version.data_id, &parts).await {
+            if wrote {
+                disk.delete_shards(data_id, &[part]).await
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+}
+
+/// Deletes, drive by drive, the data of what a metadata change removed:
+/// replaced or deleted versions and unused or replaced upload parts. Data
+/// `kept` still references (a metadata-only update) is left alone.
+pub(crate) async fn delete_removed(
+    disks: &[Arc<dyn Disk>],
+    results: &[Result<MetaOutcome, DiskError>],
+    kept: Option<&ObjectVersion>,
+) {
+    fan_out(disks, |idx, disk| {
+        let outcome = results[idx].as_ref().ok().cloned().unwrap_or_default();
+        async move {
+            let mut files: Vec<(Uuid, u32)> = Vec::new();
+            for old in outcome.removed.iter().filter(|old| !old.version.inline) {
+                for part in &old.version.parts {
+                    let file = old.version.part_file(part);
+                    if !kept.is_some_and(|kept| kept.parts.iter().any(|p| kept.part_file(p) == file)) {
+                        files.push(file);
+                    }
+                }
+            }
+            files.extend(outcome.removed_parts.iter().map(|p| (p.data_id, p.number)));
+            for (data_id, part) in files {
+                if let Err(err) = disk.delete_shards(data_id, &[part]).await {
                     tracing::warn!(drive = disk.endpoint(), %err, "could not delete replaced shard files; the scanner will");
                 }
             }

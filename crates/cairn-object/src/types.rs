@@ -36,6 +36,13 @@ pub struct ObjectConfig {
     pub lock_timeout: Duration,
     /// How often offline drives are probed for their return.
     pub monitor_interval: Duration,
+    /// Multipart uploads older than this are removed (default 24 h).
+    pub stale_upload_expiry: Duration,
+    /// How often stale uploads are looked for and the trash purged (default 1 h).
+    pub janitor_interval: Duration,
+    /// How long deleted shard files stay readable for GETs already under
+    /// way (default 1 h).
+    pub trash_grace: Duration,
 }
 
 impl Default for ObjectConfig {
@@ -46,6 +53,9 @@ impl Default for ObjectConfig {
             block_size: cairn_erasure::DEFAULT_BLOCK_SIZE,
             lock_timeout: Duration::from_secs(30),
             monitor_interval: Duration::from_secs(2),
+            stale_upload_expiry: Duration::from_secs(24 * 3600),
+            janitor_interval: Duration::from_secs(3600),
+            trash_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct PutOptions {
     /// Headers and user metadata to store.
     pub meta: BTreeMap<String, String>,
     pub finalizer: Option<Finalizer>,
+    /// Checked against the current object under its lock, just before the commit.
+    pub preconditions: crate::conditions::Preconditions,
 }
 
 /// A byte range of a GET, before it is checked against the object size.

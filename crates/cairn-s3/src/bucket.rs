@@ -1,12 +1,11 @@
-//! CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation.
+//! Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets,
+//! GetBucketLocation, CORS, and the configuration reads tools make even when
+//! they only store objects (versioning, ACL, policy status, ...).
 
-use s3s::dto::{
-    Bucket, BucketLocationConstraint, CreateBucketInput, CreateBucketOutput, DeleteBucketInput,
-    DeleteBucketOutput, GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput,
-    HeadBucketOutput, ListBucketsInput, ListBucketsOutput,
-};
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use crate::cors;
 use crate::error::s3_err;
 use crate::object::timestamp;
 use crate::{CairnS3, owner};
@@ -70,6 +69,7 @@ impl CairnS3 {
             .delete_bucket(&req.input.bucket)
             .await
             .map_err(s3_err)?;
+        self.cors.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -109,5 +109,167 @@ impl CairnS3 {
         Ok(S3Response::new(GetBucketLocationOutput {
             location_constraint,
         }))
+    }
+}
+
+/// The answer S3 gives for a bucket configuration that is not set.
+fn not_configured(code: S3ErrorCode, message: &str) -> S3Error {
+    S3Error::with_message(code, message.to_owned())
+}
+
+impl CairnS3 {
+    async fn existing_bucket(&self, bucket: &str) -> S3Result<()> {
+        self.layer
+            .bucket_info(bucket)
+            .await
+            .map_err(s3_err)
+            .map(|_| ())
+    }
+
+    pub(crate) async fn do_get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        // Never enabled: S3 answers an empty configuration.
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketAclOutput {
+            grants: Some(crate::owner_full_control()),
+            owner: Some(owner()),
+        }))
+    }
+
+    pub(crate) async fn do_put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let input = req.input;
+        crate::check_private_acl(
+            input.acl.as_ref().map(|a| a.as_str()),
+            input.access_control_policy.as_ref(),
+        )?;
+        self.existing_bucket(&input.bucket).await?;
+        Ok(S3Response::new(PutBucketAclOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketPolicyStatusOutput {
+            policy_status: Some(PolicyStatus {
+                is_public: Some(false),
+            }),
+        }))
+    }
+
+    pub(crate) async fn do_get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchBucketPolicy,
+            "The bucket policy does not exist",
+        ))
+    }
+
+    pub(crate) async fn do_get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchTagSet,
+            "The TagSet does not exist",
+        ))
+    }
+
+    pub(crate) async fn do_get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found",
+        ))
+    }
+
+    pub(crate) async fn do_get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchLifecycleConfiguration,
+            "The lifecycle configuration does not exist",
+        ))
+    }
+
+    pub(crate) async fn do_get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket",
+        ))
+    }
+
+    pub(crate) async fn do_get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchWebsiteConfiguration,
+            "The specified bucket does not have a website configuration",
+        ))
+    }
+
+    pub(crate) async fn do_put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let input = req.input;
+        let rules = cors::rules_from_dto(input.cors_configuration)?;
+        self.cors.put(&input.bucket, &rules).await.map_err(s3_err)?;
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let bucket = req.input.bucket;
+        self.existing_bucket(&bucket).await?;
+        self.cors.forget(&bucket);
+        match self.cors.get(&bucket).await.map_err(s3_err)? {
+            Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
+                cors_rules: Some(cors::rules_to_dto(&rules)),
+            })),
+            None => Err(not_configured(
+                S3ErrorCode::NoSuchCORSConfiguration,
+                "The CORS configuration does not exist",
+            )),
+        }
+    }
+
+    pub(crate) async fn do_delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.cors.delete(&req.input.bucket).await.map_err(s3_err)?;
+        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 }

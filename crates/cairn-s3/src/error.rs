@@ -32,6 +32,53 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             "The bucket you tried to delete is not empty"
         ),
         Error::ObjectNotFound => s3_error!(NoSuchKey, "The specified key does not exist"),
+        Error::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        Error::InvalidPart { number, reason } => s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found or did not match: part {number}: {reason}"
+        ),
+        Error::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+        ),
+        Error::EntityTooSmall { number, size, min } => s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size: part {number} is {size} bytes, parts other than the last must be at least {min}"
+        ),
+        Error::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
+        Error::NotModified { etag, mod_time_ns } => {
+            let mut err = S3Error::new(S3ErrorCode::NotModified);
+            err.set_status_code(http::StatusCode::NOT_MODIFIED);
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
+                headers.insert(http::header::ETAG, value);
+            }
+            if let Some(value) = crate::object::http_date(mod_time_ns)
+                .and_then(|date| http::HeaderValue::from_str(&date).ok())
+            {
+                headers.insert(http::header::LAST_MODIFIED, value);
+            }
+            err.set_headers(headers);
+            err
+        }
+        Error::InvalidArgument(message) => {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, message)
+        }
+        Error::InvalidRequest(message) => {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, message)
+        }
+        Error::MalformedXml(message) => S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            format!(
+                "The XML you provided was not well-formed or did not validate against our published schema: {message}"
+            ),
+        ),
         Error::InvalidRange { size } => {
             let mut err = s3_error!(InvalidRange, "The requested range is not satisfiable");
             if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -13,8 +13,10 @@
 mod auth;
 mod bucket;
 mod checksum;
+mod cors;
 mod error;
 mod list;
+mod multipart;
 mod object;
 mod range;
 
@@ -26,7 +28,7 @@ use std::task::{Context, Poll};
 use cairn_object::ObjectLayer;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 pub use auth::Credentials;
 
@@ -40,12 +42,19 @@ pub struct S3Settings {
     pub region: String,
     /// The root credentials; the only identity until IAM arrives.
     pub root: Credentials,
+    /// Domains for virtual-host-style requests (`CAIRN_DOMAIN`, comma
+    /// separated): `bucket.<domain>` addresses a bucket. Path style always works.
+    pub domains: Vec<String>,
+    /// Largest browser (POST) upload, in bytes: the protocol layer holds
+    /// these in memory, so they are capped well below PUT's limit.
+    pub post_max_bytes: u64,
 }
 
 /// The S3 operations over one object layer.
 pub struct CairnS3 {
     layer: Arc<ObjectLayer>,
     region: String,
+    cors: Arc<cors::CorsRules>,
 }
 
 fn owner() -> Owner {
@@ -55,115 +64,199 @@ fn owner() -> Owner {
     }
 }
 
-#[async_trait::async_trait]
-impl S3 for CairnS3 {
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
-        self.do_create_bucket(req).await
-    }
-
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.do_head_bucket(req).await
-    }
-
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.do_delete_bucket(req).await
-    }
-
-    async fn list_buckets(
-        &self,
-        req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
-        self.do_list_buckets(req).await
-    }
-
-    async fn get_bucket_location(
-        &self,
-        req: S3Request<GetBucketLocationInput>,
-    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.do_get_bucket_location(req).await
-    }
-
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.do_put_object(req).await
-    }
-
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.do_get_object(req).await
-    }
-
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.do_head_object(req).await
-    }
-
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.do_delete_object(req).await
-    }
-
-    async fn list_objects(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.do_list_objects(req).await
-    }
-
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.do_list_objects_v2(req).await
-    }
+/// The only ACL there is: the owner has full control.
+fn owner_full_control() -> Grants {
+    vec![Grant {
+        grantee: Some(Grantee {
+            display_name: owner().display_name,
+            id: owner().id,
+            type_: Type::from_static(Type::CANONICAL_USER),
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    }]
 }
 
-/// Serves S3 requests: checks what s3s leaves unchecked, then hands over.
+/// Accepts the `private` canned ACL, or a policy granting only the owner
+/// full control; anything else needs access control Cairn does not have.
+fn check_private_acl(canned: Option<&str>, policy: Option<&AccessControlPolicy>) -> S3Result<()> {
+    if let Some(canned) = canned
+        && canned != "private"
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only the private ACL is supported; use bucket policies when they arrive"
+        ));
+    }
+    if let Some(policy) = policy {
+        let only_owner = policy.grants.iter().flatten().all(|g| {
+            g.permission.as_ref().map(|p| p.as_str()) == Some(Permission::FULL_CONTROL)
+                && g.grantee.as_ref().and_then(|g| g.id.as_deref()) == owner().id.as_deref()
+        });
+        if !only_owner {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only an ACL granting the owner full control is supported"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Delegates each supported operation to its `do_*` implementation; every
+/// other operation keeps s3s's default answer, `501 NotImplemented`.
+macro_rules! operations {
+    ($($op:ident => $imp:ident: $input:ident => $output:ident),* $(,)?) => {
+        #[async_trait::async_trait]
+        impl S3 for CairnS3 {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.$imp(req).await
+                }
+            )*
+        }
+    };
+}
+
+operations! {
+    create_bucket => do_create_bucket: CreateBucketInput => CreateBucketOutput,
+    head_bucket => do_head_bucket: HeadBucketInput => HeadBucketOutput,
+    delete_bucket => do_delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    list_buckets => do_list_buckets: ListBucketsInput => ListBucketsOutput,
+    get_bucket_location => do_get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    get_bucket_versioning => do_get_bucket_versioning: GetBucketVersioningInput => GetBucketVersioningOutput,
+    get_bucket_acl => do_get_bucket_acl: GetBucketAclInput => GetBucketAclOutput,
+    put_bucket_acl => do_put_bucket_acl: PutBucketAclInput => PutBucketAclOutput,
+    get_bucket_policy_status => do_get_bucket_policy_status: GetBucketPolicyStatusInput => GetBucketPolicyStatusOutput,
+    get_bucket_policy => do_get_bucket_policy: GetBucketPolicyInput => GetBucketPolicyOutput,
+    get_bucket_tagging => do_get_bucket_tagging: GetBucketTaggingInput => GetBucketTaggingOutput,
+    get_bucket_encryption => do_get_bucket_encryption: GetBucketEncryptionInput => GetBucketEncryptionOutput,
+    get_bucket_lifecycle_configuration => do_get_bucket_lifecycle_configuration: GetBucketLifecycleConfigurationInput => GetBucketLifecycleConfigurationOutput,
+    get_object_lock_configuration => do_get_object_lock_configuration: GetObjectLockConfigurationInput => GetObjectLockConfigurationOutput,
+    get_bucket_website => do_get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput,
+    put_bucket_cors => do_put_bucket_cors: PutBucketCorsInput => PutBucketCorsOutput,
+    get_bucket_cors => do_get_bucket_cors: GetBucketCorsInput => GetBucketCorsOutput,
+    delete_bucket_cors => do_delete_bucket_cors: DeleteBucketCorsInput => DeleteBucketCorsOutput,
+    put_object => do_put_object: PutObjectInput => PutObjectOutput,
+    get_object => do_get_object: GetObjectInput => GetObjectOutput,
+    head_object => do_head_object: HeadObjectInput => HeadObjectOutput,
+    delete_object => do_delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects => do_delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    copy_object => do_copy_object: CopyObjectInput => CopyObjectOutput,
+    get_object_attributes => do_get_object_attributes: GetObjectAttributesInput => GetObjectAttributesOutput,
+    get_object_tagging => do_get_object_tagging: GetObjectTaggingInput => GetObjectTaggingOutput,
+    put_object_tagging => do_put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput,
+    delete_object_tagging => do_delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput,
+    get_object_acl => do_get_object_acl: GetObjectAclInput => GetObjectAclOutput,
+    put_object_acl => do_put_object_acl: PutObjectAclInput => PutObjectAclOutput,
+    list_objects => do_list_objects: ListObjectsInput => ListObjectsOutput,
+    list_objects_v2 => do_list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    create_multipart_upload => do_create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part => do_upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy => do_upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    complete_multipart_upload => do_complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload => do_abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
+    list_parts => do_list_parts: ListPartsInput => ListPartsOutput,
+    list_multipart_uploads => do_list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput,
+}
+
+/// Serves S3 requests: checks what s3s leaves unchecked, answers CORS
+/// preflights, then hands over.
 #[derive(Clone)]
 pub struct S3Handler {
     service: S3Service,
+    cors: Arc<cors::CorsRules>,
+    domains: Vec<String>,
 }
 
 impl S3Handler {
-    pub fn new(layer: Arc<ObjectLayer>, settings: &S3Settings) -> S3Handler {
+    pub fn new(layer: Arc<ObjectLayer>, settings: &S3Settings) -> Result<S3Handler, String> {
+        let cors = Arc::new(cors::CorsRules::new(layer.clone()));
         let s3 = || CairnS3 {
             layer: layer.clone(),
             region: settings.region.clone(),
+            cors: cors.clone(),
         };
+        let host = || -> Result<Option<s3s::host::MultiDomain>, String> {
+            if settings.domains.is_empty() {
+                return Ok(None);
+            }
+            s3s::host::MultiDomain::new(settings.domains.iter().map(String::as_str))
+                .map(Some)
+                .map_err(|e| format!("invalid CAIRN_DOMAIN {:?}: {e}", settings.domains))
+        };
+        let mut config = s3s::config::S3Config::default();
+        config.post_object_max_file_size = settings.post_max_bytes;
+        let config: Arc<dyn s3s::config::S3ConfigProvider> =
+            Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config)));
+        let mut trusted = S3ServiceBuilder::new(s3());
+        trusted.set_config(config.clone());
+        if let Some(host) = host()? {
+            trusted.set_host(host);
+        }
         let mut builder = S3ServiceBuilder::new(s3());
+        builder.set_config(config);
+        if let Some(host) = host()? {
+            builder.set_host(host);
+        }
         builder.set_auth(auth::RootAuth::new(settings.root.clone()));
         builder.set_route(range::IgnoreUnusableRange {
-            trusted: S3ServiceBuilder::new(s3()).build(),
+            trusted: trusted.build(),
         });
-        S3Handler {
+        Ok(S3Handler {
             service: builder.build(),
+            cors,
+            domains: settings.domains.clone(),
+        })
+    }
+
+    /// The bucket a request addresses, by virtual host or by path.
+    fn bucket_of(&self, req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+        if let Some(host) = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            for domain in &self.domains {
+                if let Some(bucket) = host
+                    .strip_suffix(domain.as_str())
+                    .and_then(|b| b.strip_suffix('.'))
+                    && !bucket.is_empty()
+                {
+                    return Some(bucket.to_owned());
+                }
+            }
         }
+        let path = req.uri().path().trim_start_matches('/');
+        let bucket = path.split('/').next().unwrap_or_default();
+        (!bucket.is_empty()).then(|| bucket.to_owned())
     }
 
     pub async fn handle(
         &self,
         req: http::Request<hyper::body::Incoming>,
     ) -> http::Response<ResponseBody> {
+        let bucket = self.bucket_of(&req);
+        if req.method() == http::Method::OPTIONS {
+            return self.cors.preflight(bucket.as_deref(), req.headers()).await;
+        }
         if let Some(err) = auth::precheck(req.headers(), req.uri().query()) {
             return error_response(err);
         }
+        let origin = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_owned);
+        let method = req.method().clone();
         let (req, body_read) = track_body(req);
         let mut resp = match self.service.call(req).await {
             Ok(resp) => resp,
@@ -182,6 +275,17 @@ impl S3Handler {
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
+        }
+        // A 304 has no body.
+        if resp.status() == http::StatusCode::NOT_MODIFIED {
+            *resp.body_mut() = ResponseBody::empty();
+            resp.headers_mut().remove(http::header::CONTENT_TYPE);
+            resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+        }
+        if let (Some(origin), Some(bucket)) = (origin, bucket) {
+            self.cors
+                .decorate(&bucket, &origin, &method, resp.headers_mut())
+                .await;
         }
         resp
     }

@@ -16,7 +16,7 @@ const MAX_KEYS: i32 = 1000;
 
 /// Percent-encodes a key for `encoding-type=url`, leaving unreserved
 /// characters and `/` as they are, like S3.
-fn url_encode(value: &str) -> String {
+pub(crate) fn url_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -39,7 +39,7 @@ fn max_keys(value: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn encoding(value: Option<&EncodingType>) -> S3Result<bool> {
+pub(crate) fn encoding(value: Option<&EncodingType>) -> S3Result<bool> {
     match value.map(EncodingType::as_str) {
         None => Ok(false),
         Some("url") => Ok(true),

@@ -127,6 +127,49 @@ pub fn parse_storage_class(value: &str) -> Result<usize> {
     Ok(parity)
 }
 
+/// Parses a duration like `24h`, `30m`, `10s`, `2d` or `500ms`.
+pub fn parse_duration(value: &str) -> Result<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .with_context(|| format!("{value:?} is not a duration like 24h, 30m or 10s"))?;
+    let secs = |n: u64| Duration::from_secs(n);
+    Ok(match unit {
+        "ms" => Duration::from_millis(number),
+        "s" | "" => secs(number),
+        "m" => secs(number * 60),
+        "h" => secs(number * 3600),
+        "d" => secs(number * 86_400),
+        _ => bail!("{value:?} is not a duration like 24h, 30m or 10s"),
+    })
+}
+
+/// Parses a byte size like `100MiB`, `5GiB`, `1048576`.
+pub fn parse_size(value: &str) -> Result<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .with_context(|| format!("{value:?} is not a size like 100MiB"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        _ => bail!("{value:?} is not a size like 100MiB"),
+    };
+    number
+        .checked_mul(factor)
+        .with_context(|| format!("{value:?} is too large"))
+}
+
 /// Every setting the server reads from the environment, parsed and checked.
 #[derive(Debug)]
 pub struct EnvSettings {
@@ -135,6 +178,11 @@ pub struct EnvSettings {
     pub region: String,
     pub requests_max: usize,
     pub requests_deadline: Duration,
+    /// Virtual-host domains (`CAIRN_DOMAIN`, comma separated).
+    pub domains: Vec<String>,
+    pub stale_uploads_expiry: Duration,
+    pub stale_uploads_cleanup_interval: Duration,
+    pub post_max_bytes: u64,
 }
 
 pub fn env_settings() -> Result<EnvSettings> {
@@ -154,6 +202,25 @@ pub fn env_settings() -> Result<EnvSettings> {
         Some(s) => s.value,
         None => lookup("SITE_REGION")?.map_or_else(|| "us-east-1".to_owned(), |s| s.value),
     };
+    let duration = |name: &str, default: Duration| -> Result<Duration> {
+        match lookup(name)? {
+            Some(s) => parse_duration(&s.value).with_context(|| format!("in {}", s.source)),
+            None => Ok(default),
+        }
+    };
+    let domains = lookup("DOMAIN")?
+        .map(|s| {
+            s.value
+                .split(',')
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let post_max_bytes = match lookup("API_POST_MAX_SIZE")? {
+        Some(s) => parse_size(&s.value).with_context(|| format!("in {}", s.source))?,
+        None => 100 << 20,
+    };
     Ok(EnvSettings {
         parity,
         set_drive_count: number("ERASURE_SET_DRIVE_COUNT")?,
@@ -164,6 +231,13 @@ pub fn env_settings() -> Result<EnvSettings> {
         requests_deadline: Duration::from_secs(
             number("API_REQUESTS_DEADLINE_SECS")?.unwrap_or(10) as u64
         ),
+        domains,
+        stale_uploads_expiry: duration("API_STALE_UPLOADS_EXPIRY", Duration::from_secs(24 * 3600))?,
+        stale_uploads_cleanup_interval: duration(
+            "API_STALE_UPLOADS_CLEANUP_INTERVAL",
+            Duration::from_secs(3600),
+        )?,
+        post_max_bytes,
     })
 }
 
@@ -241,6 +315,19 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_size("100MiB").unwrap(), 100 << 20);
+        assert_eq!(parse_size("7").unwrap(), 7);
+        assert!(parse_size("lots").is_err());
     }
 
     #[test]

@@ -125,6 +125,8 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     }
     let object_config = ObjectConfig {
         parity: env.parity,
+        stale_upload_expiry: env.stale_uploads_expiry,
+        janitor_interval: env.stale_uploads_cleanup_interval,
         ..ObjectConfig::default()
     };
     let booted = cairn_object::bootstrap(pools, object_config).await?;
@@ -150,13 +152,17 @@ async fn run_server(args: ServerArgs) -> Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
+    let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
     let s3 = S3Handler::new(
         layer.clone(),
         &S3Settings {
             region: env.region,
             root,
+            domains: env.domains,
+            post_max_bytes: env.post_max_bytes,
         },
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     let app = Arc::new(http::App {
         s3,
         layer: layer.clone(),
@@ -178,6 +184,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let _ = shutdown_tx.send(true);
     server.await.context("server task")?;
     monitor.await.context("drive monitor")?;
+    janitor.await.context("janitor")?;
     tracing::info!("stopped");
     Ok(())
 }

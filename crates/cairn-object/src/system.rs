@@ -1,0 +1,123 @@
+//! State that is not object data (DESIGN.md section 6), stored as objects in
+//! a reserved system bucket through the object layer, so that it is erasure
+//! coded, quorum-written and healed like data. Bucket configuration lives at
+//! `buckets/<bucket>/<name>`.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::get::GetOptions;
+use crate::layer::ObjectLayer;
+use crate::types::{ListOptions, PutOptions};
+
+/// The reserved bucket: its leading dot makes it an invalid S3 bucket name,
+/// so no client can create, list or address it.
+pub const SYSTEM_BUCKET: &str = ".cairn.sys";
+
+/// Largest configuration document accepted (S3 caps these well below).
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+fn config_key(bucket: &str, name: &str) -> String {
+    format!("buckets/{bucket}/{name}")
+}
+
+impl ObjectLayer {
+    async fn put_system(&self, key: &str, data: Bytes) -> Result<()> {
+        let set = self.set_for(SYSTEM_BUCKET, key, true).await?;
+        for attempt in 0..2 {
+            let chunk = data.clone();
+            let body = futures::stream::once(async move { Ok(chunk) }).boxed();
+            let opts = PutOptions {
+                size: Some(data.len() as u64),
+                meta: BTreeMap::new(),
+                ..Default::default()
+            };
+            match set
+                .put_object(&self.shared, SYSTEM_BUCKET, key, body, opts)
+                .await
+            {
+                // The first configuration ever written creates the system bucket.
+                Err(Error::BucketNotFound) if attempt == 0 => {
+                    match self.make_bucket_unchecked(SYSTEM_BUCKET).await {
+                        Ok(()) | Err(Error::BucketExists) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(Error::BucketNotFound)
+    }
+
+    async fn get_system(&self, key: &str) -> Result<Option<Bytes>> {
+        let set = self.set_for(SYSTEM_BUCKET, key, false).await?;
+        let got = match set
+            .get_object(&self.shared, SYSTEM_BUCKET, key, &GetOptions::default())
+            .await
+        {
+            Ok(got) => got,
+            Err(Error::ObjectNotFound | Error::BucketNotFound) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let mut out = BytesMut::new();
+        let mut body = got.body;
+        while let Some(chunk) = body.next().await {
+            let chunk: Bytes = chunk?;
+            out.extend_from_slice(&chunk);
+            if out.len() > MAX_CONFIG_BYTES {
+                return Err(Error::Internal(format!("system object {key} is too large")));
+            }
+        }
+        Ok(Some(out.freeze()))
+    }
+
+    async fn delete_system(&self, key: &str) -> Result<()> {
+        let set = self.set_for(SYSTEM_BUCKET, key, false).await?;
+        match set.delete_object(&self.shared, SYSTEM_BUCKET, key).await {
+            Ok(()) | Err(Error::BucketNotFound) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A bucket's configuration document `name` (CORS, ...), if set.
+    pub async fn get_bucket_config(&self, bucket: &str, name: &str) -> Result<Option<Bytes>> {
+        self.bucket_info(bucket).await?;
+        self.get_system(&config_key(bucket, name)).await
+    }
+
+    pub async fn put_bucket_config(&self, bucket: &str, name: &str, data: Bytes) -> Result<()> {
+        if data.len() > MAX_CONFIG_BYTES {
+            return Err(Error::EntityTooLarge {
+                size: data.len() as u64,
+                max: MAX_CONFIG_BYTES as u64,
+            });
+        }
+        self.bucket_info(bucket).await?;
+        self.put_system(&config_key(bucket, name), data).await
+    }
+
+    pub async fn delete_bucket_config(&self, bucket: &str, name: &str) -> Result<()> {
+        self.bucket_info(bucket).await?;
+        self.delete_system(&config_key(bucket, name)).await
+    }
+
+    /// Removes every configuration document of a deleted bucket.
+    pub(crate) async fn delete_bucket_configs(&self, bucket: &str) {
+        let opts = ListOptions {
+            prefix: format!("buckets/{bucket}/"),
+            max_keys: 1000,
+            ..Default::default()
+        };
+        let Ok(listed) = self.list_objects(SYSTEM_BUCKET, &opts).await else {
+            return;
+        };
+        for object in listed.objects {
+            if let Err(err) = self.delete_system(&object.key).await {
+                tracing::warn!(bucket, key = %object.key, %err, "could not remove a deleted bucket's configuration");
+            }
+        }
+    }
+}
