@@ -102,6 +102,11 @@ pub trait Disk: Send + Sync + 'static {
     /// object before it was overwritten can still read its later parts.
     async fn delete_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()>;
 
+    /// Removes the shard files of `data_id` at once, for data no reader can
+    /// have resolved: upload parts (aborted, replaced, left out of the
+    /// completed object) and writes that failed. Missing files are not an error.
+    async fn remove_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()>;
+
     /// Removes deleted shard files older than `grace`; returns how many.
     async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize>;
 }

@@ -478,6 +478,27 @@ impl Disk for LocalDisk {
         .await
     }
 
+    async fn remove_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()> {
+        self.online()?;
+        let paths: Vec<PathBuf> = parts
+            .iter()
+            .map(|part| Self::shard_path(&self.root, data_id, *part))
+            .collect();
+        blocking(move || {
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(DiskError::io(format!("removing {}", path.display()), err));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize> {
         self.online()?;
         let trash = sys_dir(&self.root).join("trash");

@@ -26,6 +26,8 @@ pub enum Error {
     NoSuchUpload,
     #[error("part {number}: {reason}")]
     InvalidPart { number: u32, reason: String },
+    #[error("part {number} was asked for; the object has {parts} parts")]
+    InvalidPartNumber { number: u32, parts: usize },
     #[error("the parts are not in ascending order")]
     InvalidPartOrder,
     #[error("part {number} is {size} bytes; every part but the last must be at least {min}")]

@@ -292,9 +292,9 @@ impl ErasureSet {
                     .iter()
                     .position(|p| p.number == number)
                     .filter(|_| number >= 1)
-                    .ok_or(Error::InvalidPart {
+                    .ok_or(Error::InvalidPartNumber {
                         number,
-                        reason: "the object has no such part".to_owned(),
+                        parts: version.parts.len(),
                     })?;
                 if version.parts[idx].size == 0 {
                     return Err(Error::InvalidRange { size });

@@ -18,7 +18,7 @@ use crate::conditions::Preconditions;
 use crate::error::{BodyError, Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{part_resource, upload_resource};
-use crate::put::{Stored, VersionCommit, delete_removed, delete_shards_on, hex};
+use crate::put::{Stored, VersionCommit, delete_removed, hex, remove_shards_on};
 use crate::set::{ErasureSet, describe_errors, fan_out};
 use crate::types::{BodyStream, ObjectInfo, PutOptions};
 
@@ -341,7 +341,7 @@ impl ErasureSet {
         drop((part_guard, upload_guard));
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok < layout.write_quorum() {
-            delete_shards_on(&layout.disks_by_shard, data_id, number, &written).await;
+            remove_shards_on(&layout.disks_by_shard, data_id, number, &written).await;
             let missing = results
                 .iter()
                 .filter(|r| matches!(r, Err(DiskError::NotFound)))

@@ -426,7 +426,7 @@ impl ErasureSet {
         if let Stored::Files(results) = &stored {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             if ok < write_quorum {
-                delete_shards_on(disks_by_shard, data_id, part, results).await;
+                remove_shards_on(disks_by_shard, data_id, part, results).await;
                 return Err(Error::WriteQuorum {
                     ok,
                     needed: write_quorum,
@@ -505,7 +505,7 @@ impl ErasureSet {
         if committed.is_err() && is_files {
             let all_ok: Vec<Result<(), DiskError>> =
                 (0..layout.disks_by_shard.len()).map(|_| Ok(())).collect();
-            delete_shards_on(&layout.disks_by_shard, data_id, 1, &all_ok).await;
+            remove_shards_on(&layout.disks_by_shard, data_id, 1, &all_ok).await;
         }
         committed
     }
@@ -640,8 +640,9 @@ pub(crate) struct VersionCommit<'a> {
     pub(crate) preconditions: &'a Preconditions,
 }
 
-/// Deletes shard file `(data_id, part)` on the drives whose result is `Ok`.
-pub(crate) async fn delete_shards_on<T>(
+/// Removes shard file `(data_id, part)`, which no reader has seen, on the
+/// drives whose result is `Ok`.
+pub(crate) async fn remove_shards_on<T>(
     disks: &[Arc<dyn Disk>],
     data_id: Uuid,
     part: u32,
@@ -651,7 +652,7 @@ pub(crate) async fn delete_shards_on<T>(
         let wrote = results[idx].is_ok();
         async move {
             if wrote {
-                disk.delete_shards(data_id, &[part]).await
+                disk.remove_shards(data_id, &[part]).await
             } else {
                 Ok(())
             }
@@ -671,6 +672,8 @@ pub(crate) async fn delete_removed(
     fan_out(disks, |idx, disk| {
         let outcome = results[idx].as_ref().ok().cloned().unwrap_or_default();
         async move {
+                        // Replaced versions go to the trash (a GET may have resolved
+            // them); upload parts were never readable and go at once.
             let mut files: Vec<(Uuid, u32)> = Vec::new();
             for old in outcome.removed.iter().filter(|old| !old.version.inline) {
                 for part in &old.version.parts {
@@ -680,10 +683,14 @@ pub(crate) async fn delete_removed(
                     }
                 }
             }
-            files.extend(outcome.removed_parts.iter().map(|p| (p.data_id, p.number)));
-            for (data_id, part) in files {
+                        for (data_id, part) in files {
                 if let Err(err) = disk.delete_shards(data_id, &[part]).await {
                     tracing::warn!(drive = disk.endpoint(), %err, "could not delete replaced shard files; the scanner will");
+                }
+            }
+            for part in &outcome.removed_parts {
+                if let Err(err) = disk.remove_shards(part.data_id, &[part.number]).await {
+                    tracing::warn!(drive = disk.endpoint(), %err, "could not remove upload part files; the scanner will");
                 }
             }
             Ok::<(), DiskError>(())

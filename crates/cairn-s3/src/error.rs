@@ -40,6 +40,16 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             InvalidPart,
             "One or more of the specified parts could not be found or did not match: part {number}: {reason}"
         ),
+        Error::InvalidPartNumber { number, parts } => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                format!(
+                    "The requested partnumber is not satisfiable: part {number} of an object with {parts} parts"
+                ),
+            );
+            err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            err
+        }
         Error::InvalidPartOrder => s3_error!(
             InvalidPartOrder,
             "The list of parts was not in ascending order. The parts list must be specified in order by part number."

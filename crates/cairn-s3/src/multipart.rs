@@ -299,8 +299,23 @@ impl CairnS3 {
                 cairn_object::Error::NotModified { .. } => {
                     s3_err(cairn_object::Error::PreconditionFailed)
                 }
+                cairn_object::Error::InvalidRange { size } => s3_error!(
+                    InvalidArgument,
+                    "Range specified is not valid for source object of size: {size}"
+                ),
                 other => s3_err(other),
             })?;
+        if let Some(ByteRange::FromTo {
+            last: Some(last), ..
+        }) = range
+            && last >= got.info.size
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Range specified is not valid for source object of size: {}",
+                got.info.size
+            ));
+        }
         let size = got.range.end - got.range.start;
         let body = got
             .body
