@@ -1,5 +1,6 @@
 //! Bodies stream (issue 2, item 5): a 2 GiB PUT and a 2 GiB GET each keep
-//! the server's peak RSS under 256 MiB.
+//! the server's peak RSS under 256 MiB; so does a 5 GiB object uploaded in
+//! parts, two at a time (issue 3, item 1), and read back.
 
 mod common;
 
@@ -50,8 +51,19 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) 
 }
 
 fn signed_headers(server: &TestServer, method: &str, path: &str) -> String {
+    signed_request_head(server, method, path, &[])
+}
+
+/// The request line and signed headers (no blank line) of a request whose
+/// body, for PUT and POST, is sent unsigned.
+fn signed_request_head(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> String {
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
-    let payload = if method == "PUT" {
+    let payload = if method == "PUT" || method == "POST" {
         "UNSIGNED-PAYLOAD".to_owned()
     } else {
         sha256_hex(b"")
@@ -61,9 +73,24 @@ fn signed_headers(server: &TestServer, method: &str, path: &str) -> String {
         ("x-amz-date", signer.amz_date()),
         ("x-amz-content-sha256", payload.clone()),
     ];
-    let (auth, _) = signer.authorization(method, path, &[], &headers, &payload);
+    let (auth, _) = signer.authorization(method, path, query, &headers, &payload);
+    let target = if query.is_empty() {
+        path.to_owned()
+    } else {
+        let pairs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    (*k).to_owned()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        format!("{path}?{}", pairs.join("&"))
+    };
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nx-amz-date: {}\r\nx-amz-content-sha256: {payload}\r\nAuthorization: {auth}\r\n",
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nx-amz-date: {}\r\nx-amz-content-sha256: {payload}\r\nAuthorization: {auth}\r\n",
         server.addr,
         signer.amz_date()
     )
@@ -154,6 +181,173 @@ fn issue_2_two_gib_put_and_get_stay_under_256_mib_rss() {
         "peak RSS: baseline {} MiB, after 2 GiB PUT {} MiB, after 2 GiB GET {} MiB",
         baseline >> 20,
         after_put >> 20,
+        after_get >> 20
+    );
+}
+
+/// Sends a small request and returns its status and body.
+fn small_request(server: &TestServer, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    (status, text)
+}
+
+fn xml_field<'a>(text: &'a str, tag: &str) -> &'a str {
+    let start = text.find(&format!("<{tag}>")).unwrap() + tag.len() + 2;
+    let end = text[start..].find(&format!("</{tag}>")).unwrap() + start;
+    &text[start..end]
+}
+
+#[test]
+fn issue_3_five_gib_multipart_upload_stays_under_256_mib_rss() {
+    const PART_MIB: u64 = 64;
+    const TOTAL_MIB: u64 = 5 * 1024;
+    const PARTS: u64 = TOTAL_MIB / PART_MIB;
+    let server = TestServer::start(ServerOptions::drives(4));
+    let (status, _) = small_request(&server, &signed_headers(&server, "PUT", "/big"), b"");
+    assert_eq!(status, 200);
+    let (status, text) = small_request(
+        &server,
+        &signed_request_head(&server, "POST", "/big/parts", &[("uploads", "")]),
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    let upload_id = xml_field(&text, "UploadId").to_owned();
+    let baseline = server.peak_rss();
+
+    // Two parts in flight at a time, each generated as it is sent.
+    let part_md5s: Vec<(u64, [u8; 16])> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2u64)
+            .map(|worker| {
+                let server = &server;
+                let upload_id = upload_id.as_str();
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    let mut buf = vec![0u8; CHUNK];
+                    for number in (1..=PARTS).filter(|n| n % 2 == worker) {
+                        let part = number.to_string();
+                        let head = signed_request_head(
+                            server,
+                            "PUT",
+                            "/big/parts",
+                            &[("partNumber", &part), ("uploadId", upload_id)],
+                        );
+                        let mut stream = TcpStream::connect(&server.addr).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(300)))
+                            .unwrap();
+                        write!(
+                            stream,
+                            "{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                            PART_MIB * CHUNK as u64
+                        )
+                        .unwrap();
+                        let mut md5 = Md5::new();
+                        for mib in 0..PART_MIB {
+                            chunk((number - 1) * PART_MIB + mib, &mut buf);
+                            md5.update(&buf);
+                            stream.write_all(&buf).unwrap();
+                        }
+                        let digest: [u8; 16] = md5.finalize().into();
+                        let (status, headers) = read_head(&mut BufReader::new(stream));
+                        assert_eq!(status, 200, "part {number}");
+                        let etag = headers.iter().find(|(k, _)| k == "etag").unwrap();
+                        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                        assert_eq!(etag.1.trim_matches('"'), hex, "part {number}");
+                        done.push((number, digest));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut all: Vec<(u64, [u8; 16])> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        all.sort();
+        all
+    });
+    let after_parts = server.peak_rss();
+
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    let mut outer = Md5::new();
+    for (number, digest) in &part_md5s {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        xml.push_str(&format!(
+            "<Part><PartNumber>{number}</PartNumber><ETag>\"{hex}\"</ETag></Part>"
+        ));
+        outer.update(digest);
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    let (status, text) = small_request(
+        &server,
+        &signed_request_head(&server, "POST", "/big/parts", &[("uploadId", &upload_id)]),
+        xml.as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let expected_etag: String = outer
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        xml_field(&text, "ETag").replace("&quot;", "\""),
+        format!("\"{expected_etag}-{PARTS}\"")
+    );
+
+    // GET the whole object, checked MiB by MiB as it arrives.
+    let head = signed_headers(&server, "GET", "/big/parts");
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    write!(stream, "{head}Connection: close\r\n\r\n").unwrap();
+    let mut reader = BufReader::with_capacity(CHUNK, stream);
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let length: u64 = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(length, TOTAL_MIB << 20);
+    let mut expected = vec![0u8; CHUNK];
+    let mut got = vec![0u8; CHUNK];
+    for idx in 0..TOTAL_MIB {
+        reader.read_exact(&mut got).unwrap();
+        chunk(idx, &mut expected);
+        assert!(got == expected, "GET body differs in MiB {idx}");
+    }
+    let after_get = server.peak_rss();
+    eprintln!(
+        "peak RSS: baseline {} MiB, after 5 GiB of parts {} MiB, after the GET {} MiB",
+        baseline >> 20,
+        after_parts >> 20,
+        after_get >> 20
+    );
+    assert!(
+        after_parts < LIMIT,
+        "peak RSS after uploading 5 GiB in parts is {} MiB",
+        after_parts >> 20
+    );
+    assert!(
+        after_get < LIMIT,
+        "peak RSS after a 5 GiB GET is {} MiB",
         after_get >> 20
     );
 }
