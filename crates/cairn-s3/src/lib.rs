@@ -257,6 +257,11 @@ impl S3Handler {
             .and_then(|o| o.to_str().ok())
             .map(str::to_owned);
         let method = req.method().clone();
+        let attributes = method == http::Method::GET
+            && req.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p == "attributes" || p.starts_with("attributes="))
+            });
         let (req, body_read) = track_body(req);
         let mut resp = match self.service.call(req).await {
             Ok(resp) => resp,
@@ -276,6 +281,9 @@ impl S3Handler {
                 http::HeaderValue::from_static("close"),
             );
         }
+        if attributes && resp.status() == http::StatusCode::OK {
+            unquote_attribute_etag(&mut resp).await;
+        }
         // A 304 has no body.
         if resp.status() == http::StatusCode::NOT_MODIFIED {
             *resp.body_mut() = ResponseBody::empty();
@@ -289,6 +297,32 @@ impl S3Handler {
         }
         resp
     }
+}
+
+/// GetObjectAttributes is the one answer where S3 writes the ETag without
+/// quotes (s3s always quotes it). The body is a few hundred bytes of XML.
+async fn unquote_attribute_etag(resp: &mut http::Response<ResponseBody>) {
+    const LIMIT: usize = 1 << 20;
+    let Ok(xml) = resp.body_mut().store_all_limited(LIMIT).await else {
+        *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        *resp.body_mut() = ResponseBody::empty();
+        return;
+    };
+    let text = String::from_utf8_lossy(&xml);
+    let fixed = match (text.find("<ETag>\""), text.find("\"</ETag>")) {
+        (Some(start), Some(end)) if start + 7 <= end => format!(
+            "{}<ETag>{}</ETag>{}",
+            &text[..start],
+            &text[start + 7..end],
+            &text[end + 8..]
+        ),
+        _ => text.into_owned(),
+    };
+    resp.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(fixed.len()),
+    );
+    *resp.body_mut() = ResponseBody::from(fixed);
 }
 
 /// A request body that records whether it was read to its end.

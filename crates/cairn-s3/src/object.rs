@@ -449,9 +449,15 @@ impl CairnS3 {
                 }
                 match found {
                     Some(r) if !r.is_empty() => Some(r),
-                    _ => {
+                    Some(_) => {
                         return Err(s3_err(cairn_object::Error::InvalidRange {
                             size: info.size,
+                        }));
+                    }
+                    None => {
+                        return Err(s3_err(cairn_object::Error::InvalidPartNumber {
+                            number: number.max(0) as u32,
+                            parts: parts.len(),
                         }));
                     }
                 }
