@@ -132,6 +132,17 @@ impl ChecksumPlan {
         if let Some(algorithm) = algorithm {
             plan.require(algorithm_name(algorithm.as_str())?)?;
         }
+        // What AWS SDKs send to name the algorithm of a PUT or a part (s3s
+        // reads only `x-amz-checksum-algorithm`).
+        if let Some(value) = headers.get("x-amz-sdk-checksum-algorithm") {
+            let value = value.to_str().map_err(|_| {
+                s3_error!(
+                    InvalidRequest,
+                    "invalid x-amz-sdk-checksum-algorithm header"
+                )
+            })?;
+            plan.require(algorithm_name(value)?)?;
+        }
         Ok(plan)
     }
 
