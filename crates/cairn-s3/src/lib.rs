@@ -18,6 +18,7 @@ mod error;
 mod list;
 mod multipart;
 mod object;
+mod post;
 mod range;
 
 use std::pin::Pin;
@@ -45,8 +46,7 @@ pub struct S3Settings {
     /// Domains for virtual-host-style requests (`CAIRN_DOMAIN`, comma
     /// separated): `bucket.<domain>` addresses a bucket. Path style always works.
     pub domains: Vec<String>,
-    /// Largest browser (POST) upload, in bytes: the protocol layer holds
-    /// these in memory, so they are capped well below PUT's limit.
+        /// Largest browser (POST) upload, in bytes, whatever its policy allows.
     pub post_max_bytes: u64,
 }
 
@@ -168,6 +168,7 @@ pub struct S3Handler {
     service: S3Service,
     cors: Arc<cors::CorsRules>,
     domains: Vec<String>,
+    post: Arc<post::PostUploads>,
 }
 
 impl S3Handler {
@@ -208,11 +209,22 @@ impl S3Handler {
             service: builder.build(),
             cors,
             domains: settings.domains.clone(),
+            post: Arc::new(post::PostUploads {
+                layer,
+                root: settings.root.clone(),
+                max_bytes: settings.post_max_bytes,
+            }),
         })
     }
 
     /// The bucket a request addresses, by virtual host or by path.
     fn bucket_of(&self, req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+        self.addressed(req).map(|(bucket, _)| bucket)
+    }
+
+    /// The bucket a request addresses and the rest of its path (the key
+    /// with its leading `/`, or empty).
+    fn addressed(&self, req: &http::Request<hyper::body::Incoming>) -> Option<(String, String)> {
         if let Some(host) = req
             .headers()
             .get(http::header::HOST)
@@ -231,13 +243,14 @@ impl S3Handler {
                     .and_then(|b| b.strip_suffix('.'))
                     && !bucket.is_empty()
                 {
-                    return Some(bucket.to_owned());
+                    let rest = req.uri().path().trim_start_matches('/');
+                    return Some((bucket.to_owned(), rest.to_owned()));
                 }
             }
         }
         let path = req.uri().path().trim_start_matches('/');
-        let bucket = path.split('/').next().unwrap_or_default();
-        (!bucket.is_empty()).then(|| bucket.to_owned())
+        let (bucket, rest) = path.split_once('/').unwrap_or((path, ""));
+        (!bucket.is_empty()).then(|| (bucket.to_owned(), rest.to_owned()))
     }
 
     pub async fn handle(
@@ -250,6 +263,37 @@ impl S3Handler {
         }
         if let Some(err) = auth::precheck(req.headers(), req.uri().query()) {
             return error_response(err);
+        }
+        // Browser uploads: POST to a bucket with a form and no query.
+        if req.method() == http::Method::POST
+            && req.uri().query().is_none_or(str::is_empty)
+            && let Some(boundary) = post::form_boundary(req.headers())
+            && let Some((bucket, rest)) = self.addressed(&req)
+            && rest.is_empty()
+        {
+            let origin = req
+                .headers()
+                .get(http::header::ORIGIN)
+                .and_then(|o| o.to_str().ok())
+                .map(str::to_owned);
+            let mut resp = match self.post.upload(req.into_body(), &boundary, &bucket).await {
+                Ok(resp) => resp,
+                Err(err) => {
+                    let mut resp = error_response(err);
+                    // The rest of the form may not have been read.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    resp
+                }
+            };
+            if let Some(origin) = origin {
+                self.cors
+                    .decorate(&bucket, &origin, &http::Method::POST, resp.headers_mut())
+                    .await;
+            }
+            return resp;
         }
         let origin = req
             .headers()
