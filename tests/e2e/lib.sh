@@ -94,6 +94,24 @@ print(f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}")
 EOF
 }
 
+# composite_crc32 FILE PART_SIZE_BYTES: the composite x-amz-checksum-crc32 of
+# FILE uploaded in parts of PART_SIZE_BYTES with CRC32 part checksums: the
+# CRC32 of the parts' CRC32s, base64, "-N".
+composite_crc32() {
+  python3 - "$1" "$2" <<'EOF'
+import base64, sys, zlib
+size, crcs, n = int(sys.argv[2]), b"", 0
+with open(sys.argv[1], "rb") as f:
+    while True:
+        chunk = f.read(size)
+        if not chunk:
+            break
+        crcs += zlib.crc32(chunk).to_bytes(4, "big")
+        n += 1
+print(base64.b64encode(zlib.crc32(crcs).to_bytes(4, "big")).decode() + f"-{n}")
+EOF
+}
+
 # make_file PATH SIZE SEED: deterministic, incompressible content
 make_file() {
   python3 - "$1" "$2" "$3" <<'EOF'

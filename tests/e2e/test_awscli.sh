@@ -82,7 +82,11 @@ s3_cp_multipart() {
   run_aws head_big s3api head-object --bucket "$B1" --key dir/big.bin || return 1
   expect_eq "ETag of dir/big.bin (MD5 of the 13 part MD5s)" "$(json "$WORK/head_big.out" 'd["ETag"]')" \
     "\"$(multipart_etag "$WORK/up/big.bin" $((8 * MIB)))\"" || return 1
-  expect_eq "ContentLength of dir/big.bin" "$(json "$WORK/head_big.out" 'd["ContentLength"]')" "$BIG_SIZE"
+  expect_eq "ContentLength of dir/big.bin" "$(json "$WORK/head_big.out" 'd["ContentLength"]')" "$BIG_SIZE" || return 1
+  # the CLI sends CRC32s with the parts: S3 keeps the composite CRC32 ("-13")
+  run_aws head_big_ck s3api head-object --bucket "$B1" --key dir/big.bin --checksum-mode ENABLED || return 1
+  expect_eq "ChecksumCRC32 of dir/big.bin" "$(json "$WORK/head_big_ck.out" 'd.get("ChecksumCRC32")')" \
+    "$(composite_crc32 "$WORK/up/big.bin" $((8 * MIB)))"
 }
 
 s3_ls() {

@@ -1233,6 +1233,13 @@ def test_multipart_transfer_manager():
         client.download_file(MP_BUCKET, "mp/transfer.bin", dst, Config=cfg)
         with open(dst, "rb") as f:
             assert f.read() == data, "download_file differs from the multipart upload"
+    # botocore sends CRC32 checksums with the parts (CreateMultipartUpload
+    # ChecksumAlgorithm=CRC32, no checksum type): S3 then keeps a COMPOSITE
+    # checksum, the CRC32 of the parts' CRC32s, "-3"
+    composite = zlib.crc32(b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)).to_bytes(4, "big")
+    head = S3.head_object(Bucket=MP_BUCKET, Key="mp/transfer.bin", ChecksumMode="ENABLED")
+    eq((head.get("ChecksumCRC32"), head.get("ChecksumType")),
+       (base64.b64encode(composite).decode() + "-3", "COMPOSITE"), "HeadObject ChecksumMode=ENABLED (CRC32, type)")
     # ranged reads across part boundaries
     for first, last in ((5 * MIB - 10, 5 * MIB + 9), (0, 12 * MIB + 344), (10 * MIB - 1, 10 * MIB)):
         resp, got = get_bytes(MP_BUCKET, "mp/transfer.bin", Range=f"bytes={first}-{last}")

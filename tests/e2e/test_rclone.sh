@@ -185,7 +185,7 @@ step rc_server_side_copy "CopyObject UploadPartCopy"
 step rc_move "CopyObject DeleteObject"
 step rc_sync "ListObjectsV2 PutObject GetObject DeleteObject"
 step rc_delete "DeleteObject"
-step rc_purge "DeleteObject DeleteBucket"
+step rc_purge "DeleteObject DeleteBucket GetBucketVersioning"
 step rc_errors ""
 if ((FAILED > 0)); then
   timeout 60 "${RC[@]}" purge "cairn:$B" >/dev/null 2>&1 || true

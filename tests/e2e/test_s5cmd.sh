@@ -191,7 +191,7 @@ step s5_download "GetObject GetObject[range]"
 step s5_copy "CopyObject"
 step s5_mv "CopyObject DeleteObjects"
 step s5_sync "ListObjectsV2 PutObject DeleteObjects GetObject"
-step s5_rm "DeleteObject DeleteObjects"
+step s5_rm "DeleteObjects"
 step s5_rb "DeleteBucket"
 step s5_errors ""
 if ((FAILED > 0)); then

@@ -15,6 +15,7 @@ mod bucket;
 mod checksum;
 mod cors;
 mod error;
+mod host;
 mod list;
 mod multipart;
 mod object;
@@ -46,7 +47,7 @@ pub struct S3Settings {
     /// Domains for virtual-host-style requests (`CAIRN_DOMAIN`, comma
     /// separated): `bucket.<domain>` addresses a bucket. Path style always works.
     pub domains: Vec<String>,
-        /// Largest browser (POST) upload, in bytes, whatever its policy allows.
+    /// Largest browser (POST) upload, in bytes, whatever its policy allows.
     pub post_max_bytes: u64,
 }
 
@@ -167,7 +168,7 @@ operations! {
 pub struct S3Handler {
     service: S3Service,
     cors: Arc<cors::CorsRules>,
-    domains: Vec<String>,
+    hosts: host::VirtualHosts,
     post: Arc<post::PostUploads>,
 }
 
@@ -179,13 +180,9 @@ impl S3Handler {
             region: settings.region.clone(),
             cors: cors.clone(),
         };
-        let host = || -> Result<Option<s3s::host::MultiDomain>, String> {
-            if settings.domains.is_empty() {
-                return Ok(None);
-            }
-            s3s::host::MultiDomain::new(settings.domains.iter().map(String::as_str))
-                .map(Some)
-                .map_err(|e| format!("invalid CAIRN_DOMAIN {:?}: {e}", settings.domains))
+        let hosts = host::VirtualHosts::new(&settings.domains)?;
+        let host = || -> Result<Option<host::VirtualHosts>, String> {
+            Ok((!settings.domains.is_empty()).then(|| hosts.clone()))
         };
         let mut config = s3s::config::S3Config::default();
         config.post_object_max_file_size = settings.post_max_bytes;
@@ -208,7 +205,7 @@ impl S3Handler {
         Ok(S3Handler {
             service: builder.build(),
             cors,
-            domains: settings.domains.clone(),
+            hosts,
             post: Arc::new(post::PostUploads {
                 layer,
                 root: settings.root.clone(),
@@ -230,22 +227,9 @@ impl S3Handler {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
         {
-            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) {
-                    h
-                } else {
-                    host
-                }
-            });
-            for domain in &self.domains {
-                if let Some(bucket) = host
-                    .strip_suffix(domain.as_str())
-                    .and_then(|b| b.strip_suffix('.'))
-                    && !bucket.is_empty()
-                {
-                    let rest = req.uri().path().trim_start_matches('/');
-                    return Some((bucket.to_owned(), rest.to_owned()));
-                }
+            if let Some(bucket) = self.hosts.bucket(host) {
+                let rest = req.uri().path().trim_start_matches('/');
+                return Some((bucket.into_owned(), rest.to_owned()));
             }
         }
         let path = req.uri().path().trim_start_matches('/');

@@ -219,7 +219,7 @@ pub fn env_settings() -> Result<EnvSettings> {
         .unwrap_or_default();
     let post_max_bytes = match lookup("API_POST_MAX_SIZE")? {
         Some(s) => parse_size(&s.value).with_context(|| format!("in {}", s.source))?,
-                // Browser uploads stream like PUTs; S3's limit for them is 5 GiB.
+        // Browser uploads stream like PUTs; S3's limit for them is 5 GiB.
         None => 5 << 30,
     };
     Ok(EnvSettings {

@@ -184,6 +184,16 @@ impl Signer {
         out
     }
 
+    /// `access-key/date/region/s3/aws4_request`, as POST forms carry it.
+    pub fn credential(&self) -> String {
+        format!("{}/{}", self.access_key, self.scope())
+    }
+
+    /// The signature of a POST form's base64 policy.
+    pub fn sign_policy(&self, policy_b64: &str) -> String {
+        self.sign_string(policy_b64)
+    }
+
     /// A presigned URL target (path and query) for `method` on `path`.
     pub fn presign(&self, host: &str, method: &str, path: &str, expires: u64) -> String {
         let credential = format!("{}/{}", self.access_key, self.scope());
