@@ -18,7 +18,8 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send
 /// verified), or an error that aborts the write.
 pub type Finalizer = Box<dyn FnOnce() -> Result<BTreeMap<String, String>, BodyError> + Send>;
 
-/// The largest object a single PUT may create: 5 TiB, as in S3.
+/// The largest object a single PUT may create: 5 TiB, S3's largest object
+/// and MinIO's single-PUT limit (S3 itself stops a single PUT at 5 GiB).
 pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
 
 /// Settings of the object layer.

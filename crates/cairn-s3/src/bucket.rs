@@ -16,6 +16,7 @@ impl CairnS3 {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let input = req.input;
+        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         if input.object_lock_enabled_for_bucket == Some(true) {
             return Err(s3_error!(
                 NotImplemented,

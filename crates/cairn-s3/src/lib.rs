@@ -79,11 +79,16 @@ fn owner_full_control() -> Grants {
     }]
 }
 
-/// Accepts the `private` canned ACL, or a policy granting only the owner
-/// full control; anything else needs access control Cairn does not have.
+/// Accepts the canned ACLs that, with one owner, all mean "the owner has
+/// full control" (`private`, `bucket-owner-full-control`,
+/// `bucket-owner-read`), or a policy granting only the owner full control;
+/// anything else needs access control Cairn does not have.
 fn check_private_acl(canned: Option<&str>, policy: Option<&AccessControlPolicy>) -> S3Result<()> {
     if let Some(canned) = canned
-        && canned != "private"
+        && !matches!(
+            canned,
+            "private" | "bucket-owner-full-control" | "bucket-owner-read"
+        )
     {
         return Err(s3_error!(
             NotImplemented,
@@ -152,7 +157,8 @@ operations! {
     get_object_acl => do_get_object_acl: GetObjectAclInput => GetObjectAclOutput,
     put_object_acl => do_put_object_acl: PutObjectAclInput => PutObjectAclOutput,
     list_objects => do_list_objects: ListObjectsInput => ListObjectsOutput,
-    list_objects_v2 => do_list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+        list_objects_v2 => do_list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    list_object_versions => do_list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput,
     create_multipart_upload => do_create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part => do_upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy => do_upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,

@@ -1,9 +1,11 @@
-//! ListObjects (v1) and ListObjectsV2.
+//! ListObjects (v1), ListObjectsV2, and ListObjectVersions (buckets are not
+//! versioned yet, so every object is its one `null` version).
 
 use cairn_object::{ListOptions, ListResult};
 use s3s::dto::{
-    CommonPrefix, ETag, EncodingType, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, Object, ObjectStorageClass,
+    CommonPrefix, ETag, EncodingType, ListObjectVersionsInput, ListObjectVersionsOutput,
+    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object,
+    ObjectStorageClass, ObjectVersion, ObjectVersionStorageClass,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -197,6 +199,82 @@ impl CairnS3 {
             is_truncated: Some(result.truncated),
             contents: Some(page.contents),
             common_prefixes: Some(page.common_prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+}
+
+impl CairnS3 {
+    pub(crate) async fn do_list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let url = encoding(input.encoding_type.as_ref())?;
+        let max_keys = max_keys(input.max_keys)?;
+        // One version per key: a version-id marker other than `null` names
+        // nothing, and `null` means the key marker's own version is done.
+        if let Some(marker) = non_empty(input.version_id_marker.clone()) {
+            if marker != "null" {
+                return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+            }
+            if non_empty(input.key_marker.clone()).is_none() {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "A version-id marker cannot be specified without a key marker."
+                ));
+            }
+        }
+        let options = ListOptions {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: non_empty(input.delimiter.clone()),
+            start_after: non_empty(input.key_marker.clone()),
+            max_keys,
+        };
+        let result = self
+            .layer
+            .list_objects(&input.bucket, &options)
+            .await
+            .map_err(s3_err)?;
+        let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+        let versions: Vec<ObjectVersion> = result
+            .objects
+            .iter()
+            .map(|info| ObjectVersion {
+                key: Some(enc(&info.key)),
+                version_id: Some("null".to_owned()),
+                is_latest: Some(true),
+                e_tag: Some(ETag::Strong(info.etag.clone())),
+                last_modified: Some(timestamp(info.mod_time_ns)),
+                size: Some(info.size as i64),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                owner: Some(owner()),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes = result
+            .prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
+            .collect();
+        let next = result.truncated.then_some(result.next_marker).flatten();
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(enc(&options.prefix)),
+            delimiter: options.delimiter.as_deref().map(enc),
+            key_marker: Some(input.key_marker.as_deref().map(enc).unwrap_or_default()),
+            version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+            max_keys: Some(max_keys as i32),
+            is_truncated: Some(result.truncated),
+            next_version_id_marker: next.is_some().then(|| "null".to_owned()),
+            next_key_marker: next.as_deref().map(enc),
+            versions: Some(versions),
+            common_prefixes: Some(common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))

@@ -104,6 +104,7 @@ impl CairnS3 {
                 "Object Lock is not supported yet"
             ));
         }
+        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
             return Err(s3_error!(
                 NotImplemented,

@@ -300,6 +300,7 @@ impl CairnS3 {
                 "Object Lock is not supported yet"
             ));
         }
+        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -592,6 +593,7 @@ impl CairnS3 {
                 "Server-side encryption is not supported yet"
             ));
         }
+        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         let replace_meta = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
             None | Some("COPY") => false,
             Some("REPLACE") => true,

@@ -512,6 +512,7 @@ impl PostUploads {
         file_type: Option<&str>,
     ) -> S3Result<BTreeMap<String, String>> {
         let field = |name: &str| fields.get(name).map(String::as_str);
+        crate::check_private_acl(field("acl"), None)?;
         let expires = field("expires")
             .map(|v| {
                 Timestamp::parse(TimestampFormat::HttpDate, v).map_err(|_| {
