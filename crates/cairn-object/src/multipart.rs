@@ -18,7 +18,7 @@ use crate::conditions::Preconditions;
 use crate::error::{BodyError, Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{part_resource, upload_resource};
-use crate::put::{Stored, VersionCommit, delete_removed, hex, remove_shards_on};
+use crate::put::{ShardTarget, Stored, VersionCommit, delete_removed, hex, remove_shards_on};
 use crate::set::{ErasureSet, describe_errors, fan_out};
 use crate::types::{BodyStream, ObjectInfo, PutOptions};
 
@@ -302,7 +302,17 @@ impl ErasureSet {
         let layout = self.stored_layout(&upload.record.erasure);
         let data_id = Uuid::new_v4();
         let encoded = self
-            .encode_body(shared, &layout, body, &mut opts, data_id, number, false)
+            .encode_body(
+                shared,
+                &layout,
+                body,
+                &mut opts,
+                ShardTarget {
+                    data_id,
+                    part: number,
+                    allow_inline: false,
+                },
+            )
             .await?;
         let Stored::Files(written) = encoded.stored else {
             return Err(Error::Internal("a part was stored inline".to_owned()));

@@ -332,10 +332,13 @@ impl ErasureSet {
         layout: &Layout,
         body: BodyStream,
         opts: &mut PutOptions,
-        data_id: Uuid,
-        part: u32,
-        allow_inline: bool,
+        target: ShardTarget,
     ) -> Result<Encoded> {
+        let ShardTarget {
+            data_id,
+            part,
+            allow_inline,
+        } = target;
         if let Some(size) = opts.size
             && size > MAX_OBJECT_SIZE
         {
@@ -450,7 +453,17 @@ impl ErasureSet {
         let layout = self.new_layout(shared, bucket, key);
         let data_id = Uuid::new_v4();
         let encoded = self
-            .encode_body(shared, &layout, body, &mut opts, data_id, 1, true)
+            .encode_body(
+                shared,
+                &layout,
+                body,
+                &mut opts,
+                ShardTarget {
+                    data_id,
+                    part: 1,
+                    allow_inline: true,
+                },
+            )
             .await?;
         let etag = hex(&encoded.md5);
         let version = ObjectVersion {
@@ -625,6 +638,15 @@ impl ErasureSet {
             }
         }
     }
+}
+
+/// Where [`ErasureSet::encode_body`] puts a body: shard file
+/// `(data_id, part)`, or the metadata store when `allow_inline` and small.
+#[derive(Clone, Copy)]
+pub(crate) struct ShardTarget {
+    pub(crate) data_id: Uuid,
+    pub(crate) part: u32,
+    pub(crate) allow_inline: bool,
 }
 
 /// What one shard's drive commits: its erasure metadata and inline data.

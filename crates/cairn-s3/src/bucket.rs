@@ -227,6 +227,51 @@ impl CairnS3 {
         ))
     }
 
+    pub(crate) async fn do_get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketRequestPaymentOutput {
+            payer: Some(Payer::from_static(Payer::BUCKET_OWNER)),
+        }))
+    }
+
+    /// One owner, no ACLs beyond the owner's: what S3 calls
+    /// `BucketOwnerEnforced`, its default for new buckets.
+    pub(crate) async fn do_get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+            ownership_controls: Some(OwnershipControls {
+                rules: vec![OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::from_static(
+                        ObjectOwnership::BUCKET_OWNER_ENFORCED,
+                    ),
+                }],
+            }),
+        }))
+    }
+
+    /// Nothing can be made public yet: every public-access block is on,
+    /// as for a new S3 bucket.
+    pub(crate) async fn do_get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.existing_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetPublicAccessBlockOutput {
+            public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+                block_public_acls: Some(true),
+                block_public_policy: Some(true),
+                ignore_public_acls: Some(true),
+                restrict_public_buckets: Some(true),
+            }),
+        }))
+    }
+
     pub(crate) async fn do_get_bucket_website(
         &self,
         req: S3Request<GetBucketWebsiteInput>,

@@ -171,10 +171,13 @@ impl CorsRule {
     }
 }
 
+/// A bucket's rules (`None`: not configured) and when they were read.
+type Cached = (Instant, Option<Arc<Vec<CorsRule>>>);
+
 /// Buckets' CORS rules, read through the object layer and kept briefly.
 pub(crate) struct CorsRules {
     layer: Arc<ObjectLayer>,
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<Vec<CorsRule>>>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl CorsRules {

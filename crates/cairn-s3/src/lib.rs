@@ -140,7 +140,10 @@ operations! {
     get_bucket_encryption => do_get_bucket_encryption: GetBucketEncryptionInput => GetBucketEncryptionOutput,
     get_bucket_lifecycle_configuration => do_get_bucket_lifecycle_configuration: GetBucketLifecycleConfigurationInput => GetBucketLifecycleConfigurationOutput,
     get_object_lock_configuration => do_get_object_lock_configuration: GetObjectLockConfigurationInput => GetObjectLockConfigurationOutput,
-    get_bucket_website => do_get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput,
+        get_bucket_website => do_get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput,
+    get_bucket_request_payment => do_get_bucket_request_payment: GetBucketRequestPaymentInput => GetBucketRequestPaymentOutput,
+    get_bucket_ownership_controls => do_get_bucket_ownership_controls: GetBucketOwnershipControlsInput => GetBucketOwnershipControlsOutput,
+    get_public_access_block => do_get_public_access_block: GetPublicAccessBlockInput => GetPublicAccessBlockOutput,
     put_bucket_cors => do_put_bucket_cors: PutBucketCorsInput => PutBucketCorsOutput,
     get_bucket_cors => do_get_bucket_cors: GetBucketCorsInput => GetBucketCorsOutput,
     delete_bucket_cors => do_delete_bucket_cors: DeleteBucketCorsInput => DeleteBucketCorsOutput,
@@ -225,18 +228,17 @@ impl S3Handler {
         self.addressed(req).map(|(bucket, _)| bucket)
     }
 
-    /// The bucket a request addresses and the rest of its path (the key
-    /// with its leading `/`, or empty).
+    /// The bucket a request addresses and the rest of its path (the key,
+    /// or empty).
     fn addressed(&self, req: &http::Request<hyper::body::Incoming>) -> Option<(String, String)> {
         if let Some(host) = req
             .headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            && let Some(bucket) = self.hosts.bucket(host)
         {
-            if let Some(bucket) = self.hosts.bucket(host) {
-                let rest = req.uri().path().trim_start_matches('/');
-                return Some((bucket.into_owned(), rest.to_owned()));
-            }
+            let rest = req.uri().path().trim_start_matches('/');
+            return Some((bucket.into_owned(), rest.to_owned()));
         }
         let path = req.uri().path().trim_start_matches('/');
         let (bucket, rest) = path.split_once('/').unwrap_or((path, ""));

@@ -242,10 +242,12 @@ pub(crate) fn check_version_id(version_id: Option<&str>) -> S3Result<()> {
 }
 
 /// An object-answer struct (`GetObjectOutput`, `HeadObjectOutput`) with
-/// the given fields and the headers every GET and HEAD carries about the object.
+/// the given fields and the headers every GET and HEAD carries about the
+/// object; the part count only when a part was asked for, as in S3.
 macro_rules! object_answer {
-    ($output:ident, $info:expr, $checksums:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+    ($output:ident, $info:expr, $checksums:expr, $part_asked:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
         let info: &ObjectInfo = $info;
+        let part_asked: bool = $part_asked;
         let get = |name: &str| info.meta.get(name).cloned();
         let checksums: bool = $checksums;
         let checksum = |name: &str| if checksums { get(name) } else { None };
@@ -261,7 +263,7 @@ macro_rules! object_answer {
             metadata: user_metadata(info),
             e_tag: Some(ETag::Strong(info.etag.clone())),
             last_modified: Some(timestamp(info.mod_time_ns)),
-            parts_count: (info.parts_count > 1).then_some(info.parts_count as i32),
+                        parts_count: (part_asked && info.parts_count > 1).then_some(info.parts_count as i32),
             checksum_crc32: checksum("x-amz-checksum-crc32"),
             checksum_crc32c: checksum("x-amz-checksum-crc32c"),
             checksum_crc64nvme: checksum("x-amz-checksum-crc64nvme"),
@@ -405,7 +407,7 @@ impl CairnS3 {
         // A part or range of an object has no whole-object checksum.
         let checksums = checksum_mode(input.checksum_mode.as_ref()) && !partial;
         let tag_count = stored_tags(&got.info).len();
-        let output = object_answer!(GetObjectOutput, &got.info, checksums, {
+        let output = object_answer!(GetObjectOutput, &got.info, checksums, opts.part_number.is_some(), {
             tag_count: (tag_count > 0).then_some(tag_count as i32),
             body: Some(StreamingBlob::wrap(got.body)),
             content_length: Some(length as i64),
@@ -478,7 +480,7 @@ impl CairnS3 {
             None => (info.size, None),
         };
         let checksums = checksum_mode(input.checksum_mode.as_ref()) && range.is_none();
-        let output = object_answer!(HeadObjectOutput, &info, checksums, {
+        let output = object_answer!(HeadObjectOutput, &info, checksums, input.part_number.is_some(), {
             content_length: Some(content_length as i64),
             content_range: content_range,
         });
@@ -741,7 +743,14 @@ impl CairnS3 {
             .object_parts(&input.bucket, &input.key)
             .await
             .map_err(s3_err)?;
-        let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+        // SDKs send the list in one header, comma separated.
+        let wants = |name: &str| {
+            input
+                .object_attributes
+                .iter()
+                .flat_map(|a| a.as_str().split(','))
+                .any(|a| a.trim() == name)
+        };
         let get = |name: &str| info.meta.get(name).cloned();
         let mut output = GetObjectAttributesOutput {
             last_modified: Some(timestamp(info.mod_time_ns)),

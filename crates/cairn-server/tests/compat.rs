@@ -223,6 +223,36 @@ async fn issue_3_what_tools_call_besides_objects() {
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucketPolicy"));
 
+    // What s3cmd info asks: S3's answers for a new bucket.
+    let payment = client
+        .get_bucket_request_payment()
+        .bucket("compat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(payment.payer().map(|p| p.as_str()), Some("BucketOwner"));
+    let ownership = client
+        .get_bucket_ownership_controls()
+        .bucket("compat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ownership.ownership_controls().unwrap().rules()[0]
+            .object_ownership()
+            .as_str(),
+        "BucketOwnerEnforced"
+    );
+    let block = client
+        .get_public_access_block()
+        .bucket("compat")
+        .send()
+        .await
+        .unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!(block.block_public_acls(), Some(true));
+    assert_eq!(block.restrict_public_buckets(), Some(true));
+
     // Configuration reads answer "not configured" as S3 does.
     let err = client
         .get_bucket_tagging()
@@ -343,7 +373,9 @@ async fn issue_3_unsupported_operations_are_not_implemented() {
     let encryption = "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>";
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::compat/*"}]}"#;
     let website = "<WebsiteConfiguration><IndexDocument><Suffix>index.html</Suffix></IndexDocument></WebsiteConfiguration>";
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+    // (method, path, query, body)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("PUT", "/compat", vec![("versioning", "")], versioning),
         ("PUT", "/compat", vec![("lifecycle", "")], lifecycle),
         ("PUT", "/compat", vec![("tagging", "")], tagging),

@@ -189,16 +189,20 @@ async fn issue_3_a_get_in_flight_returns_the_old_object_whole() {
     // the drives after the change.
     let old = test_data(48 * MIB, 1);
     put(&client, "single", old.clone()).await;
-    let got = read_across(&client, "single", async {
-        put(&client, "single", test_data(48 * MIB, 2)).await;
-        client
-            .delete_object()
-            .bucket("cons")
-            .key("single")
-            .send()
-            .await
-            .unwrap();
-    })
+    let got = read_across(
+        &client,
+        "single",
+        Box::pin(async {
+            put(&client, "single", test_data(48 * MIB, 2)).await;
+            client
+                .delete_object()
+                .bucket("cons")
+                .key("single")
+                .send()
+                .await
+                .unwrap();
+        }),
+    )
     .await;
     assert!(
         got == old,
@@ -254,9 +258,13 @@ async fn issue_3_a_get_in_flight_returns_the_old_object_whole() {
         .unwrap();
     let whole = parts.concat();
     let replacement = test_data(MIB, 99);
-    let got = read_across(&client, "multi", async {
-        put(&client, "multi", replacement.clone()).await;
-    })
+    let got = read_across(
+        &client,
+        "multi",
+        Box::pin(async {
+            put(&client, "multi", replacement.clone()).await;
+        }),
+    )
     .await;
     assert!(
         got == whole,

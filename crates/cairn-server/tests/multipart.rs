@@ -264,12 +264,12 @@ async fn round_trip(drives: usize) {
 
 #[tokio::test]
 async fn issue_3_multipart_round_trip_one_drive() {
-    round_trip(1).await;
+    Box::pin(round_trip(1)).await;
 }
 
 #[tokio::test]
 async fn issue_3_multipart_round_trip_four_drives() {
-    round_trip(4).await;
+    Box::pin(round_trip(4)).await;
 }
 
 #[tokio::test]

@@ -610,6 +610,36 @@ async fn issue_3_get_object_attributes() {
         .collect();
     assert_eq!(listed, [3]);
 
+    // botocore sends the list as one header with spaces after the commas.
+    let headers = signed_headers(
+        &server.addr,
+        "GET",
+        "/attrs/single",
+        &[("attributes", "")],
+        &sha256_hex(b""),
+        &[("x-amz-object-attributes", "ETag, ObjectSize".to_owned())],
+    );
+    let resp = raw_request(
+        &server.addr,
+        "GET",
+        "/attrs/single?attributes",
+        &headers,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        resp.text().contains("<ObjectSize>1000</ObjectSize>"),
+        "{}",
+        resp.text()
+    );
+    assert!(
+        resp.text()
+            .contains(&format!("<ETag>{}</ETag>", etag.trim_matches('"'))),
+        "{}",
+        resp.text()
+    );
+
     let err = client
         .get_object_attributes()
         .bucket("attrs")

@@ -246,7 +246,7 @@ fn policy_form(
         )
     };
     let mut all: Vec<String> = conditions.iter().map(|c| (*c).to_owned()).collect();
-    all.push(format!("{{\"x-amz-algorithm\": \"AWS4-HMAC-SHA256\"}}"));
+    all.push("{\"x-amz-algorithm\": \"AWS4-HMAC-SHA256\"}".to_owned());
     all.push(format!(
         "{{\"x-amz-credential\": \"{}\"}}",
         signer.credential()
