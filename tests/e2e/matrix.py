@@ -39,7 +39,7 @@ ORDER = [
     "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
     "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
 ]
-CLIENT_ORDER = ["boto3", "awscli", "s5cmd", "rclone", "s3cmd", "minio"]
+CLIENT_ORDER = ["rust-sdk", "boto3", "awscli", "s5cmd", "rclone", "s3cmd", "minio"]
 
 
 def slice_log(path, start, end):

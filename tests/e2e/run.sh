@@ -13,7 +13,11 @@
 #                     tools (default: ${XDG_CACHE_HOME:-$HOME/.cache}/cairn-e2e-venv);
 #                     created and filled from requirements.txt when it lacks the pins.
 #   CAIRN_E2E_LAYOUTS layouts to run (default: "1 4", numbers of drives).
-#   CAIRN_E2E_CLIENTS suites to run (default: "boto3 awscli s5cmd rclone s3cmd minio").
+#   CAIRN_E2E_CLIENTS suites to run (default: "rust-sdk boto3 awscli s5cmd rclone
+#                     s3cmd minio").
+#   CAIRN_E2E_SDK_BIN the aws-sdk-s3 (Rust) suite (default: examples/e2e_sdk
+#                     next to the server binary); build it with
+#                     `cargo build --release -p cairn-server --example e2e_sdk`.
 #   CAIRN_E2E_MATRIX  also write the clients-by-operation matrix (markdown) to
 #                     this file; it is always printed at the end.
 #   CAIRN_E2E_KEEP    set to 1 to keep the scratch directory (server logs,
@@ -38,7 +42,9 @@ else
 fi
 BIN=${CAIRN_BIN:-$DEFAULT_BIN}
 LAYOUTS=${CAIRN_E2E_LAYOUTS:-"1 4"}
-CLIENTS=${CAIRN_E2E_CLIENTS:-"boto3 awscli s5cmd rclone s3cmd minio"}
+CLIENTS=${CAIRN_E2E_CLIENTS:-"rust-sdk boto3 awscli s5cmd rclone s3cmd minio"}
+# The aws-sdk-s3 (Rust) suite is an example binary built next to the server.
+SDK_BIN=${CAIRN_E2E_SDK_BIN:-$(dirname "$BIN")/examples/e2e_sdk}
 
 READY_TIMEOUT=30     # seconds for a server to print its banner and become ready
 SUITE_TIMEOUT=240    # seconds per client suite (each takes well under a minute)
@@ -165,6 +171,15 @@ trap 'exit 143' TERM
 # is rebuilt while the suite runs.
 cp "$BIN" "$RUN_DIR/cairn"
 SERVER="$RUN_DIR/cairn"
+SDK_SUITE=""
+if [[ " $CLIENTS " == *" rust-sdk "* ]]; then
+  if [[ -x "$SDK_BIN" ]]; then
+    cp "$SDK_BIN" "$RUN_DIR/e2e_sdk"
+    SDK_SUITE="$RUN_DIR/e2e_sdk"
+  else
+    log "no aws-sdk-s3 suite at $SDK_BIN: run 'cargo build --release -p cairn-server --example e2e_sdk'"
+  fi
+fi
 
 # Keep the clients away from the user's AWS setup and any proxy.
 export AWS_CONFIG_FILE="$RUN_DIR/aws-config"
@@ -297,7 +312,15 @@ run_layout() {
     log "$layout: $client suite"
     status=PASS
     start=$(stat -c %s "$dir/server.log")
-    case "$client" in
+        case "$client" in
+      rust-sdk)
+        if [[ -n "$SDK_SUITE" ]]; then
+          run_suite "$out" "$SDK_SUITE" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
+        else
+          echo "the aws-sdk-s3 suite binary is missing ($SDK_BIN)" >"$out"
+          status=FAIL
+        fi
+        ;;
       boto3 | minio)
         run_suite "$out" "$PY" "$HERE/test_$client.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
         ;;
