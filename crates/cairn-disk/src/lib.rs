@@ -21,6 +21,7 @@ mod store;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use error::{DiskError, Result};
@@ -129,14 +130,14 @@ pub trait ShardReader: Send + Sync {
 }
 
 /// Drive capacity in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskSpace {
     pub total: u64,
     pub free: u64,
 }
 
 /// A metadata change, applied atomically on one drive.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MetaOp {
     /// Creates a bucket; [`DiskError::BucketExists`] if present.
     MakeBucket(BucketRecord),
@@ -207,14 +208,14 @@ pub enum MetaOp {
 }
 
 /// A version removed by a metadata change, with its inline data.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemovedVersion {
     pub version: ObjectVersion,
     pub inline: Option<Bytes>,
 }
 
 /// What a metadata change removed, for the caller to delete its data.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MetaOutcome {
     /// Object versions replaced or deleted.
     pub removed: Vec<RemovedVersion>,
@@ -223,7 +224,7 @@ pub struct MetaOutcome {
 }
 
 /// Which inline data [`Disk::read_object`] returns with the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadData {
     None,
     /// That of the newest version, if it is inline.
@@ -233,14 +234,14 @@ pub enum ReadData {
 }
 
 /// An object record and the inline data asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadObject {
     pub record: ObjectRecord,
     pub inline: Option<Bytes>,
 }
 
 /// A page request over one bucket's keys, in key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListQuery {
     pub bucket: String,
     /// Only keys starting with this.
@@ -253,7 +254,7 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ListEntry {
     Object { key: String, record: ObjectRecord },
     Prefix(String),
@@ -270,7 +271,7 @@ impl ListEntry {
 }
 
 /// A page request over one bucket's multipart uploads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListUploadsQuery {
     pub bucket: String,
     pub prefix: String,
@@ -281,19 +282,19 @@ pub struct ListUploadsQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UploadEntry {
     Upload { key: String, upload: UploadRecord },
     Prefix(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UploadsPage {
     pub entries: Vec<UploadEntry>,
     pub truncated: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListPage {
     pub entries: Vec<ListEntry>,
     /// More entries may follow the last one.

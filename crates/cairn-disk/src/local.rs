@@ -63,6 +63,9 @@ pub struct LocalDisk {
     endpoint: String,
     options: LocalDiskOptions,
     state: RwLock<State>,
+    /// One connection attempt at a time: in a cluster, this node and its
+    /// peers may all bring the drive online at once.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 enum State {
@@ -135,6 +138,7 @@ impl LocalDisk {
             endpoint,
             options,
             state: RwLock::new(State::Offline("not connected yet".to_owned())),
+            connecting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -273,6 +277,12 @@ impl Disk for LocalDisk {
     }
 
     async fn connect(&self, expected: &Format) -> Result<()> {
+        if let Ok(online) = self.online()
+            && online.format == *expected
+        {
+            return Ok(());
+        }
+        let _connecting = self.connecting.lock().await;
         if let Ok(online) = self.online()
             && online.format == *expected
         {

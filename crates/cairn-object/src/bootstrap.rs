@@ -8,7 +8,7 @@ use cairn_disk::{Disk, DiskError, Format};
 use uuid::Uuid;
 
 use crate::layer::{Clock, ObjectLayer, Pool, Shared};
-use crate::nslock::NsLocks;
+use crate::nslock::{Locker, NsLocks};
 use crate::placement::Placement;
 use crate::set::ErasureSet;
 use crate::types::{ObjectConfig, default_parity};
@@ -23,8 +23,42 @@ pub struct PoolSpec {
 /// Why the server cannot start. Each message names the drive and what was
 /// expected and found, so an operator can act on it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BootstrapError(pub String);
+#[error("{message}")]
+pub struct BootstrapError {
+    pub message: String,
+    /// Not a fault of the drives: the start should be retried once more
+    /// drives are reachable (a cluster whose nodes are still starting).
+    pub retry: bool,
+}
+
+impl BootstrapError {
+    pub fn fatal(message: String) -> BootstrapError {
+        BootstrapError {
+            message,
+            retry: false,
+        }
+    }
+
+    pub fn wait(message: String) -> BootstrapError {
+        BootstrapError {
+            message,
+            retry: true,
+        }
+    }
+}
+
+/// How this node takes part in forming the deployment.
+#[derive(Clone, Default)]
+pub struct BootstrapOptions {
+    /// Cluster-wide namespace locks; `None` on a single node.
+    pub locker: Option<Arc<dyn Locker>>,
+    /// True on a node of a cluster: unreachable drives and sets short of
+    /// read quorum are reasons to wait ([`BootstrapError::retry`]), and only
+    /// the node with `may_create` formats a new deployment.
+    pub cluster: bool,
+    /// This node may create a new deployment when no drive is formatted.
+    pub may_create: bool,
+}
 
 /// What happened to each drive at start-up, for the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,19 +88,19 @@ pub fn parity_for(set_size: usize, requested: Option<usize>) -> Result<usize, Bo
     };
     if set_size == 1 {
         if parity != 0 {
-            return Err(BootstrapError(format!(
+            return Err(BootstrapError::fatal(format!(
                 "EC:{parity} needs more than one drive: a single drive stores objects without erasure coding"
             )));
         }
         return Ok(0);
     }
     if parity == 0 {
-        return Err(BootstrapError(format!(
+        return Err(BootstrapError::fatal(format!(
             "EC:0 on sets of {set_size} drives would lose data with any drive; use at least EC:1"
         )));
     }
     if parity > set_size / 2 {
-        return Err(BootstrapError(format!(
+        return Err(BootstrapError::fatal(format!(
             "EC:{parity} is more than half of the {set_size} drives of a set; the most is EC:{}",
             set_size / 2
         )));
@@ -80,6 +114,7 @@ pub fn parity_for(set_size: usize, requested: Option<usize>) -> Result<usize, Bo
 pub async fn bootstrap(
     pools: Vec<PoolSpec>,
     config: ObjectConfig,
+    options: BootstrapOptions,
 ) -> Result<Bootstrapped, BootstrapError> {
     let mut deployment_id: Option<Uuid> = None;
     let mut fresh = false;
@@ -98,6 +133,11 @@ pub async fn bootstrap(
     }
     let deployment_id = match deployment_id {
         Some(id) => id,
+        None if options.cluster && !options.may_create => {
+            return Err(BootstrapError::wait(
+                "no drive is formatted yet: waiting for the first node of the command line to create the deployment".to_owned(),
+            ));
+        }
         None => {
             fresh = true;
             Uuid::new_v4()
@@ -107,7 +147,7 @@ pub async fn bootstrap(
     for (pool_idx, (pool, read)) in pools.into_iter().zip(formats).enumerate() {
         let n = pool.drives.len();
         if pool.set_size == 0 || !n.is_multiple_of(pool.set_size) {
-            return Err(BootstrapError(format!(
+            return Err(BootstrapError::fatal(format!(
                 "pool {}: {n} drives cannot be cut into sets of {}",
                 pool_idx + 1,
                 pool.set_size
@@ -117,7 +157,7 @@ pub async fn bootstrap(
         let parity = parity_for(pool.set_size, config.parity)?;
         for (drive, res) in pool.drives.iter().zip(&read) {
             if let Err(err @ DiskError::Corrupt { .. }) = res {
-                return Err(BootstrapError(format!(
+                return Err(BootstrapError::fatal(format!(
                     "drive {}: {err}; move the drive aside or restore its format.json",
                     drive.endpoint()
                 )));
@@ -140,7 +180,7 @@ pub async fn bootstrap(
                 if format.sets.len() != set_count
                     || format.sets.iter().any(|s| s.len() != pool.set_size)
                 {
-                    return Err(BootstrapError(format!(
+                    return Err(BootstrapError::fatal(format!(
                         "pool {}: its drives were formatted as {} sets of {} drives, but the command line and settings give {set_count} sets of {}; start with the original drive list and CAIRN_ERASURE_SET_DRIVE_COUNT",
                         pool_idx + 1,
                         format.sets.len(),
@@ -158,7 +198,12 @@ pub async fn bootstrap(
                     .filter_map(|(d, r)| r.as_ref().err().map(|e| format!("{}: {e}", d.endpoint())))
                     .collect();
                 if !unreachable.is_empty() {
-                    return Err(BootstrapError(format!(
+                    let error = if options.cluster {
+                        BootstrapError::wait
+                    } else {
+                        BootstrapError::fatal
+                    };
+                    return Err(error(format!(
                         "pool {}: cannot format a new pool while drives are unreachable: {}",
                         pool_idx + 1,
                         unreachable.join("; ")
@@ -168,7 +213,7 @@ pub async fn bootstrap(
             }
         };
         if reference.deployment_id != deployment_id {
-            return Err(BootstrapError(format!(
+            return Err(BootstrapError::fatal(format!(
                 "pool {} belongs to deployment {}, but pool 1 to deployment {deployment_id}; pools of different deployments cannot be combined",
                 pool_idx + 1,
                 reference.deployment_id
@@ -187,7 +232,7 @@ pub async fn bootstrap(
                 let state = match &read[drive_idx] {
                     Ok(Some(found)) => {
                         if found.deployment_id != want.deployment_id {
-                            return Err(BootstrapError(format!(
+                            return Err(BootstrapError::fatal(format!(
                                 "drive {} belongs to another deployment: expected deployment {}, found deployment {} (drive id {}); remove it from the command line or wipe it",
                                 drive.endpoint(),
                                 want.deployment_id,
@@ -200,7 +245,7 @@ pub async fn bootstrap(
                                 || "an unknown slot".to_owned(),
                                 |(s, d)| slot_name(s, d),
                             );
-                            return Err(BootstrapError(format!(
+                            return Err(BootstrapError::fatal(format!(
                                 "drive {} is in the wrong place: its position on the command line is pool {} {} (expected drive id {}), but it holds {} (drive id {}); restore the original drive order",
                                 drive.endpoint(),
                                 pool_idx + 1,
@@ -240,6 +285,32 @@ pub async fn bootstrap(
                 disks.push(drive);
                 expected.push(want);
             }
+            if options.cluster {
+                // A node serves once its sets can be read; the drives still
+                // away are brought in by the drive monitor.
+                let set_states = &states[states.len() - pool.set_size..];
+                let usable = set_states
+                    .iter()
+                    .filter(|(_, s)| !matches!(s, DriveState::Offline(_)))
+                    .count();
+                let needed = pool.set_size - parity;
+                if usable < needed {
+                    let away: Vec<String> = set_states
+                        .iter()
+                        .filter_map(|(endpoint, s)| match s {
+                            DriveState::Offline(reason) => Some(format!("{endpoint} ({reason})")),
+                            _ => None,
+                        })
+                        .collect();
+                    return Err(BootstrapError::wait(format!(
+                        "pool {} set {}: {usable} of {} drives reachable, {needed} needed to serve; waiting for {}",
+                        pool_idx + 1,
+                        set_idx + 1,
+                        pool.set_size,
+                        away.join(", ")
+                    )));
+                }
+            }
             sets.push(Arc::new(ErasureSet {
                 pool_idx,
                 set_idx,
@@ -254,7 +325,8 @@ pub async fn bootstrap(
     }
 
     let shared = Arc::new(Shared {
-        locks: NsLocks::new(config.lock_timeout),
+        locks: NsLocks::new(config.lock_timeout, options.locker),
+        bucket_lock_sets: built[0].sets.len(),
         placement: Placement::new(deployment_id),
         clock: Clock::new(),
         config,

@@ -20,8 +20,14 @@ impl ErasureSet {
         key: &str,
     ) -> Result<()> {
         let write_quorum = self.write_quorum();
-        let bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
-        let object_guard = shared.locks.write(object_resource(bucket, key)).await?;
+        let bucket_guard = shared
+            .locks
+            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
+            .await?;
+        let object_guard = shared
+            .locks
+            .write(self.lock_set(), object_resource(bucket, key))
+            .await?;
         let results = fan_out(&self.disks, |_, disk| async move {
             disk.commit(MetaOp::DeleteVersion {
                 bucket: bucket.to_owned(),

@@ -64,6 +64,10 @@ pub enum Error {
     },
     #[error("timed out waiting for the lock on {resource}")]
     LockTimeout { resource: String },
+    /// The lease of a cluster lock could not be refreshed on a quorum of
+    /// nodes, so the operation holding it was abandoned before committing.
+    #[error("lost the lock on {resource}: its lease could not be refreshed on a quorum of nodes")]
+    LockLost { resource: String },
     #[error("request body: {0}")]
     Body(BodyError),
     #[error("drive {endpoint}: {source}")]
@@ -81,7 +85,10 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Error::WriteQuorum { .. } | Error::ReadQuorum { .. } | Error::LockTimeout { .. }
+            Error::WriteQuorum { .. }
+                | Error::ReadQuorum { .. }
+                | Error::LockTimeout { .. }
+                | Error::LockLost { .. }
         )
     }
 }

@@ -247,7 +247,10 @@ impl ErasureSet {
         bucket: &str,
         key: &str,
     ) -> Result<ObjectInfo> {
-        let _guard = shared.locks.read(object_resource(bucket, key)).await?;
+        let _guard = shared
+            .locks
+            .read(self.lock_set(), object_resource(bucket, key))
+            .await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         Ok(object_info(bucket, key, &resolved.version))
     }
@@ -259,7 +262,10 @@ impl ErasureSet {
         bucket: &str,
         key: &str,
     ) -> Result<ObjectVersion> {
-        let _guard = shared.locks.read(object_resource(bucket, key)).await?;
+        let _guard = shared
+            .locks
+            .read(self.lock_set(), object_resource(bucket, key))
+            .await?;
         Ok(self
             .read_resolved(bucket, key, ReadData::None)
             .await?
@@ -273,7 +279,10 @@ impl ErasureSet {
         key: &str,
         opts: &GetOptions,
     ) -> Result<GetObject> {
-        let guard = shared.locks.read(object_resource(bucket, key)).await?;
+        let guard = shared
+            .locks
+            .read(self.lock_set(), object_resource(bucket, key))
+            .await?;
         let resolved = self.read_resolved(bucket, key, ReadData::Latest).await?;
         let info = object_info(bucket, key, &resolved.version);
         opts.preconditions.check_read(&info)?;

@@ -16,7 +16,7 @@ use crate::multipart::{
     CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult, ListedUpload, PartInfo,
     UploadInfo,
 };
-use crate::nslock::{NsLocks, bucket_resource};
+use crate::nslock::{LockSet, NsLocks, bucket_resource};
 use crate::placement::Placement;
 use crate::set::{ErasureSet, describe_errors, fan_out};
 use crate::system::SYSTEM_BUCKET;
@@ -62,8 +62,21 @@ impl Clock {
 pub(crate) struct Shared {
     pub(crate) config: ObjectConfig,
     pub(crate) locks: NsLocks,
+    /// Sets in the first pool, where bucket locks live.
+    pub(crate) bucket_lock_sets: usize,
     pub(crate) placement: Placement,
     pub(crate) clock: Clock,
+}
+
+impl Shared {
+    /// Where a bucket's lock is taken: one set of the first pool, chosen by
+    /// the bucket's name, so that bucket locks spread over the sets' nodes.
+    pub(crate) fn bucket_lock_set(&self, bucket: &str) -> LockSet {
+        LockSet {
+            pool: 0,
+            set: self.placement.set_index(bucket, "", self.bucket_lock_sets),
+        }
+    }
 }
 
 /// One server pool: erasure sets of equal size.
@@ -188,7 +201,11 @@ impl ObjectLayer {
 
     /// Creates a bucket without checking its name: for the system bucket.
     pub(crate) async fn make_bucket_unchecked(&self, bucket: &str) -> Result<()> {
-        let _guard = self.shared.locks.write(bucket_resource(bucket)).await?;
+        let _guard = self
+            .shared
+            .locks
+            .write(self.shared.bucket_lock_set(bucket), bucket_resource(bucket))
+            .await?;
         match self.bucket_info(bucket).await {
             Ok(_) => return Err(Error::BucketExists),
             Err(Error::BucketNotFound) => {}
@@ -295,7 +312,11 @@ impl ObjectLayer {
     }
 
     pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        let _guard = self.shared.locks.write(bucket_resource(bucket)).await?;
+        let _guard = self
+            .shared
+            .locks
+            .write(self.shared.bucket_lock_set(bucket), bucket_resource(bucket))
+            .await?;
         self.bucket_info(bucket).await?;
         let probe = ListOptions {
             max_keys: 1,

@@ -31,7 +31,9 @@ mod system;
 mod types;
 mod update;
 
-pub use bootstrap::{BootstrapError, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for};
+pub use bootstrap::{
+    BootstrapError, BootstrapOptions, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for,
+};
 pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
 pub use get::{GetObject, GetOptions, ObjectStream};
@@ -42,6 +44,7 @@ pub use multipart::{
     CompleteFinalizer, CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult,
     MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,
 };
+pub use nslock::{HeldLock, Locker};
 pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,

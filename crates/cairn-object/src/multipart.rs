@@ -329,8 +329,14 @@ impl ErasureSet {
                 .find(|(k, _)| k.starts_with("x-amz-checksum-"))
                 .map(|(_, v)| v.clone()),
         };
-        let upload_guard = shared.locks.read(upload_resource(upload_id)).await?;
-        let part_guard = shared.locks.write(part_resource(upload_id, number)).await?;
+        let upload_guard = shared
+            .locks
+            .read(self.lock_set(), upload_resource(upload_id))
+            .await?;
+        let part_guard = shared
+            .locks
+            .write(self.lock_set(), part_resource(upload_id, number))
+            .await?;
         let results = fan_out(&layout.disks_by_shard, |shard_idx, disk| {
             let wrote = written[shard_idx].is_ok();
             let part = part.clone();
@@ -410,7 +416,10 @@ impl ErasureSet {
             }
         }
         // Parts cannot change while the upload completes.
-        let _upload_guard = shared.locks.write(upload_resource(upload_id)).await?;
+        let upload_guard = shared
+            .locks
+            .write(self.lock_set(), upload_resource(upload_id))
+            .await?;
         let upload = self.resolve_upload(bucket, key, upload_id).await?;
         let stored = self.resolve_parts(&upload).await?;
         let mut chosen = Vec::with_capacity(requested.len());
@@ -475,6 +484,7 @@ impl ErasureSet {
             ops,
             preconditions: &opts.preconditions,
         };
+        upload_guard.check()?;
         self.commit_version(shared, commit, |version, _| MetaOp::CompleteUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -491,7 +501,10 @@ impl ErasureSet {
         key: &str,
         upload_id: Uuid,
     ) -> Result<()> {
-        let _upload_guard = shared.locks.write(upload_resource(upload_id)).await?;
+        let _upload_guard = shared
+            .locks
+            .write(self.lock_set(), upload_resource(upload_id))
+            .await?;
         let results = fan_out(&self.disks, |_, disk| {
             disk.commit(MetaOp::AbortUpload {
                 bucket: bucket.to_owned(),

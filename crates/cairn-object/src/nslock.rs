@@ -1,18 +1,24 @@
 //! Namespace locks: readers and writers of one bucket or object serialized
-//! within this process.
+//! within this process and, in a cluster, across nodes.
 //!
 //! Writers hold an object's write lock only while they commit metadata (the
 //! data is written before, under fresh names), and readers hold its read
 //! lock only while they resolve metadata and open shard files, so neither
 //! blocks the other for the length of a transfer. Bucket locks order bucket
-//! deletion against object commits. The distributed, quorum-held variant
-//! with leases arrives with multi-node mode (DESIGN.md section 4).
+//! deletion against object commits.
+//!
+//! In a cluster a lock is taken in this process first (so local contenders
+//! queue fairly), then on a quorum of the set's nodes through a [`Locker`]
+//! (DESIGN.md section 4), whose lease is refreshed in the background; a
+//! holder that loses its lease sees [`NsGuard::check`] fail and abandons
+//! its commit.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::error::{Error, Result};
@@ -24,6 +30,7 @@ type LockMap = Mutex<HashMap<String, Arc<RwLock<()>>>>;
 pub(crate) struct NsLocks {
     shards: Arc<Vec<LockMap>>,
     timeout: Duration,
+    cluster: Option<Arc<dyn Locker>>,
 }
 
 enum Held {
@@ -31,15 +38,58 @@ enum Held {
     Write(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
 }
 
+/// A lock held on a quorum of a set's nodes; released on drop.
+pub trait HeldLock: Send + Sync {
+    /// True once the lease could not be refreshed on a quorum of nodes:
+    /// another writer may hold the lock now.
+    fn is_lost(&self) -> bool;
+}
+
+/// Takes namespace locks on a quorum of the nodes of one erasure set.
+pub trait Locker: Send + Sync + 'static {
+    /// Locks `resource` on the nodes of set `set` of pool `pool`, for
+    /// writing or reading, giving up after `timeout`.
+    fn lock<'a>(
+        &'a self,
+        pool: usize,
+        set: usize,
+        resource: &'a str,
+        write: bool,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn HeldLock>>>;
+}
+
+/// Where a lock is taken: the erasure set whose nodes hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockSet {
+    pub(crate) pool: usize,
+    pub(crate) set: usize,
+}
+
 /// A held lock; released on drop.
 pub(crate) struct NsGuard {
     shards: Arc<Vec<LockMap>>,
     resource: String,
     held: Option<Held>,
+    remote: Option<Box<dyn HeldLock>>,
+}
+
+impl NsGuard {
+    /// Fails when the lock's lease was lost: the caller must not commit.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.remote {
+            Some(remote) if remote.is_lost() => Err(Error::LockLost {
+                resource: self.resource.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Drop for NsGuard {
     fn drop(&mut self) {
+        // The cluster lock goes first, then the local one that queued it.
+        self.remote.take();
         self.held.take();
         let mut map = self.shards[shard_of(&self.resource)]
             .lock()
@@ -79,10 +129,11 @@ pub(crate) fn part_resource(upload_id: uuid::Uuid, number: u32) -> String {
 }
 
 impl NsLocks {
-    pub(crate) fn new(timeout: Duration) -> NsLocks {
+    pub(crate) fn new(timeout: Duration, cluster: Option<Arc<dyn Locker>>) -> NsLocks {
         NsLocks {
             shards: Arc::new((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()),
             timeout,
+            cluster,
         }
     }
 
@@ -93,16 +144,40 @@ impl NsLocks {
             .clone()
     }
 
-    pub(crate) async fn read(&self, resource: String) -> Result<NsGuard> {
+    pub(crate) async fn read(&self, at: LockSet, resource: String) -> Result<NsGuard> {
+        let started = std::time::Instant::now();
         let lock = self.entry(&resource);
         let held = tokio::time::timeout(self.timeout, lock.read_owned()).await;
-        self.finish(resource, held.map(Held::Read))
+        let guard = self.finish(resource, held.map(Held::Read))?;
+        self.cluster_lock(at, guard, false, started).await
     }
 
-    pub(crate) async fn write(&self, resource: String) -> Result<NsGuard> {
+    pub(crate) async fn write(&self, at: LockSet, resource: String) -> Result<NsGuard> {
+        let started = std::time::Instant::now();
         let lock = self.entry(&resource);
         let held = tokio::time::timeout(self.timeout, lock.write_owned()).await;
-        self.finish(resource, held.map(Held::Write))
+        let guard = self.finish(resource, held.map(Held::Write))?;
+        self.cluster_lock(at, guard, true, started).await
+    }
+
+    /// Adds the cluster-wide lock to a lock held in this process, within
+    /// what is left of the timeout.
+    async fn cluster_lock(
+        &self,
+        at: LockSet,
+        mut guard: NsGuard,
+        write: bool,
+        started: std::time::Instant,
+    ) -> Result<NsGuard> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(guard);
+        };
+        let left = self.timeout.saturating_sub(started.elapsed());
+        let remote = cluster
+            .lock(at.pool, at.set, &guard.resource, write, left)
+            .await?;
+        guard.remote = Some(remote);
+        Ok(guard)
     }
 
     /// Wraps an acquired lock, or cleans up after a timeout. Called once the
@@ -117,6 +192,7 @@ impl NsLocks {
             shards: self.shards.clone(),
             resource,
             held: held.ok(),
+            remote: None,
         };
         if guard.held.is_some() {
             return Ok(guard);
@@ -138,15 +214,16 @@ mod tests {
 
     #[tokio::test]
     async fn writers_exclude_and_entries_are_cleaned_up() {
-        let locks = NsLocks::new(Duration::from_millis(100));
-        let first = locks.write("b/k".into()).await.unwrap();
-        let err = locks.write("b/k".into()).await.err().unwrap();
+        let locks = NsLocks::new(Duration::from_millis(100), None);
+        let at = LockSet { pool: 0, set: 0 };
+        let first = locks.write(at, "b/k".into()).await.unwrap();
+        let err = locks.write(at, "b/k".into()).await.err().unwrap();
         assert!(matches!(err, Error::LockTimeout { .. }));
-        assert!(locks.read("b/k".into()).await.is_err());
-        let other = locks.write("b/other".into()).await.unwrap();
+        assert!(locks.read(at, "b/k".into()).await.is_err());
+        let other = locks.write(at, "b/other".into()).await.unwrap();
         drop(first);
-        let r1 = locks.read("b/k".into()).await.unwrap();
-        let r2 = locks.read("b/k".into()).await.unwrap();
+        let r1 = locks.read(at, "b/k".into()).await.unwrap();
+        let r2 = locks.read(at, "b/k".into()).await.unwrap();
         drop((r1, r2, other));
         assert_eq!(locks.len(), 0);
     }

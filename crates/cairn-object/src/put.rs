@@ -545,8 +545,14 @@ impl ErasureSet {
             usize::from(version.erasure.data_shards),
             usize::from(version.erasure.parity_shards),
         );
-        let bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
-        let object_guard = shared.locks.write(object_resource(bucket, key)).await?;
+        let bucket_guard = shared
+            .locks
+            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
+            .await?;
+        let object_guard = shared
+            .locks
+            .write(self.lock_set(), object_resource(bucket, key))
+            .await?;
         if !preconditions.is_empty() {
             let current = match self.read_resolved(bucket, key, ReadData::None).await {
                 Ok(resolved) => Some(object_info(bucket, key, &resolved.version)),
@@ -555,6 +561,9 @@ impl ErasureSet {
             };
             preconditions.check_write(current.as_ref())?;
         }
+        // A writer that lost its lease must not commit: another may hold the key now.
+        object_guard.check()?;
+        bucket_guard.check()?;
         version.mod_time_ns = shared.clock.now_ns();
         let results = fan_out(disks_by_shard, |shard_idx, disk| {
             let commit = ops[shard_idx].clone();

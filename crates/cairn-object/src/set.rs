@@ -24,6 +24,16 @@ pub(crate) struct ErasureSet {
     pub(crate) parity_shards: usize,
 }
 
+impl ErasureSet {
+    /// Where the locks of this set's objects are taken.
+    pub(crate) fn lock_set(&self) -> crate::nslock::LockSet {
+        crate::nslock::LockSet {
+            pool: self.pool_idx,
+            set: self.set_idx,
+        }
+    }
+}
+
 /// Write quorum for a layout: data shards, plus one when data equals parity,
 /// so that two partitions can never both accept writes (DESIGN.md section 4).
 pub(crate) fn write_quorum(data_shards: usize, parity_shards: usize) -> usize {

@@ -30,8 +30,14 @@ impl ErasureSet {
         touch: bool,
         preconditions: &Preconditions,
     ) -> Result<ObjectInfo> {
-        let _bucket_guard = shared.locks.read(bucket_resource(bucket)).await?;
-        let _object_guard = shared.locks.write(object_resource(bucket, key)).await?;
+        let _bucket_guard = shared
+            .locks
+            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
+            .await?;
+        let _object_guard = shared
+            .locks
+            .write(self.lock_set(), object_resource(bucket, key))
+            .await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         let old = resolved.version;
         let info = object_info(bucket, key, &old);

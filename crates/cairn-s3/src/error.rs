@@ -110,8 +110,10 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             EntityTooLarge,
             "Your proposed upload of {size} bytes exceeds the maximum allowed object size of {max} bytes"
         ),
-        err
-        @ (Error::WriteQuorum { .. } | Error::ReadQuorum { .. } | Error::LockTimeout { .. }) => {
+        err @ (Error::WriteQuorum { .. }
+        | Error::ReadQuorum { .. }
+        | Error::LockTimeout { .. }
+        | Error::LockLost { .. }) => {
             tracing::warn!(%err, %location, "request refused: storage unavailable");
             let mut s3 = S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,

@@ -183,6 +183,17 @@ pub struct EnvSettings {
     pub stale_uploads_expiry: Duration,
     pub stale_uploads_cleanup_interval: Duration,
     pub post_max_bytes: u64,
+    /// The secret internode tokens derive from (`CAIRN_INTERNODE_SECRET`);
+    /// `None` to use the root credentials.
+    pub internode_secret: Option<String>,
+    /// How long a cluster lock lasts without refresh (`CAIRN_LOCK_LEASE`).
+    pub lock_lease: Duration,
+    /// Test-only: the internode protocol versions this node announces
+    /// (`CAIRN_TEST_INTERNODE_VERSIONS`, `min-max`), to run mixed-version clusters.
+    pub test_internode_versions: Option<cairn_net::VersionRange>,
+    /// Test-only: milliseconds added to this node's clock in internode
+    /// tokens (`CAIRN_TEST_CLOCK_SKEW_SECS`).
+    pub test_clock_skew_ms: i64,
 }
 
 pub fn env_settings() -> Result<EnvSettings> {
@@ -222,7 +233,25 @@ pub fn env_settings() -> Result<EnvSettings> {
         // Browser uploads stream like PUTs; S3's limit for them is 5 GiB.
         None => 5 << 30,
     };
+    let test_internode_versions = match std::env::var("CAIRN_TEST_INTERNODE_VERSIONS") {
+        Ok(text) => Some(cairn_net::VersionRange::parse(&text).with_context(|| {
+            format!("CAIRN_TEST_INTERNODE_VERSIONS must be MIN-MAX, got {text:?}")
+        })?),
+        Err(_) => None,
+    };
+    let test_clock_skew_ms = match std::env::var("CAIRN_TEST_CLOCK_SKEW_SECS") {
+        Ok(text) => {
+            text.trim().parse::<i64>().with_context(|| {
+                format!("CAIRN_TEST_CLOCK_SKEW_SECS must be whole seconds, got {text:?}")
+            })? * 1000
+        }
+        Err(_) => 0,
+    };
     Ok(EnvSettings {
+        internode_secret: lookup("INTERNODE_SECRET")?.map(|s| s.value),
+        lock_lease: duration("LOCK_LEASE", Duration::from_secs(30))?,
+        test_internode_versions,
+        test_clock_skew_ms,
         parity,
         set_drive_count: number("ERASURE_SET_DRIVE_COUNT")?,
         region,

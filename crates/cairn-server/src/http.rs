@@ -4,12 +4,13 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cairn_net::InternodeServer;
 use cairn_object::ObjectLayer;
 use cairn_s3::{ResponseBody, S3Handler};
 use http::{Method, Request, Response, StatusCode};
@@ -18,10 +19,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-/// Everything a request needs.
-pub struct App {
+/// What serves S3 once the node has started.
+pub struct Serving {
     pub s3: S3Handler,
     pub layer: Arc<ObjectLayer>,
+}
+
+/// Everything a request needs.
+pub struct App {
+    /// Set once the drives are formatted and the object layer is built; a
+    /// cluster node serves internode requests before that, so that its
+    /// peers can read its drives' formats while everyone starts.
+    pub serving: OnceLock<Serving>,
+    pub internode: Option<Arc<InternodeServer>>,
     /// Bounds concurrent S3 requests, and with them memory: a permit lives
     /// until the response body is sent.
     pub limiter: Arc<Semaphore>,
@@ -64,7 +74,21 @@ impl App {
             || self.waiting.load(Ordering::Relaxed) < self.requests_max
     }
 
-    async fn route(self: Arc<Self>, req: Request<Incoming>) -> Response<PermitBody> {
+    async fn route(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<PermitBody> {
+        if let Some(internode) = &self.internode
+            && InternodeServer::is_internode(req.uri().path())
+        {
+            // Not counted against the S3 request limit: a node whose S3
+            // slots wait on its peers must still answer its peers.
+            return internode.handle(req, peer).await.map(|body| PermitBody {
+                inner: ResponseBody::from(body),
+                _permit: None,
+            });
+        }
         let request_id = format!("{:016X}", self.request_ids.fetch_add(1, Ordering::Relaxed));
         let mut resp = match req.uri().path().strip_prefix("/minio/health/") {
             Some(check) => self.health(check, req.method()).map(|inner| PermitBody {
@@ -85,6 +109,15 @@ impl App {
     }
 
     async fn s3(&self, req: Request<Incoming>) -> Response<PermitBody> {
+        let Some(serving) = self.serving.get() else {
+            return cairn_s3::service_unavailable(
+                "The server is starting: it is waiting for its drives and peer nodes.",
+            )
+            .map(|inner| PermitBody {
+                inner,
+                _permit: None,
+            });
+        };
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit =
             tokio::time::timeout(self.deadline, self.limiter.clone().acquire_owned()).await;
@@ -98,7 +131,7 @@ impl App {
                 },
             );
         };
-        self.s3.handle(req).await.map(|inner| PermitBody {
+        serving.s3.handle(req).await.map(|inner| PermitBody {
             inner,
             _permit: Some(permit),
         })
@@ -108,7 +141,15 @@ impl App {
         if method != Method::GET && method != Method::HEAD {
             return cairn_s3::text_response(StatusCode::METHOD_NOT_ALLOWED, "");
         }
-        let sets = self.layer.health();
+        let Some(serving) = self.serving.get() else {
+            let status = match check {
+                "live" => StatusCode::OK,
+                "ready" | "cluster" | "cluster/read" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::NOT_FOUND,
+            };
+            return cairn_s3::text_response(status, "");
+        };
+        let sets = serving.layer.health();
         let ok = match check {
             // The process answers: it is alive.
             "live" => true,
@@ -136,7 +177,14 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Internode traffic is HTTP/2 with wide windows for streamed shards.
+    builder
+        .http2()
+        .initial_stream_window_size(cairn_net::STREAM_WINDOW)
+        .initial_connection_window_size(cairn_net::CONNECTION_WINDOW)
+        .max_frame_size(cairn_net::MAX_FRAME_SIZE)
+        .max_concurrent_streams(4096);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -155,7 +203,7 @@ pub async fn serve(
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.route(req).await) }
+            async move { Ok::<_, Infallible>(app.route(req, peer).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

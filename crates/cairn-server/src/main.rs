@@ -4,10 +4,12 @@
 //! environment, opens the drives, builds the object layer and the S3 API,
 //! serves, and shuts down in reverse order on SIGINT or SIGTERM.
 
+mod cluster;
 mod config;
 mod http;
 mod topology;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
-use cairn_object::{DriveState, ObjectConfig, PoolSpec};
+use cairn_object::{BootstrapOptions, DriveState, ObjectConfig, PoolSpec};
 use cairn_s3::{S3Handler, S3Settings};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -46,10 +48,13 @@ enum Command {
 
 #[derive(Args)]
 struct ServerArgs {
-    /// Address to listen on for S3 and health requests (`:9000` means every interface).
+    /// Address to listen on for S3, health, admin and internode requests
+    /// (`:9000` means every interface). In a cluster, the drives whose URL
+    /// has this host and port are this node's.
     #[arg(long, default_value = ":9000", env = "CAIRN_ADDRESS")]
     address: String,
-    /// Drive directories, with `{a...b}` ellipses.
+    /// Drive directories, or `http://host:port/path` URLs for a cluster
+    /// (every node gets the same list), with `{a...b}` ellipses.
     #[arg(required = true, value_name = "DRIVE")]
     drives: Vec<String>,
 }
@@ -105,23 +110,58 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let env = config::env_settings()?;
 
     let pool_args = topology::pools_from_args(&args.drives).map_err(anyhow::Error::msg)?;
-    let mut pools = Vec::with_capacity(pool_args.len());
-    for (pool_idx, drives) in pool_args.iter().enumerate() {
-        let set_size = topology::set_size(drives.len(), env.set_drive_count)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("pool {}", pool_idx + 1))?;
-        let disks = drives
+    let mut pools_endpoints = Vec::with_capacity(pool_args.len());
+    for drives in &pool_args {
+        let endpoints = drives
             .iter()
-            .map(|path| -> Result<Arc<dyn Disk>> {
-                let disk = LocalDisk::new(path, LocalDiskOptions::default(), true)
-                    .with_context(|| format!("drive {path}"))?;
-                Ok(Arc::new(disk))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|d| topology::Endpoint::parse(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        pools_endpoints.push(topology::interleave(endpoints));
+    }
+    let nodes = topology::nodes_of(&pools_endpoints);
+    let mut cluster = if nodes.is_empty() {
+        None
+    } else {
+        Some(cluster::Cluster::new(&args.address, nodes, &root, &env)?)
+    };
+
+    let mut pools = Vec::with_capacity(pools_endpoints.len());
+    let mut set_sizes = Vec::with_capacity(pools_endpoints.len());
+    let mut local_drives: HashMap<String, Arc<dyn Disk>> = HashMap::new();
+    for (pool_idx, endpoints) in pools_endpoints.iter().enumerate() {
+        let node_count = cluster.as_ref().map_or(1, |c| c.nodes.len());
+        let set_size =
+            topology::set_size_for_nodes(endpoints.len(), node_count, env.set_drive_count)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("pool {}", pool_idx + 1))?;
+        let mut disks: Vec<Arc<dyn Disk>> = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let disk: Arc<dyn Disk> = match (&cluster, &endpoint.node) {
+                (Some(cluster), Some(node)) if !cluster.is_local(node) => {
+                    cluster.remote_disk(node, &endpoint.path)
+                }
+                _ => {
+                    let disk = LocalDisk::new(&endpoint.path, LocalDiskOptions::default(), true)
+                        .with_context(|| format!("drive {}", endpoint.path))?;
+                    let disk: Arc<dyn Disk> = Arc::new(disk);
+                    local_drives.insert(endpoint.path.clone(), disk.clone());
+                    disk
+                }
+            };
+            disks.push(disk);
+        }
+        if let Some(cluster) = &cluster {
+            cluster.warn_uneven_sets(pool_idx, endpoints, set_size, env.parity);
+        }
+        set_sizes.push(set_size);
         pools.push(PoolSpec {
             drives: disks,
             set_size,
         });
+    }
+    if let Some(cluster) = &mut cluster {
+        cluster.build_locker(&pools_endpoints, &set_sizes);
     }
     let object_config = ObjectConfig {
         parity: env.parity,
@@ -129,17 +169,107 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         janitor_interval: env.stale_uploads_cleanup_interval,
         ..ObjectConfig::default()
     };
-    let booted = cairn_object::bootstrap(pools, object_config).await?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = Arc::new(http::App {
+        serving: std::sync::OnceLock::new(),
+        internode: cluster
+            .as_ref()
+            .map(|c| Arc::new(c.server(local_drives.clone()))),
+        limiter: Arc::new(Semaphore::new(env.requests_max)),
+        requests_max: env.requests_max,
+        deadline: env.requests_deadline,
+        waiting: AtomicUsize::new(0),
+        request_ids: AtomicU64::new(rand_seed()),
+    });
+
+    // A cluster node listens before it starts: its peers read its drives'
+    // formats while the cluster forms.
+    let bind = listen_address(&args.address);
+    let mut listener = None;
+    let mut server = None;
+    if cluster.is_some() {
+        let bound = TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let local: SocketAddr = bound.local_addr()?;
+        server = Some((
+            local,
+            tokio::spawn(http::serve(
+                app.clone(),
+                bound,
+                shutdown_rx.clone(),
+                Duration::from_secs(10),
+            )),
+        ));
+    }
+
+    let booted = match &cluster {
+        None => cairn_object::bootstrap(pools, object_config, BootstrapOptions::default()).await?,
+        Some(cluster) => {
+            let options = BootstrapOptions {
+                locker: Some(Arc::new(cluster.locker.clone())),
+                cluster: true,
+                may_create: cluster.is_first_node(),
+            };
+            let mut waited = false;
+            let mut last_log: Option<(std::time::Instant, String)> = None;
+            let mut shutdown = shutdown_rx.clone();
+            let booted = loop {
+                let attempt = cairn_object::bootstrap(
+                    pools
+                        .iter()
+                        .map(|p| PoolSpec {
+                            drives: p.drives.clone(),
+                            set_size: p.set_size,
+                        })
+                        .collect(),
+                    object_config.clone(),
+                    options.clone(),
+                )
+                .await;
+                match attempt {
+                    Ok(booted) => break booted,
+                    Err(err) if err.retry => {
+                        let message = format!("{}; {}", err.message, cluster.peer_report());
+                        if last_log.as_ref().is_none_or(|(at, m)| {
+                            at.elapsed() >= Duration::from_secs(5) || *m != message
+                        }) {
+                            tracing::info!("waiting for the cluster: {message}");
+                            last_log = Some((std::time::Instant::now(), message));
+                        }
+                        waited = true;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            res = wait_for_signal() => { res?; let _ = shutdown_tx.send(true); anyhow::bail!("stopped while waiting for the cluster"); }
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            };
+            if waited {
+                tracing::info!("cluster formed: serving");
+            }
+            booted
+        }
+    };
     let layer = booted.layer.clone();
     if !booted.fresh {
         cairn_object::heal_bucket_records(&layer).await;
     }
 
-    let bind = listen_address(&args.address);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
-    let local: SocketAddr = listener.local_addr()?;
+    if server.is_none() {
+        let bound = TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        listener = Some(bound);
+    }
+    let local: SocketAddr = match (&server, &listener) {
+        (Some((local, _)), _) => *local,
+        (None, Some(bound)) => bound.local_addr()?,
+        (None, None) => unreachable!("a listener is bound"),
+    };
 
     report_startup(
         &local,
@@ -147,12 +277,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         &credential_source,
         &booted,
         &layer,
+        cluster.as_ref(),
     );
-    println!("Started in {:.2} s.", started.elapsed().as_secs_f64());
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
     let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
+    let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
     let s3 = S3Handler::new(
         layer.clone(),
         &S3Settings {
@@ -163,21 +292,27 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         },
     )
     .map_err(anyhow::Error::msg)?;
-    let app = Arc::new(http::App {
-        s3,
-        layer: layer.clone(),
-        limiter: Arc::new(Semaphore::new(env.requests_max)),
-        requests_max: env.requests_max,
-        deadline: env.requests_deadline,
-        waiting: AtomicUsize::new(0),
-        request_ids: AtomicU64::new(rand_seed()),
-    });
-    let server = tokio::spawn(http::serve(
-        app,
-        listener,
-        shutdown_rx,
-        Duration::from_secs(10),
-    ));
+    if app
+        .serving
+        .set(http::Serving {
+            s3,
+            layer: layer.clone(),
+        })
+        .is_err()
+    {
+        anyhow::bail!("the server was started twice");
+    }
+    let server = match (server, listener) {
+        (Some((_, task)), _) => task,
+        (None, Some(bound)) => tokio::spawn(http::serve(
+            app.clone(),
+            bound,
+            shutdown_rx,
+            Duration::from_secs(10),
+        )),
+        (None, None) => unreachable!("a listener is bound"),
+    };
+    println!("Started in {:.2} s.", started.elapsed().as_secs_f64());
 
     wait_for_signal().await?;
     tracing::info!("shutting down: no new connections; finishing requests in flight");
@@ -185,6 +320,9 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     server.await.context("server task")?;
     monitor.await.context("drive monitor")?;
     janitor.await.context("janitor")?;
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -211,6 +349,7 @@ fn report_startup(
     source: &CredentialSource,
     booted: &cairn_object::Bootstrapped,
     layer: &cairn_object::ObjectLayer,
+    cluster: Option<&cluster::Cluster>,
 ) {
     let shown = if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
@@ -233,6 +372,9 @@ fn report_startup(
                 "no root credentials set: using the development default; set CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD before storing anything of value"
             );
         }
+    }
+    if let Some(cluster) = cluster {
+        println!("{}", cluster.describe());
     }
     let health = layer.health();
     let pools = booted.drives.len();

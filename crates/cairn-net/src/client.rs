@@ -1,0 +1,413 @@
+//! The client side of the internode protocol: one multiplexed HTTP/2
+//! connection per peer, opened lazily, re-opened after failures, with the
+//! protocol version negotiated by a hello on every new connection.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::auth::{self, ClusterKey};
+use crate::faults::Faults;
+use crate::proto::{self, HEADER_DISK, HEADER_REFUSAL, Hello, PREFIX, Refusal, VersionRange};
+
+pub type ReqBody = BoxBody<Bytes, io::Error>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a metadata or lock call may take before the peer counts as unreachable.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a failed connection, calls fail at once for this long instead of
+/// each waiting for their own connection attempt.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// HTTP/2 flow-control windows: wide enough for several 1 MiB shard frames
+/// in flight per stream.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+pub const CONNECTION_WINDOW: u32 = 32 << 20;
+pub const MAX_FRAME_SIZE: u32 = 1 << 20;
+
+/// Why a call did not get an answer from the peer's drive or lock table.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The peer cannot be reached, or the connection failed mid-call.
+    Unreachable(String),
+    /// The peer refused the request before running it.
+    Refused(Refusal, String),
+    /// The peer answered something this node cannot decode.
+    Protocol(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            CallError::Refused(_, why) => write!(f, "refused our request: {why}"),
+            CallError::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Conn {
+    send: http2::SendRequest<ReqBody>,
+    version: u32,
+    alive: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn usable(&self) -> bool {
+        self.alive.load(Ordering::Relaxed) && !self.send.is_closed()
+    }
+}
+
+/// Identity and settings this node uses towards every peer.
+pub struct LocalNode {
+    /// `host:port` of this node, as in the drive arguments.
+    pub node: String,
+    pub key: ClusterKey,
+    /// The versions this node announces (capped in tests).
+    pub versions: VersionRange,
+    pub faults: Faults,
+}
+
+/// One peer node.
+pub struct Peer {
+    /// `host:port`, as in the drive arguments.
+    pub node: String,
+    local: Arc<LocalNode>,
+    conn: Mutex<Option<Conn>>,
+    connecting: tokio::sync::Mutex<()>,
+    /// The last connection failure, to fail fast and to explain.
+    failure: Mutex<Option<(Instant, CallError)>>,
+    /// Whether the last state change was logged as up.
+    logged_up: AtomicBool,
+}
+
+impl Peer {
+    pub fn new(node: String, local: Arc<LocalNode>) -> Arc<Peer> {
+        Arc::new(Peer {
+            node,
+            local,
+            conn: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            failure: Mutex::new(None),
+            // The first failure is not news: start-up reports peers itself.
+            logged_up: AtomicBool::new(false),
+        })
+    }
+
+    /// True while a connection to the peer is open.
+    pub fn is_connected(&self) -> bool {
+        if self.local.faults.blocks(&self.node) {
+            return false;
+        }
+        self.current().is_some()
+    }
+
+    /// The protocol version in use, while connected.
+    pub fn version(&self) -> Option<u32> {
+        self.current().map(|c| c.version)
+    }
+
+    /// Why the peer is not connected, if a connection failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .expect("peer failure")
+            .as_ref()
+            .map(|(_, err)| err.to_string())
+    }
+
+    fn current(&self) -> Option<Conn> {
+        let mut conn = self.conn.lock().expect("peer connection");
+        match &*conn {
+            Some(c) if c.usable() => Some(c.clone()),
+            Some(_) => {
+                *conn = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn fail(&self, err: CallError) -> CallError {
+        *self.conn.lock().expect("peer connection") = None;
+        if self.logged_up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(node = %self.node, %err, "lost contact with node");
+        }
+        *self.failure.lock().expect("peer failure") = Some((Instant::now(), err.clone()));
+        err
+    }
+
+    async fn connection(&self) -> Result<Conn, CallError> {
+        if self.local.faults.blocks(&self.node) {
+            *self.conn.lock().expect("peer connection") = None;
+            return Err(CallError::Unreachable(
+                "cut off by the test fault injection (CAIRN_TEST_FAULTS_FILE)".to_owned(),
+            ));
+        }
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        if let Some((at, err)) = &*self.failure.lock().expect("peer failure")
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(err.clone());
+        }
+        match self.connect().await {
+            Ok(conn) => {
+                *self.conn.lock().expect("peer connection") = Some(conn.clone());
+                *self.failure.lock().expect("peer failure") = None;
+                if !self.logged_up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(node = %self.node, version = conn.version, "connected to node");
+                }
+                Ok(conn)
+            }
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, CallError> {
+        let stream =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&self.node))
+                .await
+                .map_err(|_| {
+                    CallError::Unreachable(format!("no connection within {CONNECT_TIMEOUT:?}"))
+                })?
+                .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (send, connection) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME_SIZE)
+            .keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::Unreachable(format!("HTTP/2 handshake: {e}")))?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%node, %err, "internode connection ended");
+            }
+            flag.store(false, Ordering::Relaxed);
+        });
+        let mut conn = Conn {
+            send,
+            version: 0,
+            alive,
+        };
+        let range = self.local.versions.to_string_short();
+        let req = self.build(Method::GET, "hello", &range, None, empty())?;
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.send(&mut conn, req))
+            .await
+            .map_err(|_| {
+                CallError::Unreachable(format!("no answer to hello within {CALL_TIMEOUT:?}"))
+            })??;
+        let body = read_body(resp).await?;
+        let hello: Hello = proto::decode(&body).map_err(CallError::Protocol)?;
+        let Some(version) = self.local.versions.common(&hello.versions) else {
+            let message = self.local.versions.mismatch(
+                &format!("this node ({})", self.local.node),
+                &hello.versions,
+                &format!("node {}", self.node),
+            );
+            tracing::error!("{message}");
+            return Err(CallError::Refused(Refusal::Version, message));
+        };
+        conn.version = version;
+        Ok(conn)
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        op: &str,
+        proto: &str,
+        disk: Option<&str>,
+        body: ReqBody,
+    ) -> Result<Request<ReqBody>, CallError> {
+        let path = format!("{PREFIX}{op}");
+        let time = self.local.key.now_ms();
+        let token = self
+            .local
+            .key
+            .token(method.as_str(), &path, &self.local.node, time, proto);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.node))
+            .header(auth::HEADER_NODE, &self.local.node)
+            .header(auth::HEADER_TIME, time.to_string())
+            .header(auth::HEADER_PROTO, proto)
+            .header(auth::HEADER_TOKEN, token);
+        if let Some(disk) = disk {
+            builder = builder.header(HEADER_DISK, proto::encode_path(disk));
+        }
+        builder
+            .body(body)
+            .map_err(|e| CallError::Protocol(e.to_string()))
+    }
+
+    async fn send(
+        &self,
+        conn: &mut Conn,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, CallError> {
+        conn.send
+            .ready()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let resp = conn
+            .send
+            .send_request(req)
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        if let Some(refusal) = resp
+            .headers()
+            .get(HEADER_REFUSAL)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Refusal::parse(v).unwrap_or(Refusal::Malformed))
+        {
+            let status = resp.status();
+            let text = read_body(resp).await.unwrap_or_default();
+            let message = String::from_utf8_lossy(&text).into_owned();
+            let message = if message.is_empty() {
+                format!("status {status}")
+            } else {
+                message
+            };
+            if matches!(
+                refusal,
+                Refusal::BadToken | Refusal::ClockSkew | Refusal::Version
+            ) {
+                tracing::error!(node = %self.node, "node {} refused this node's request: {message}", self.node);
+            }
+            return Err(CallError::Refused(refusal, message));
+        }
+        Ok(resp)
+    }
+
+    /// Sends one request and returns the response, whatever its status.
+    pub async fn request(
+        &self,
+        method: Method,
+        op: &str,
+        disk: Option<&str>,
+        body: ReqBody,
+    ) -> Result<Response<Incoming>, CallError> {
+        let mut conn = self.connection().await?;
+        let req = self.build(method, op, &conn.version.to_string(), disk, body)?;
+        match self.send(&mut conn, req).await {
+            Ok(resp) => Ok(resp),
+            Err(err @ CallError::Unreachable(_)) => Err(self.fail(err)),
+            Err(
+                err @ CallError::Refused(
+                    Refusal::BadToken | Refusal::ClockSkew | Refusal::Version,
+                    _,
+                ),
+            ) => Err(self.fail(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A call with MessagePack arguments and answer.
+    pub async fn call<A: Serialize, T: DeserializeOwned>(
+        &self,
+        op: &str,
+        disk: Option<&str>,
+        args: &A,
+    ) -> Result<T, CallError> {
+        let body = full(proto::encode(args));
+        let call = async {
+            let resp = self.request(Method::POST, op, disk, body).await?;
+            if resp.status() != StatusCode::OK {
+                let status = resp.status();
+                let text = read_body(resp).await.unwrap_or_default();
+                return Err(CallError::Protocol(format!(
+                    "{op}: status {status}: {}",
+                    String::from_utf8_lossy(&text)
+                )));
+            }
+            let bytes = read_body(resp).await?;
+            proto::decode(&bytes).map_err(|e| CallError::Protocol(format!("{op}: {e}")))
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(self.fail(CallError::Unreachable(format!(
+                "{op}: no answer within {CALL_TIMEOUT:?}"
+            )))),
+        }
+    }
+}
+
+impl VersionRange {
+    /// `min-max`, as the hello carries it.
+    pub fn to_string_short(&self) -> String {
+        format!("{}-{}", self.min, self.max)
+    }
+}
+
+pub async fn read_body(resp: Response<Incoming>) -> Result<Bytes, CallError> {
+    resp.into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| CallError::Unreachable(format!("reading the answer: {e}")))
+}
+
+pub fn full(bytes: Bytes) -> ReqBody {
+    Full::new(bytes)
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+pub fn empty() -> ReqBody {
+    full(Bytes::new())
+}
+
+/// A request body fed through a channel: for streamed shard writes.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl ChannelBody {
+    pub fn new(capacity: usize) -> (mpsc::Sender<Result<Bytes, io::Error>>, ChannelBody) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, ChannelBody { rx })
+    }
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|chunk| chunk.map(Frame::data)))
+    }
+}

@@ -1,0 +1,461 @@
+//! [`DistLocker`]: namespace locks held on a quorum of an erasure set's
+//! nodes, with leases refreshed in the background (DESIGN.md section 4).
+//!
+//! A write lock needs `n/2 + 1` of the set's `n` nodes and a read lock
+//! `n - n/2`, so a writer always overlaps every other writer and reader on
+//! at least one node. Each set's locks go to that set's own nodes, so lock
+//! traffic spreads over the cluster instead of funnelling through one set.
+//! A grant is a lease: the refresher renews every held lock at a third of
+//! its lease; a lock that is no longer held on a quorum is marked lost, and
+//! its holder abandons its commit. A crashed holder's grants expire.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use cairn_object::{Error, HeldLock, Locker};
+use futures::future::{BoxFuture, join_all};
+use uuid::Uuid;
+
+use crate::client::{CallError, Peer};
+use crate::locktable::LockTable;
+use crate::proto::{VERSION_BATCH_REFRESH, args};
+
+/// Where one node's share of a lock lives.
+#[derive(Clone)]
+pub enum LockNode {
+    Local(Arc<LockTable>),
+    Remote(Arc<Peer>),
+}
+
+impl LockNode {
+    async fn acquire(&self, a: &args::Lock) -> Result<bool, CallError> {
+        match self {
+            LockNode::Local(table) => {
+                Ok(table.acquire(&a.resource, a.uid, a.write, Duration::from_millis(a.ttl_ms)))
+            }
+            LockNode::Remote(peer) => peer.call("lock/acquire", None, a).await,
+        }
+    }
+
+    async fn release(&self, resource: &str, uid: Uuid) {
+        match self {
+            LockNode::Local(table) => table.release(resource, uid),
+            LockNode::Remote(peer) => {
+                let a = args::Unlock {
+                    resource: resource.to_owned(),
+                    uid,
+                };
+                let _: Result<(), CallError> = peer.call("lock/release", None, &a).await;
+            }
+        }
+    }
+
+    /// Refreshes several locks; one answer per lock, `false` when the node
+    /// did not answer.
+    async fn refresh(&self, locks: &[(String, Uuid)], ttl: Duration) -> Vec<bool> {
+        let ttl_ms = ttl.as_millis() as u64;
+        match self {
+            LockNode::Local(table) => locks
+                .iter()
+                .map(|(r, uid)| table.refresh(r, *uid, ttl))
+                .collect(),
+            LockNode::Remote(peer) => {
+                if peer.version().is_some_and(|v| v >= VERSION_BATCH_REFRESH) {
+                    let a = args::RefreshBatch {
+                        locks: locks.to_vec(),
+                        ttl_ms,
+                    };
+                    match peer
+                        .call::<_, Vec<bool>>("lock/refresh-batch", None, &a)
+                        .await
+                    {
+                        Ok(held) if held.len() == locks.len() => return held,
+                        Ok(_) => return vec![false; locks.len()],
+                        // An older peer after a reconnect: fall back below.
+                        Err(CallError::Refused(..) | CallError::Protocol(_)) => {}
+                        Err(CallError::Unreachable(_)) => return vec![false; locks.len()],
+                    }
+                }
+                // Version 1: one request per lock.
+                let calls = locks.iter().map(|(resource, uid)| {
+                    let a = args::Refresh {
+                        resource: resource.clone(),
+                        uid: *uid,
+                        ttl_ms,
+                    };
+                    async move {
+                        peer.call::<_, bool>("lock/refresh", None, &a)
+                            .await
+                            .unwrap_or(false)
+                    }
+                });
+                join_all(calls).await
+            }
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            LockNode::Local(_) => String::new(),
+            LockNode::Remote(peer) => peer.node.clone(),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Granted,
+    /// Enough nodes answered, but another holder has the lock.
+    Busy,
+    /// Too few nodes answered for a quorum.
+    Unreachable {
+        needed: usize,
+        failed: Vec<String>,
+    },
+}
+
+struct Held {
+    resource: String,
+    write: bool,
+    nodes: Arc<Vec<LockNode>>,
+    lost: Arc<AtomicBool>,
+}
+
+struct Inner {
+    /// Per pool, per set: the distinct nodes holding the set's drives.
+    sets: Vec<Vec<Arc<Vec<LockNode>>>>,
+    held: Mutex<HashMap<Uuid, Held>>,
+    lease: Duration,
+}
+
+/// Takes locks on a quorum of a set's nodes.
+#[derive(Clone)]
+pub struct DistLocker {
+    inner: Arc<Inner>,
+}
+
+fn quorum(nodes: usize, write: bool) -> usize {
+    if write {
+        nodes / 2 + 1
+    } else {
+        nodes - nodes / 2
+    }
+}
+
+impl DistLocker {
+    /// `sets[pool][set]` lists the nodes of each set; `lease` is how long a
+    /// grant lasts without refresh.
+    pub fn new(sets: Vec<Vec<Vec<LockNode>>>, lease: Duration) -> DistLocker {
+        DistLocker {
+            inner: Arc::new(Inner {
+                sets: sets
+                    .into_iter()
+                    .map(|pool| pool.into_iter().map(Arc::new).collect())
+                    .collect(),
+                held: Mutex::new(HashMap::new()),
+                lease,
+            }),
+        }
+    }
+
+    /// Refreshes held leases every third of the lease until the locker is dropped.
+    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = self.inner.lease / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                refresh_all(&inner).await;
+            }
+        })
+    }
+
+    /// How many locks this node holds now.
+    pub fn held(&self) -> usize {
+        self.inner.held.lock().expect("held locks").len()
+    }
+
+    async fn try_once(
+        &self,
+        nodes: &Arc<Vec<LockNode>>,
+        resource: &str,
+        uid: Uuid,
+        write: bool,
+    ) -> Attempt {
+        let a = args::Lock {
+            resource: resource.to_owned(),
+            uid,
+            write,
+            ttl_ms: self.inner.lease.as_millis() as u64,
+        };
+        let answers = join_all(nodes.iter().map(|node| node.acquire(&a))).await;
+        let granted = answers.iter().filter(|a| matches!(a, Ok(true))).count();
+        let needed = quorum(nodes.len(), write);
+        if granted >= needed {
+            return Attempt::Granted;
+        }
+        let failed: Vec<String> = nodes
+            .iter()
+            .zip(&answers)
+            .filter_map(|(node, a)| {
+                a.as_ref()
+                    .err()
+                    .map(|e| format!("lock on node {}: {e}", node.key()))
+            })
+            .collect();
+        // Give back partial grants so that others can make progress.
+        join_all(
+            nodes
+                .iter()
+                .zip(&answers)
+                .filter(|(_, a)| !matches!(a, Ok(false)))
+                .map(|(node, _)| node.release(resource, uid)),
+        )
+        .await;
+        if nodes.len() - failed.len() < needed {
+            // Waiting cannot help while too few nodes answer.
+            return Attempt::Unreachable { needed, failed };
+        }
+        Attempt::Busy
+    }
+
+    async fn lock_inner(
+        &self,
+        pool: usize,
+        set: usize,
+        resource: &str,
+        write: bool,
+        timeout: Duration,
+    ) -> cairn_object::Result<Box<dyn HeldLock>> {
+        let nodes = self
+            .inner
+            .sets
+            .get(pool)
+            .and_then(|p| p.get(set))
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no lock nodes for pool {pool} set {set}")))?;
+        let uid = Uuid::new_v4();
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Duration::from_millis(2);
+        loop {
+            let attempt = self.try_once(&nodes, resource, uid, write).await;
+            if let Attempt::Unreachable { needed, failed } = attempt {
+                let ok = nodes.len() - failed.len();
+                return Err(if write {
+                    Error::WriteQuorum {
+                        ok,
+                        needed,
+                        errors: failed,
+                    }
+                } else {
+                    Error::ReadQuorum {
+                        ok,
+                        needed,
+                        errors: failed,
+                    }
+                });
+            }
+            if attempt == Attempt::Granted {
+                let lost = Arc::new(AtomicBool::new(false));
+                self.inner.held.lock().expect("held locks").insert(
+                    uid,
+                    Held {
+                        resource: resource.to_owned(),
+                        write,
+                        nodes: nodes.clone(),
+                        lost: lost.clone(),
+                    },
+                );
+                return Ok(Box::new(DistGuard {
+                    inner: self.inner.clone(),
+                    uid,
+                    lost,
+                }));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimeout {
+                    resource: resource.to_owned(),
+                });
+            }
+            // Jittered exponential backoff, so that contenders spread out.
+            let jitter = Duration::from_micros(
+                u64::from(uid.as_bytes()[0]) * 20 + (now.elapsed().subsec_nanos() % 1000) as u64,
+            );
+            tokio::time::sleep((backoff + jitter).min(deadline - now)).await;
+            backoff = (backoff * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Locker for DistLocker {
+    fn lock<'a>(
+        &'a self,
+        pool: usize,
+        set: usize,
+        resource: &'a str,
+        write: bool,
+        timeout: Duration,
+    ) -> BoxFuture<'a, cairn_object::Result<Box<dyn HeldLock>>> {
+        Box::pin(self.lock_inner(pool, set, resource, write, timeout))
+    }
+}
+
+struct DistGuard {
+    inner: Arc<Inner>,
+    uid: Uuid,
+    lost: Arc<AtomicBool>,
+}
+
+impl HeldLock for DistGuard {
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for DistGuard {
+    fn drop(&mut self) {
+        let Some(held) = self
+            .inner
+            .held
+            .lock()
+            .expect("held locks")
+            .remove(&self.uid)
+        else {
+            return;
+        };
+        let uid = self.uid;
+        let release = async move {
+            join_all(
+                held.nodes
+                    .iter()
+                    .map(|node| node.release(&held.resource, uid)),
+            )
+            .await;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release);
+        }
+    }
+}
+
+async fn refresh_all(inner: &Inner) {
+    // Group the held locks by node.
+    let snapshot: Vec<(Uuid, String, bool, Arc<Vec<LockNode>>)> = inner
+        .held
+        .lock()
+        .expect("held locks")
+        .iter()
+        .filter(|(_, h)| !h.lost.load(Ordering::Relaxed))
+        .map(|(uid, h)| (*uid, h.resource.clone(), h.write, h.nodes.clone()))
+        .collect();
+    if snapshot.is_empty() {
+        return;
+    }
+    let mut by_node: HashMap<String, (LockNode, Vec<(String, Uuid)>)> = HashMap::new();
+    for (uid, resource, _, nodes) in &snapshot {
+        for node in nodes.iter() {
+            by_node
+                .entry(node.key())
+                .or_insert_with(|| (node.clone(), Vec::new()))
+                .1
+                .push((resource.clone(), *uid));
+        }
+    }
+    let answers = join_all(by_node.into_values().map(|(node, locks)| async move {
+        let held = node.refresh(&locks, inner.lease).await;
+        locks.into_iter().zip(held).collect::<Vec<_>>()
+    }))
+    .await;
+    let mut still: HashMap<Uuid, usize> = HashMap::new();
+    for ((_, uid), held) in answers.into_iter().flatten() {
+        if held {
+            *still.entry(uid).or_default() += 1;
+        }
+    }
+    let held = inner.held.lock().expect("held locks");
+    for (uid, resource, write, nodes) in snapshot {
+        let count = still.get(&uid).copied().unwrap_or(0);
+        if count < quorum(nodes.len(), write)
+            && let Some(h) = held.get(&uid)
+        {
+            h.lost.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                %resource, held_on = count, nodes = nodes.len(),
+                "lost a namespace lock: its lease could not be refreshed on a quorum of nodes; the operation holding it is abandoned"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_quorums_overlap() {
+        for n in 1..=16 {
+            let (w, r) = (quorum(n, true), quorum(n, false));
+            assert!(w + w > n, "two writers on {n} nodes");
+            assert!(w + r > n, "a writer and a reader on {n} nodes");
+            assert!(r <= n && w <= n);
+        }
+        assert_eq!((quorum(4, true), quorum(4, false)), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn local_tables_serialize_writers_and_free_on_drop() {
+        let tables: Vec<Arc<LockTable>> = (0..4).map(|_| Arc::new(LockTable::new())).collect();
+        let nodes: Vec<LockNode> = tables.iter().cloned().map(LockNode::Local).collect();
+        let locker = DistLocker::new(vec![vec![nodes]], Duration::from_secs(30));
+        let first = locker
+            .lock(0, 0, "b/k", true, Duration::from_millis(200))
+            .await
+            .unwrap();
+        let second = locker
+            .lock(0, 0, "b/k", true, Duration::from_millis(100))
+            .await;
+        assert!(matches!(second, Err(Error::LockTimeout { .. })));
+        let reader = locker
+            .lock(0, 0, "b/k", false, Duration::from_millis(100))
+            .await;
+        assert!(reader.is_err());
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r1 = locker
+            .lock(0, 0, "b/k", false, Duration::from_millis(200))
+            .await
+            .unwrap();
+        let r2 = locker
+            .lock(0, 0, "b/k", false, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert!(!r1.is_lost() && !r2.is_lost());
+        drop((r1, r2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(locker.held(), 0);
+        assert!(tables.iter().all(|t| t.sweep() == 0));
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_lease_lapses_on_a_quorum_is_lost() {
+        let tables: Vec<Arc<LockTable>> = (0..3).map(|_| Arc::new(LockTable::new())).collect();
+        let nodes: Vec<LockNode> = tables.iter().cloned().map(LockNode::Local).collect();
+        let locker = DistLocker::new(vec![vec![nodes]], Duration::from_millis(300));
+        let guard = locker
+            .lock(0, 0, "b/k", true, Duration::from_millis(200))
+            .await
+            .unwrap();
+        refresh_all(&locker.inner).await;
+        assert!(!guard.is_lost());
+        // Two of three nodes forget the grant (as after a restart).
+        for table in &tables[..2] {
+            table.forget_all();
+        }
+        refresh_all(&locker.inner).await;
+        assert!(guard.is_lost());
+    }
+}
