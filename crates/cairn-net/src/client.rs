@@ -175,9 +175,9 @@ impl Peer {
             Ok(conn) => {
                 *self.conn.lock().expect("peer connection") = Some(conn.clone());
                 *self.failure.lock().expect("peer failure") = None;
-                if !self.logged_up.swap(true, Ordering::Relaxed) {
-                    tracing::info!(node = %self.node, version = conn.version, "connected to node");
-                }
+                // New connections are rare (start-up, a peer's restart), so each is logged.
+                self.logged_up.store(true, Ordering::Relaxed);
+                tracing::info!(node = %self.node, version = conn.version, "connected to node");
                 Ok(conn)
             }
             Err(err) => Err(self.fail(err)),

@@ -30,6 +30,15 @@ pub fn spawn_drive_monitor(
             for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
                 for slot in 0..set.size() {
                     if set.disks[slot].is_online() {
+                        // A cheap call that notices a drive (or a peer's
+                        // drive) gone while nothing used it, so that the
+                        // cluster health endpoints stay true when idle.
+                        let disk = &set.disks[slot];
+                        if let Err(err) = disk.space().await
+                            && err.is_offline()
+                        {
+                            tracing::warn!(drive = disk.endpoint(), set = %set.name(), %err, "drive went offline");
+                        }
                         continue;
                     }
                     probe(set, slot, &mut last_reason).await;

@@ -146,6 +146,14 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path) -> Server {
+    let drives: Vec<String> = (1..=4)
+        .map(|i| dir.join(format!("d{i}")).display().to_string())
+        .collect();
+    spawn_server("127.0.0.1:0", &drives).wait_started()
+}
+
+/// Starts `cairn server` without waiting for it.
+fn spawn_server(address: &str, drives: &[String]) -> Server {
     let binary = std::env::current_exe()
         .unwrap()
         .parent()
@@ -156,10 +164,9 @@ fn start_server(dir: &Path) -> Server {
         binary.exists(),
         "build the server first: cargo build --release -p cairn-server"
     );
-    let drives: Vec<PathBuf> = (1..=4).map(|i| dir.join(format!("d{i}"))).collect();
-    let mut child = Command::new(binary)
-        .args(["server", "--address", "127.0.0.1:0"])
-        .args(&drives)
+    let child = Command::new(binary)
+        .args(["server", "--address", address])
+        .args(drives)
         .env("CAIRN_ROOT_USER", USER)
         .env("CAIRN_ROOT_PASSWORD", PASSWORD)
         .env("CAIRN_LOG", "warn")
@@ -167,21 +174,61 @@ fn start_server(dir: &Path) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start cairn");
-    use std::io::BufRead;
-    let mut endpoint = None;
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            endpoint = Some(format!("http://{}", addr.trim_end_matches(')')));
-        }
-        if line.starts_with("Started in") {
-            break;
-        }
-    }
     Server {
         child,
-        endpoint: endpoint.expect("endpoint in banner"),
+        endpoint: String::new(),
     }
+}
+
+impl Server {
+    /// Reads the start-up banner up to "Started in"; keeps the endpoint.
+    fn wait_started(mut self) -> Server {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(self.child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                self.endpoint = format!("http://{}", addr.trim_end_matches(')'));
+            }
+            if line.starts_with("Started in") {
+                break;
+            }
+        }
+        assert!(!self.endpoint.is_empty(), "endpoint in banner");
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        self
+    }
+}
+
+/// A 4-node cluster on 127.0.0.1 with one drive each under `dir`: one
+/// erasure set of 4 (2 data + 2 parity), the same layout as [`start_server`]
+/// on 4 drives, so the two differ only by the internode hops.
+fn start_cluster(dir: &Path) -> Vec<Server> {
+    let ports: Vec<u16> = (0..4)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let drives: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(n, port)| {
+            format!(
+                "http://127.0.0.1:{port}{}",
+                dir.join(format!("n{}", n + 1)).display()
+            )
+        })
+        .collect();
+    let spawned: Vec<Server> = ports
+        .iter()
+        .map(|port| spawn_server(&format!("127.0.0.1:{port}"), &drives))
+        .collect();
+    spawned.into_iter().map(Server::wait_started).collect()
 }
 
 fn client(endpoint: &str) -> Client {
@@ -228,9 +275,184 @@ where
     (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
 }
 
+/// 64 MiB PUT and GET throughput (MiB/s) and 4 KiB PUT rate (ops/s) of
+/// the servers behind `clients`, operation `i` going to `clients[i % n]`.
+struct CoreFigures {
+    put_mibs: f64,
+    get_mibs: f64,
+    small_put_ops: f64,
+    cpu_per_gib_put: f64,
+}
+
+async fn core_figures(
+    clients: Vec<Client>,
+    cpu: &dyn Fn() -> f64,
+    dir: &Path,
+    seconds: u64,
+) -> CoreFigures {
+    let clients = Arc::new(clients);
+    for c in clients.iter().take(1) {
+        c.create_bucket().bucket("bench").send().await.unwrap();
+    }
+    let big = Bytes::from(pseudo_random(BIG, 7));
+    let cs = clients.clone();
+    let cpu_before = cpu();
+    let (puts, put_secs) = drive(
+        BIG_CONCURRENCY,
+        BIG_COUNT as u64,
+        Duration::from_secs(600),
+        move |i| {
+            let (c, big) = (cs[i as usize % cs.len()].clone(), big.clone());
+            async move {
+                c.put_object()
+                    .bucket("bench")
+                    .key(format!("big/{i}"))
+                    .body(ByteStream::from(big))
+                    .send()
+                    .await
+                    .expect("PUT");
+            }
+        },
+    )
+    .await;
+    let cpu_per_gib_put = (cpu() - cpu_before) / (puts as f64 * 64.0 / 1024.0);
+    drop_page_cache(dir);
+    let cs = clients.clone();
+    let (gets, get_secs) = drive(
+        BIG_CONCURRENCY,
+        BIG_COUNT as u64,
+        Duration::from_secs(600),
+        move |i| {
+            let c = cs[(i as usize + 1) % cs.len()].clone();
+            async move {
+                let out = c
+                    .get_object()
+                    .bucket("bench")
+                    .key(format!("big/{i}"))
+                    .send()
+                    .await
+                    .expect("GET");
+                let mut body = out.body;
+                let mut n = 0;
+                while let Some(chunk) = body.try_next().await.expect("body") {
+                    n += chunk.len();
+                }
+                assert_eq!(n, BIG);
+            }
+        },
+    )
+    .await;
+    let small = Bytes::from(pseudo_random(SMALL, 9));
+    let cs = clients.clone();
+    let (small_puts, small_secs) = drive(
+        SMALL_CONCURRENCY,
+        u64::MAX,
+        Duration::from_secs(seconds),
+        move |i| {
+            let (c, small) = (cs[i as usize % cs.len()].clone(), small.clone());
+            async move {
+                c.put_object()
+                    .bucket("bench")
+                    .key(format!("small/{i:08}"))
+                    .body(ByteStream::from(small))
+                    .send()
+                    .await
+                    .expect("PUT");
+            }
+        },
+    )
+    .await;
+    CoreFigures {
+        put_mibs: puts as f64 * 64.0 / put_secs,
+        get_mibs: gets as f64 * 64.0 / get_secs,
+        small_put_ops: small_puts as f64 / small_secs,
+        cpu_per_gib_put,
+    }
+}
+
+/// `bench cluster [DIR] [SECONDS]`: the same figures for one node with 4
+/// drives and for 4 nodes with 1 drive each (same erasure layout), in
+/// alternating rounds, with their ratios.
+async fn cluster_main(mut args: impl Iterator<Item = String>) {
+    let dir = args.next().map_or_else(
+        || PathBuf::from("/var/tmp").join(format!("cairn-bench-cluster-{}", std::process::id())),
+        PathBuf::from,
+    );
+    let seconds: u64 = args.next().map_or(10, |s| s.parse().expect("SECONDS"));
+    let rounds = 2;
+    let mut single = Vec::new();
+    let mut multi = Vec::new();
+    for round in 0..rounds {
+        for clustered in [false, true] {
+            let run_dir = dir.join(format!(
+                "r{round}-{}",
+                if clustered { "cluster" } else { "single" }
+            ));
+            std::fs::create_dir_all(&run_dir).unwrap();
+            eprintln!(
+                "round {} {} ...",
+                round + 1,
+                if clustered {
+                    "4 nodes x 1 drive"
+                } else {
+                    "1 node x 4 drives"
+                }
+            );
+            let servers = if clustered {
+                start_cluster(&run_dir)
+            } else {
+                vec![start_server(&run_dir)]
+            };
+            let clients: Vec<Client> = servers.iter().map(|s| client(&s.endpoint)).collect();
+            let cpu = || servers.iter().map(Server::cpu_seconds).sum::<f64>();
+            let figures = core_figures(clients, &cpu, &run_dir, seconds).await;
+            drop(servers);
+            let _ = std::fs::remove_dir_all(&run_dir);
+            if clustered {
+                multi.push(figures)
+            } else {
+                single.push(figures)
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |v: &[CoreFigures], f: fn(&CoreFigures) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
+    println!(
+        "| Figure ({rounds} alternating rounds, the better round) | 1 node, 4 drives | 4 nodes, 1 drive each | Cluster / single |"
+    );
+    println!("|---|---|---|---|");
+    let rows: [(&str, fn(&CoreFigures) -> f64, &str); 4] = [
+        ("64 MiB PUT, 4 clients", |f| f.put_mibs, "MiB/s"),
+        (
+            "64 MiB GET, 4 clients, page cache dropped",
+            |f| f.get_mibs,
+            "MiB/s",
+        ),
+        ("4 KiB PUT, 32 clients", |f| f.small_put_ops, "ops/s"),
+        (
+            "Server CPU per GiB stored (all processes)",
+            |f| f.cpu_per_gib_put,
+            "s",
+        ),
+    ];
+    for (name, f, unit) in rows {
+        let (a, b) = (median(&single, f), median(&multi, f));
+        println!("| {name} | {a:.1} {unit} | {b:.1} {unit} | {:.2} |", b / a);
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("cluster") {
+        args.next();
+        cluster_main(args).await;
+        return;
+    }
     let dir = args.next().map_or_else(
         || PathBuf::from("/var/tmp").join(format!("cairn-bench-{}", std::process::id())),
         PathBuf::from,

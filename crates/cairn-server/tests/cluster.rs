@@ -1,0 +1,804 @@
+//! Distributed mode (issue 4): real `cairn server` processes on 127.0.0.1,
+//! 4 nodes with 2 drives each, one erasure set of 8 drives with 4 parity
+//! (write quorum 5, read quorum 4).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use common::cluster::{Balancer, TestCluster};
+use common::{sdk_status, test_data, wait_until};
+
+const BUCKET: &str = "cluster";
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+async fn put(client: &Client, key: &str, body: Vec<u8>) -> Result<(), String> {
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("put {key}: {:?} {e}", sdk_status(&e)))
+}
+
+async fn get(client: &Client, key: &str) -> Result<Option<Vec<u8>>, String> {
+    match client.get_object().bucket(BUCKET).key(key).send().await {
+        Ok(out) => Ok(Some(
+            out.body
+                .collect()
+                .await
+                .map_err(|e| format!("get {key} body: {e}"))?
+                .to_vec(),
+        )),
+        Err(err) if sdk_status(&err) == Some(404) => Ok(None),
+        Err(err) => Err(format!("get {key}: {:?} {err}", sdk_status(&err))),
+    }
+}
+
+/// The body a (key, seed) pair stands for.
+fn body(seed: u64) -> Vec<u8> {
+    let sizes = [1 << 10, 200 << 10, 1536 << 10];
+    test_data(sizes[(seed % 3) as usize], seed)
+}
+
+/// What the load knows about each key: the states it may be in. One state
+/// after an acknowledged operation; two while an operation failed without
+/// an answer (it may or may not have happened).
+#[derive(Default)]
+struct Ledger {
+    keys: Mutex<HashMap<String, Vec<Option<u64>>>>,
+    ops: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Ledger {
+    fn acked(&self, key: &str, state: Option<u64>) {
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), vec![state]);
+    }
+
+    fn unknown(&self, key: &str, attempted: Option<u64>, error: String) {
+        let mut keys = self.keys.lock().unwrap();
+        let states = keys.entry(key.to_owned()).or_insert_with(|| vec![None]);
+        states.push(attempted);
+        self.failures.lock().unwrap().push(error);
+    }
+
+    fn states(&self, key: &str) -> Vec<Option<u64>> {
+        self.keys
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| vec![None])
+    }
+
+    fn failures(&self) -> Vec<String> {
+        self.failures.lock().unwrap().clone()
+    }
+}
+
+/// One load worker: PUT, GET, LIST and DELETE over its own keys, checking
+/// every answer against the ledger, until `stop` or its bounds.
+async fn worker(client: Client, id: usize, ledger: Arc<Ledger>, stop: Arc<AtomicBool>) {
+    let started = Instant::now();
+    let mut seed = (id as u64) << 32;
+    for op in 0..5_000u64 {
+        if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(240) {
+            break;
+        }
+        let key = format!("w{id}/k{}", op % 12);
+        seed += 1;
+        match op % 10 {
+            0..=4 => match put(&client, &key, body(seed)).await {
+                Ok(()) => ledger.acked(&key, Some(seed)),
+                Err(e) => ledger.unknown(&key, Some(seed), e),
+            },
+            5..=7 => match get(&client, &key).await {
+                Ok(found) => {
+                    let states = ledger.states(&key);
+                    let ok = states.iter().any(|s| match (s, &found) {
+                        (None, None) => true,
+                        (Some(seed), Some(data)) => *data == body(*seed),
+                        _ => false,
+                    });
+                    assert!(
+                        ok,
+                        "GET {key} returned something no acknowledged state explains"
+                    );
+                }
+                Err(e) => ledger.failures.lock().unwrap().push(e),
+            },
+            8 => {
+                let listed = client
+                    .list_objects_v2()
+                    .bucket(BUCKET)
+                    .prefix(format!("w{id}/"))
+                    .send()
+                    .await;
+                match listed {
+                    Ok(out) => {
+                        let names: Vec<&str> =
+                            out.contents().iter().filter_map(|o| o.key()).collect();
+                        for (key, states) in ledger.keys.lock().unwrap().iter() {
+                            if !key.starts_with(&format!("w{id}/")) || states.len() != 1 {
+                                continue;
+                            }
+                            assert_eq!(
+                                names.contains(&key.as_str()),
+                                states[0].is_some(),
+                                "LIST after write disagrees on {key}"
+                            );
+                        }
+                    }
+                    Err(e) => ledger.failures.lock().unwrap().push(format!("list: {e}")),
+                }
+            }
+            _ => match client.delete_object().bucket(BUCKET).key(&key).send().await {
+                Ok(_) => ledger.acked(&key, None),
+                Err(e) => ledger.unknown(&key, None, format!("delete {key}: {e}")),
+            },
+        }
+        ledger.ops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every key reads back as one of its possible states through `client`.
+async fn verify_all(client: &Client, ledger: &Ledger) -> usize {
+    let keys: Vec<(String, Vec<Option<u64>>)> = ledger
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (key, states) in &keys {
+        let found = get(client, key)
+            .await
+            .unwrap_or_else(|e| panic!("final read: {e}"));
+        let ok = states.iter().any(|s| match (s, &found) {
+            (None, None) => true,
+            (Some(seed), Some(data)) => *data == body(*seed),
+            _ => false,
+        });
+        assert!(
+            ok,
+            "{key}: the stored object matches no acknowledged state ({} bytes)",
+            found.map_or(0, |d| d.len())
+        );
+    }
+    keys.len()
+}
+
+fn start_cluster(env: &[(&str, &str)]) -> TestCluster {
+    TestCluster::start(4, 2, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_cluster_forms_and_every_node_serves_the_same_data() {
+    let cluster = blocking(|| start_cluster(&[]));
+    for idx in 0..4 {
+        let log = cluster.log_text(idx);
+        assert!(!log.contains("ERROR"), "node {}: {log}", idx + 1);
+    }
+    let first = cluster.client(0);
+    first.create_bucket().bucket(BUCKET).send().await.unwrap();
+    for (n, size) in [0usize, 1000, 300 << 10, 3 << 20].into_iter().enumerate() {
+        let data = test_data(size, n as u64);
+        put(&cluster.client(n % 4), &format!("obj{n}"), data.clone())
+            .await
+            .unwrap();
+        for idx in 0..4 {
+            let got = get(&cluster.client(idx), &format!("obj{n}")).await.unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some(&data[..]),
+                "obj{n} through node {}",
+                idx + 1
+            );
+        }
+    }
+    // A multipart upload whose parts go through different nodes.
+    let upload = cluster
+        .client(1)
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    let part_data: Vec<Vec<u8>> = (0..3)
+        .map(|i| test_data(if i < 2 { 5 << 20 } else { 1 << 20 }, 100 + i))
+        .collect();
+    for (i, data) in part_data.iter().enumerate() {
+        let out = cluster
+            .client(i + 1)
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mp")
+            .upload_id(upload_id)
+            .part_number(i as i32 + 1)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    cluster
+        .client(3)
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let whole: Vec<u8> = part_data.concat();
+    assert_eq!(
+        get(&cluster.client(0), "mp").await.unwrap().as_deref(),
+        Some(&whole[..])
+    );
+    let listed = cluster
+        .client(2)
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 5);
+    // Every node holds shards: the set spans all nodes.
+    for node in &cluster.nodes {
+        for drive in &node.drives {
+            assert!(
+                drive.join(".cairn.sys/format.json").exists(),
+                "{} formatted",
+                drive.display()
+            );
+        }
+    }
+    for idx in 0..4 {
+        assert_eq!(cluster.health(idx, "cluster"), 200);
+        assert_eq!(cluster.health(idx, "cluster/read"), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_killing_a_node_under_load_loses_nothing() {
+    let mut cluster = blocking(|| start_cluster(&[]));
+    cluster
+        .client(0)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    // The load goes through the three nodes that stay up.
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            tokio::spawn(worker(
+                cluster.client(w % 3),
+                w,
+                ledger.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(60), || ledger
+            .ops
+            .load(Ordering::Relaxed)
+            >= 150))
+    });
+    let before = ledger.ops.load(Ordering::Relaxed);
+    blocking(|| cluster.kill(3));
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(90), || ledger
+            .ops
+            .load(Ordering::Relaxed)
+            >= before + 300))
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        ledger.failures(),
+        Vec::<String>::new(),
+        "operations failed after the kill"
+    );
+    for idx in 0..3 {
+        verify_all(&cluster.client(idx), &ledger).await;
+    }
+    assert_eq!(
+        cluster.health(0, "cluster"),
+        200,
+        "6 of 8 drives keep write quorum"
+    );
+    // The killed node comes back and serves the same data.
+    blocking(|| cluster.start_node(3));
+    let keys = verify_all(&cluster.client(3), &ledger).await;
+    assert!(keys >= 60, "{keys} keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_parity_drives_gone_reads_exact_one_more_refuses_writes() {
+    let cluster =
+        blocking(|| start_cluster(&[("CAIRN_LOG", "info,s3s=off,cairn_object::get=error")]));
+    let client = cluster.client(0);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..12u64).map(|i| (format!("o{i}"), body(i))).collect();
+    for (key, data) in &objects {
+        put(&client, key, data.clone()).await.unwrap();
+    }
+    // Take drives away one by one, on nodes other than the one we talk to.
+    let gone: Vec<std::path::PathBuf> = [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1)]
+        .iter()
+        .map(|(n, d)| cluster.nodes[*n].drives[*d].clone())
+        .collect();
+    let take = |idx: usize| {
+        let path = &gone[idx];
+        std::fs::rename(path, path.with_extension("gone")).unwrap();
+    };
+    let fresh = cluster.client(0);
+    let no_retry = common::client_for(
+        &format!("http://{}", cluster.nodes[0].addr),
+        common::ACCESS_KEY,
+        common::SECRET_KEY,
+    );
+    for idx in 0..3 {
+        take(idx);
+    }
+    // 3 gone: 5 left, still write quorum.
+    for (key, data) in &objects {
+        assert_eq!(get(&fresh, key).await.unwrap().as_deref(), Some(&data[..]));
+    }
+    put(&fresh, "with-3-gone", body(50)).await.unwrap();
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(10), || cluster
+            .health(0, "cluster")
+            == 200))
+    });
+    // 4 gone (the parity): every object still reads byte-exact.
+    take(3);
+    for (key, data) in &objects {
+        assert_eq!(
+            get(&fresh, key).await.unwrap().as_deref(),
+            Some(&data[..]),
+            "{key} with parity-many drives gone"
+        );
+    }
+    assert_eq!(
+        get(&fresh, "with-3-gone").await.unwrap().as_deref(),
+        Some(&body(50)[..])
+    );
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(10), || cluster
+            .health(0, "cluster/read")
+            == 200))
+    });
+    // One more: writes are refused with 503 and the cluster health says 503.
+    take(4);
+    let err = no_retry
+        .put_object()
+        .bucket(BUCKET)
+        .key("refused")
+        .body(ByteStream::from(vec![1u8; 1000]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_status(&err), Some(503), "{err:?}");
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(10), || cluster
+            .health(0, "cluster")
+            == 503));
+        assert!(wait_until(Duration::from_secs(10), || cluster
+            .health(0, "cluster/read")
+            == 503));
+    });
+    // The drives return: everything is there, nothing half-written is.
+    for path in &gone {
+        std::fs::rename(path.with_extension("gone"), path).unwrap();
+    }
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(20), || cluster
+            .health(0, "cluster")
+            == 200))
+    });
+    for (key, data) in &objects {
+        assert_eq!(get(&fresh, key).await.unwrap().as_deref(), Some(&data[..]));
+    }
+    assert_eq!(get(&fresh, "refused").await.unwrap(), None);
+}
+
+/// Restarts every node in turn under load through a balancer; returns
+/// after each node serves again and the cluster is whole.
+fn restart_each(cluster: &mut TestCluster, env_for: impl Fn(usize) -> Vec<(String, String)>) {
+    for idx in 0..cluster.nodes.len() {
+        cluster.stop(idx);
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.nodes[idx].env = env_for(idx);
+        cluster.start_node(idx);
+        assert!(
+            wait_until(Duration::from_secs(30), || (0..4)
+                .all(|n| cluster.health(n, "cluster") == 200)),
+            "cluster not whole after restarting node {}",
+            idx + 1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
+    let mut cluster = blocking(|| start_cluster(&[]));
+    let balancer = Balancer::start(cluster.nodes.iter().map(|n| n.addr.clone()).collect());
+    let client = common::client_for(&balancer.endpoint(), common::ACCESS_KEY, common::SECRET_KEY);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(worker(client.clone(), w, ledger.clone(), stop.clone())))
+        .collect();
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(60), || ledger
+            .ops
+            .load(Ordering::Relaxed)
+            >= 100))
+    });
+    blocking(|| restart_each(&mut cluster, |_| Vec::new()));
+    let after_first = ledger.ops.load(Ordering::Relaxed);
+    // Again, with node 2 coming back one protocol version behind.
+    blocking(|| {
+        restart_each(&mut cluster, |idx| {
+            if idx == 1 {
+                vec![("CAIRN_TEST_INTERNODE_VERSIONS".to_owned(), "1-1".to_owned())]
+            } else {
+                Vec::new()
+            }
+        })
+    });
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(60), || ledger
+            .ops
+            .load(Ordering::Relaxed)
+            >= after_first + 100))
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        ledger.failures(),
+        Vec::<String>::new(),
+        "operations failed during the rolling restarts"
+    );
+    // Node 2 speaks version 1 and its peers use it with it.
+    assert!(
+        cluster.log_text(0).contains("connected to node node="),
+        "{}",
+        cluster.log_text(0)
+    );
+    assert!(
+        cluster.log_text(1).contains("version 1 instead"),
+        "{}",
+        cluster.log_text(1)
+    );
+    for idx in 0..4 {
+        verify_all(&cluster.client(idx), &ledger).await;
+        assert_eq!(cluster.health(idx, "cluster"), 200);
+    }
+    println!(
+        "{} operations, none failed",
+        ledger.ops.load(Ordering::Relaxed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_partition_isolated_node_refuses_majority_serves() {
+    let mut cluster = TestCluster::prepare(4, 2, &[]);
+    let faults: Vec<std::path::PathBuf> = (0..4)
+        .map(|i| cluster.dir.path().join(format!("faults{i}")))
+        .collect();
+    // Every node watches its own fault file (empty: no partition yet).
+    for (idx, file) in faults.iter().enumerate() {
+        std::fs::write(file, "").unwrap();
+        cluster.nodes[idx].env = vec![(
+            "CAIRN_TEST_FAULTS_FILE".to_owned(),
+            file.display().to_string(),
+        )];
+    }
+    blocking(|| cluster.start_all());
+    let majority = cluster.client(0);
+    let isolated = common::client_for(
+        &format!("http://{}", cluster.nodes[3].addr),
+        common::ACCESS_KEY,
+        common::SECRET_KEY,
+    );
+    majority
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    for i in 0..6u64 {
+        put(&majority, &format!("k{i}"), body(i)).await.unwrap();
+    }
+    // Cut node 4 off from the others, both ways.
+    let others: Vec<String> = cluster.nodes[..3]
+        .iter()
+        .map(|n| format!("block {}\n", n.addr))
+        .collect();
+    std::fs::write(&faults[3], others.concat()).unwrap();
+    for file in &faults[..3] {
+        std::fs::write(file, format!("block {}\n", cluster.nodes[3].addr)).unwrap();
+    }
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(15), || cluster
+            .health(3, "cluster")
+            == 503))
+    });
+    let mut acked: HashMap<String, u64> = (0..6u64).map(|i| (format!("k{i}"), i)).collect();
+    for i in 0..6u64 {
+        let key = format!("k{i}");
+        // The isolated node cannot reach quorum: it refuses.
+        let err = isolated
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(ByteStream::from(body(1000 + i)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            sdk_status(&err),
+            Some(503),
+            "write through the isolated node: {err:?}"
+        );
+        // The majority keeps serving.
+        put(&majority, &key, body(2000 + i)).await.unwrap();
+        acked.insert(key.clone(), 2000 + i);
+        assert_eq!(
+            get(&cluster.client(1), &key).await.unwrap(),
+            Some(body(2000 + i))
+        );
+    }
+    assert_eq!(cluster.health(0, "cluster"), 200);
+    // Heal the partition.
+    for file in &faults {
+        std::fs::write(file, "").unwrap();
+    }
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(20), || (0..4)
+            .all(|n| cluster.health(n, "cluster") == 200)))
+    });
+    for idx in 0..4 {
+        let client = cluster.client(idx);
+        for (key, seed) in &acked {
+            assert_eq!(
+                get(&client, key).await.unwrap(),
+                Some(body(*seed)),
+                "{key} through node {}",
+                idx + 1
+            );
+        }
+    }
+    assert!(
+        cluster
+            .log_text(3)
+            .contains("cut off by the test fault injection")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_two_writers_through_different_nodes_leave_whole_versions() {
+    let cluster = blocking(|| start_cluster(&[]));
+    cluster
+        .client(0)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let keys = 6u64;
+    let rounds = 8u64;
+    let torn = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for writer in 0..2u64 {
+        let client = cluster.client(if writer == 0 { 0 } else { 2 });
+        tasks.push(tokio::spawn(async move {
+            for round in 0..rounds {
+                for k in 0..keys {
+                    let seed = (writer << 40) | (round << 20) | k;
+                    put(&client, &format!("shared{k}"), body(seed))
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    // Readers through the other nodes see whole versions only.
+    for reader in [1usize, 3] {
+        let client = cluster.client(reader);
+        let torn = torn.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds * 2 {
+                for k in 0..keys {
+                    if let Some(data) = get(&client, &format!("shared{k}")).await.unwrap() {
+                        let whole = (0..2u64)
+                            .any(|w| (0..rounds).any(|r| data == body((w << 40) | (r << 20) | k)));
+                        if !whole {
+                            torn.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        torn.load(Ordering::Relaxed),
+        0,
+        "a reader saw a mix of versions"
+    );
+    for k in 0..keys {
+        let reads: Vec<Option<Vec<u8>>> = futures::future::join_all((0..4).map(|idx| {
+            let client = cluster.client(idx);
+            async move { get(&client, &format!("shared{k}")).await.unwrap() }
+        }))
+        .await;
+        let first = reads[0].clone().expect("present");
+        assert!(
+            (0..2u64).any(|w| first == body((w << 40) | ((rounds - 1) << 20) | k)),
+            "shared{k} ends with a last-round version"
+        );
+        assert!(
+            reads.iter().all(|r| r.as_ref() == Some(&first)),
+            "every node answers the same version of shared{k}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_wrong_secret_clock_skew_and_versions_are_named() {
+    let mut cluster = blocking(|| start_cluster(&[]));
+    cluster
+        .client(0)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    put(&cluster.client(0), "before", body(1)).await.unwrap();
+    let restart_with = |cluster: &mut TestCluster, env: &[(&str, &str)]| {
+        cluster.stop(3);
+        cluster.nodes[3].env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        cluster.spawn(3);
+    };
+    // A node with another secret: both logs say so in words.
+    blocking(|| {
+        restart_with(
+            &mut cluster,
+            &[("CAIRN_INTERNODE_SECRET", "not-the-cluster-secret")],
+        );
+        assert!(
+            cluster.wait_log(
+                3,
+                "does not match this node's cluster secret",
+                Duration::from_secs(20)
+            ),
+            "{}",
+            cluster.log_text(3)
+        );
+        assert!((0..3).any(|i| cluster.wait_log(
+            i,
+            "does not match this node's cluster secret",
+            Duration::from_secs(5)
+        )));
+        cluster.kill(3);
+    });
+    // A node whose clock is an hour ahead: a clock skew naming both clocks.
+    blocking(|| {
+        restart_with(&mut cluster, &[("CAIRN_TEST_CLOCK_SKEW_SECS", "3600")]);
+        assert!(
+            cluster.wait_log(3, "clock skew between nodes", Duration::from_secs(20)),
+            "{}",
+            cluster.log_text(3)
+        );
+        assert!(
+            cluster.wait_log(0, "clock skew between nodes", Duration::from_secs(10)),
+            "{}",
+            cluster.log_text(0)
+        );
+        let log = cluster.log_text(0);
+        let line = log
+            .lines()
+            .find(|l| l.contains("clock skew between nodes"))
+            .unwrap();
+        assert!(
+            line.contains("stamped its request") && line.contains("clock says"),
+            "{line}"
+        );
+        cluster.kill(3);
+    });
+    // A node outside the version window: refused, naming both ranges and the remedy.
+    blocking(|| {
+        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "3-4")]);
+        assert!(
+            cluster.wait_log(
+                3,
+                "internode protocol versions do not overlap",
+                Duration::from_secs(20)
+            ),
+            "{}",
+            cluster.log_text(3)
+        );
+        assert!(cluster.wait_log(
+            0,
+            "internode protocol versions do not overlap",
+            Duration::from_secs(10)
+        ));
+        let log = cluster.log_text(0);
+        let line = log.lines().find(|l| l.contains("do not overlap")).unwrap();
+        assert!(
+            line.contains("versions 3 to 4")
+                && line.contains("versions 1 to 2")
+                && line.contains("upgrade"),
+            "{line}"
+        );
+        assert_eq!(
+            cluster.health(3, "ready"),
+            503,
+            "a refused node does not serve"
+        );
+        cluster.kill(3);
+    });
+    // One version behind: a full member.
+    blocking(|| {
+        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "1-1")]);
+        cluster.wait_started(3);
+        assert!(wait_until(Duration::from_secs(20), || (0..4)
+            .all(|n| cluster.health(n, "cluster") == 200)));
+    });
+    let behind = cluster.client(3);
+    assert_eq!(get(&behind, "before").await.unwrap(), Some(body(1)));
+    put(&behind, "through-v1", body(2)).await.unwrap();
+    assert_eq!(
+        get(&cluster.client(0), "through-v1").await.unwrap(),
+        Some(body(2))
+    );
+    assert!(
+        cluster.log_text(0).contains("version=1"),
+        "peers use version 1 with it"
+    );
+}
