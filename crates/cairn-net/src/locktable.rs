@@ -119,6 +119,14 @@ impl LockTable {
 }
 
 #[cfg(test)]
+impl LockTable {
+    /// Forgets every grant, as a restarted node does.
+    pub(crate) fn forget_all(&self) {
+        self.entries.lock().unwrap().clear();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -159,13 +167,5 @@ mod tests {
         );
         assert!(table.acquire("k", next, true, TTL));
         assert!(table.refresh("k", next, TTL));
-    }
-}
-
-#[cfg(test)]
-impl LockTable {
-    /// Forgets every grant, as a restarted node does.
-    pub(crate) fn forget_all(&self) {
-        self.entries.lock().unwrap().clear();
     }
 }

@@ -35,12 +35,15 @@ pub struct InternodeServer {
     local: Arc<LocalNode>,
     drives: HashMap<String, Arc<dyn Disk>>,
     locks: Arc<LockTable>,
-    handles: Mutex<HashMap<u64, (Arc<dyn ShardReader>, Instant)>>,
+    handles: Mutex<HashMap<u64, OpenShard>>,
     next_handle: AtomicU64,
     logged: Mutex<HashMap<(String, &'static str), Instant>>,
 }
 
 type Answer = Response<Bytes>;
+
+/// A shard file a peer is reading, and when it last did.
+type OpenShard = (Arc<dyn ShardReader>, Instant);
 
 fn answer(status: StatusCode, body: Bytes) -> Answer {
     let mut resp = Response::new(body);

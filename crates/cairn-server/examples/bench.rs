@@ -425,7 +425,8 @@ async fn cluster_main(mut args: impl Iterator<Item = String>) {
         "| Figure ({rounds} alternating rounds, the better round) | 1 node, 4 drives | 4 nodes, 1 drive each | Cluster / single |"
     );
     println!("|---|---|---|---|");
-    let rows: [(&str, fn(&CoreFigures) -> f64, &str); 4] = [
+    type Row = (&'static str, fn(&CoreFigures) -> f64, &'static str);
+    let rows: [Row; 4] = [
         ("64 MiB PUT, 4 clients", |f| f.put_mibs, "MiB/s"),
         (
             "64 MiB GET, 4 clients, page cache dropped",
