@@ -802,3 +802,84 @@ async fn issue_4_wrong_secret_clock_skew_and_versions_are_named() {
         "peers use version 1 with it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_start_up_waits_for_nodes_and_says_which() {
+    let mut cluster = TestCluster::prepare(4, 2, &[]);
+    // Three of four nodes of a new cluster: the first waits to format until
+    // every drive answers, and every node says which node it waits for.
+    for idx in 0..3 {
+        cluster.spawn(idx);
+    }
+    let missing = cluster.nodes[3].addr.clone();
+    blocking(|| {
+        for idx in 0..3 {
+            assert!(
+                cluster.wait_log(
+                    idx,
+                    &format!("waiting for the cluster"),
+                    Duration::from_secs(20)
+                ),
+                "{}",
+                cluster.log_text(idx)
+            );
+            assert!(
+                cluster.wait_log(idx, &missing, Duration::from_secs(10)),
+                "node {} names {missing}",
+                idx + 1
+            );
+            assert_eq!(
+                cluster.health(idx, "ready"),
+                503,
+                "no node serves before the cluster forms"
+            );
+        }
+        assert!(
+            cluster.log_text(1).contains("waiting for the first node"),
+            "{}",
+            cluster.log_text(1)
+        );
+        cluster.spawn(3);
+        for idx in 0..4 {
+            cluster.wait_started(idx);
+        }
+    });
+    cluster
+        .client(2)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    put(&cluster.client(2), "k", body(3)).await.unwrap();
+    // A restarted node serves as soon as its set has read quorum, even
+    // with two other nodes down.
+    blocking(|| {
+        cluster.kill(2);
+        cluster.kill(3);
+        cluster.stop(1);
+        cluster.start_node(1);
+    });
+    assert_eq!(get(&cluster.client(1), "k").await.unwrap(), Some(body(3)));
+    assert_eq!(cluster.health(1, "cluster"), 503);
+    assert_eq!(cluster.health(1, "cluster/read"), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_warns_when_a_node_holds_more_of_a_set_than_its_parity() {
+    // 2 nodes x 4 drives, EC:2: each node holds 4 of the set's 8 drives.
+    let cluster =
+        blocking(|| TestCluster::start(2, 4, &[("CAIRN_STORAGE_CLASS_STANDARD", "EC:2")]));
+    let log = cluster.log_text(0);
+    assert!(
+        log.contains("holds 4 of its 8 drives, more than its 2 parity shards"),
+        "{log}"
+    );
+    // The default parity (4) tolerates losing either node's drives: no warning.
+    let balanced = blocking(|| TestCluster::start(2, 4, &[]));
+    assert!(
+        !balanced.log_text(0).contains("more than its"),
+        "{}",
+        balanced.log_text(0)
+    );
+}
