@@ -815,11 +815,7 @@ async fn issue_4_start_up_waits_for_nodes_and_says_which() {
     blocking(|| {
         for idx in 0..3 {
             assert!(
-                cluster.wait_log(
-                    idx,
-                    &format!("waiting for the cluster"),
-                    Duration::from_secs(20)
-                ),
+                cluster.wait_log(idx, "waiting for the cluster", Duration::from_secs(20)),
                 "{}",
                 cluster.log_text(idx)
             );
