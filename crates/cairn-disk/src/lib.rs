@@ -92,6 +92,11 @@ pub trait Disk: Send + Sync + 'static {
     /// Creates shard file `part` of `data_id` for writing.
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>>;
 
+    /// Writes shard file `part` of `data_id` anew, replacing any file of that
+    /// name atomically when finished (healing a corrupt or partial shard):
+    /// readers see the old file or the whole new one, never a partial one.
+    async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>>;
+
     /// Opens shard file `part` of `data_id` for reading. The returned reader
     /// keeps reading the file even if it is deleted afterwards, so a GET that
     /// opened its shards survives a concurrent overwrite.

@@ -416,6 +416,39 @@ impl Disk for LocalDisk {
                 path,
                 dir,
                 liveness: online.liveness.clone(),
+                replaces: None,
+            })
+        })
+        .await;
+        match result {
+            Ok(writer) => Ok(Box::new(writer)),
+            Err(err) => Err(self.note_error(err)),
+        }
+    }
+
+    async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
+        let online = self.online()?;
+        let target = Self::shard_path(&self.root, data_id, part);
+        let result = blocking(move || {
+            let dir = target.parent().expect("shard path has a parent").to_owned();
+            fs::create_dir_all(&dir)
+                .map_err(|e| DiskError::io(format!("creating {}", dir.display()), e))?;
+            let name = target
+                .file_name()
+                .expect("shard file name")
+                .to_string_lossy();
+            let path = dir.join(format!(".{name}.{}.new", Uuid::new_v4().simple()));
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
+            Ok(LocalShardWriter {
+                file: Some(file),
+                path,
+                dir,
+                liveness: online.liveness.clone(),
+                replaces: Some(target),
             })
         })
         .await;
@@ -564,6 +597,8 @@ struct LocalShardWriter {
     path: PathBuf,
     dir: PathBuf,
     liveness: Arc<Liveness>,
+    /// For a replacement: the final path, which the finished file is renamed over.
+    replaces: Option<PathBuf>,
 }
 
 #[async_trait]
@@ -592,6 +627,10 @@ impl ShardWriter for LocalShardWriter {
         blocking(move || {
             file.sync_data()
                 .map_err(|e| DiskError::io(format!("syncing {}", self.path.display()), e))?;
+            if let Some(target) = &self.replaces {
+                fs::rename(&self.path, target)
+                    .map_err(|e| DiskError::io(format!("renaming over {}", target.display()), e))?;
+            }
             fsync_dir(&self.dir)
                 .map_err(|e| DiskError::io(format!("syncing {}", self.dir.display()), e))?;
             // A file written into a directory that was since removed is not durable anywhere.

@@ -333,6 +333,9 @@ pub mod args {
     pub struct Shard {
         pub data_id: Uuid,
         pub part: u32,
+        /// For a shard write: replace an existing file atomically (healing).
+        #[serde(default)]
+        pub replace: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -76,6 +76,55 @@ impl RemoteDisk {
     }
 }
 
+impl RemoteDisk {
+    async fn write_shard(
+        &self,
+        data_id: Uuid,
+        part: u32,
+        replace: bool,
+    ) -> Result<Box<dyn ShardWriter>> {
+        let args = proto::encode(&args::Shard {
+            data_id,
+            part,
+            replace,
+        });
+        // Two chunks per frame (header, payload) plus the arguments: a
+        // capacity of 5 keeps at most about two frames queued per drive.
+        let (tx, body) = ChannelBody::new(5);
+        tx.send(Ok(Bytes::from((args.len() as u32).to_be_bytes().to_vec())))
+            .await
+            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
+        tx.send(Ok(args))
+            .await
+            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
+        let peer = self.peer.clone();
+        let path = self.path.clone();
+        let node = self.peer.node.clone();
+        let task = tokio::spawn(async move {
+            let resp = peer
+                .request(Method::POST, "disk/shard-write", Some(&path), body.boxed())
+                .await
+                .map_err(|e| DiskError::Offline(format!("node {node} {e}")))?;
+            let status = resp.status();
+            let bytes = read_body(resp)
+                .await
+                .map_err(|e| DiskError::Offline(format!("node {node} {e}")))?;
+            if status != StatusCode::OK {
+                return Err(DiskError::Offline(format!(
+                    "node {node}: shard write answered {status}"
+                )));
+            }
+            let answer: std::result::Result<(), WireDiskError> = proto::decode(&bytes)
+                .map_err(|e| DiskError::Offline(format!("node {node}: {e}")))?;
+            answer.map_err(WireDiskError::into_disk_error)
+        });
+        Ok(Box::new(RemoteShardWriter {
+            tx: Some(tx),
+            task: Some(task),
+        }))
+    }
+}
+
 #[async_trait]
 impl Disk for RemoteDisk {
     fn endpoint(&self) -> &str {
@@ -177,46 +226,23 @@ impl Disk for RemoteDisk {
     }
 
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
-        let args = proto::encode(&args::Shard { data_id, part });
-        // Two chunks per frame (header, payload) plus the arguments: a
-        // capacity of 5 keeps at most about two frames queued per drive.
-        let (tx, body) = ChannelBody::new(5);
-        tx.send(Ok(Bytes::from((args.len() as u32).to_be_bytes().to_vec())))
-            .await
-            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
-        tx.send(Ok(args))
-            .await
-            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
-        let peer = self.peer.clone();
-        let path = self.path.clone();
-        let node = self.peer.node.clone();
-        let task = tokio::spawn(async move {
-            let resp = peer
-                .request(Method::POST, "disk/shard-write", Some(&path), body.boxed())
-                .await
-                .map_err(|e| DiskError::Offline(format!("node {node} {e}")))?;
-            let status = resp.status();
-            let bytes = read_body(resp)
-                .await
-                .map_err(|e| DiskError::Offline(format!("node {node} {e}")))?;
-            if status != StatusCode::OK {
-                return Err(DiskError::Offline(format!(
-                    "node {node}: shard write answered {status}"
-                )));
-            }
-            let answer: std::result::Result<(), WireDiskError> = proto::decode(&bytes)
-                .map_err(|e| DiskError::Offline(format!("node {node}: {e}")))?;
-            answer.map_err(WireDiskError::into_disk_error)
-        });
-        Ok(Box::new(RemoteShardWriter {
-            tx: Some(tx),
-            task: Some(task),
-        }))
+        self.write_shard(data_id, part, false).await
+    }
+
+    async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
+        self.write_shard(data_id, part, true).await
     }
 
     async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>> {
         let handle: u64 = self
-            .call("shard-open", &args::Shard { data_id, part })
+            .call(
+                "shard-open",
+                &args::Shard {
+                    data_id,
+                    part,
+                    replace: false,
+                },
+            )
             .await?;
         Ok(Box::new(RemoteShardReader {
             peer: self.peer.clone(),

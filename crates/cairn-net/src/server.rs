@@ -426,7 +426,11 @@ impl InternodeServer {
                         buf.advance(4);
                         let raw = buf.split_to(len);
                         let a: args::Shard = proto::decode(&raw).map_err(DiskError::Offline)?;
-                        writer = Some(disk.create_shard(a.data_id, a.part).await?);
+                        writer = Some(if a.replace {
+                            disk.replace_shard(a.data_id, a.part).await?
+                        } else {
+                            disk.create_shard(a.data_id, a.part).await?
+                        });
                         continue;
                     }
                     if buf.len() < 5 {

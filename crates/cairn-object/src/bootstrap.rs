@@ -327,6 +327,10 @@ pub async fn bootstrap(
     let shared = Arc::new(Shared {
         locks: NsLocks::new(config.lock_timeout, options.locker),
         bucket_lock_sets: built[0].sets.len(),
+        heal: Arc::new(crate::healq::HealQueue::open(
+            config.heal_queue_dir.as_deref(),
+            config.heal_queue_max,
+        )),
         placement: Placement::new(deployment_id),
         clock: Clock::new(),
         config,

@@ -65,7 +65,8 @@ impl ErasureSet {
         }
         drop((object_guard, bucket_guard));
         if ok < self.size() {
-            tracing::warn!(bucket, key, set = %self.name(), ok, "delete reached quorum with drives failing; it needs healing");
+            tracing::warn!(bucket, key, set = %self.name(), ok, "delete reached quorum with drives failing; queued for healing");
+            shared.heal.push(bucket, key);
         }
         delete_removed(&self.disks, &results, None).await;
         Ok(())

@@ -26,13 +26,13 @@ use crate::types::{ByteRange, ObjectInfo};
 const READ_AHEAD: usize = 2;
 
 /// Where one shard's frames come from.
-enum Source {
+pub(crate) enum Source {
     Inline(Bytes),
     File(Box<dyn ShardReader>),
 }
 
 impl Source {
-    async fn read_frame(&self, offset: u64, len: usize) -> Result<Bytes, DiskError> {
+    pub(crate) async fn read_frame(&self, offset: u64, len: usize) -> Result<Bytes, DiskError> {
         match self {
             Source::Inline(bytes) => {
                 let start = offset as usize;
@@ -75,16 +75,17 @@ pub struct GetObject {
     pub part_sizes: Vec<u64>,
 }
 
-struct BlockSource {
-    erasure: Erasure,
-    algo: BitrotAlgo,
-    size: u64,
-    sources: Vec<Option<Source>>,
+pub(crate) struct BlockSource {
+    pub(crate) erasure: Erasure,
+    pub(crate) algo: BitrotAlgo,
+    /// Size of the part (or object) the shards code.
+    pub(crate) size: u64,
+    pub(crate) sources: Vec<Option<Source>>,
     /// Shards whose reads failed: not asked again for later blocks.
-    failed: HashSet<usize>,
+    pub(crate) failed: HashSet<usize>,
     /// Frames that failed their hash, as (block, shard). Corruption is per
     /// frame, so a shard with one bad frame still serves the other blocks.
-    corrupt: Vec<(u64, usize)>,
+    pub(crate) corrupt: Vec<(u64, usize)>,
 }
 
 impl BlockSource {
@@ -95,6 +96,39 @@ impl BlockSource {
         block_idx: u64,
         within: std::ops::Range<usize>,
     ) -> Result<Vec<Bytes>> {
+        let payloads = self.gather(block_idx).await?;
+        let data_shards = self.erasure.data_shards();
+        let block_len = self.erasure.block_len(self.size, block_idx);
+        let shard_size = self.erasure.shard_size(block_len);
+        if payloads[..data_shards].iter().all(|p| p.is_some()) {
+            // Healthy: hand out slices of the data shards, no copy.
+            let mut chunks = Vec::new();
+            for (shard_idx, payload) in payloads[..data_shards].iter().enumerate() {
+                let shard_start = shard_idx * shard_size;
+                let start = within.start.max(shard_start);
+                let end = within.end.min(shard_start + shard_size);
+                if start < end {
+                    let payload = payload.as_ref().expect("checked above");
+                    chunks.push(payload.slice(start - shard_start..end - shard_start));
+                }
+            }
+            return Ok(chunks);
+        }
+        // Degraded: rebuild the block from what verified. Decoding a block
+        // takes well under a millisecond, so it stays on this task.
+        let refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+        let mut block = Vec::with_capacity(block_len);
+        self.erasure
+            .decode_into(&refs, block_len, &mut block)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let block = Bytes::from(block);
+        Ok(vec![block.slice(within)])
+    }
+
+    /// Reads and verifies at least `data_shards` shards of block
+    /// `block_idx`, data shards first; returns the verified payloads by
+    /// shard index.
+    pub(crate) async fn gather(&mut self, block_idx: u64) -> Result<Vec<Option<Bytes>>> {
         let data_shards = self.erasure.data_shards();
         let total = self.erasure.total_shards();
         let block_len = self.erasure.block_len(self.size, block_idx);
@@ -146,30 +180,7 @@ impl BlockSource {
                 }
             }
         }
-        let shard_size = self.erasure.shard_size(block_len);
-        if payloads[..data_shards].iter().all(|p| p.is_some()) {
-            // Healthy: hand out slices of the data shards, no copy.
-            let mut chunks = Vec::new();
-            for (shard_idx, payload) in payloads[..data_shards].iter().enumerate() {
-                let shard_start = shard_idx * shard_size;
-                let start = within.start.max(shard_start);
-                let end = within.end.min(shard_start + shard_size);
-                if start < end {
-                    let payload = payload.as_ref().expect("checked above");
-                    chunks.push(payload.slice(start - shard_start..end - shard_start));
-                }
-            }
-            return Ok(chunks);
-        }
-        // Degraded: rebuild the block from what verified. Decoding a block
-        // takes well under a millisecond, so it stays on this task.
-        let refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
-        let mut block = Vec::with_capacity(block_len);
-        self.erasure
-            .decode_into(&refs, block_len, &mut block)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let block = Bytes::from(block);
-        Ok(vec![block.slice(within)])
+        Ok(payloads)
     }
 }
 
@@ -352,6 +363,7 @@ impl ErasureSet {
         erasure()?;
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let full_redundancy = holders == self.size();
+        let heal = shared.heal.clone();
         let (bucket_name, key_name, set_name) = (bucket.to_owned(), key.to_owned(), self.name());
         let block_size = u64::from(version.erasure.block_size);
         let task_range = range.clone();
@@ -428,8 +440,9 @@ impl ErasureSet {
             if !degraded.is_empty() || !full_redundancy {
                 tracing::warn!(
                     bucket = %bucket_name, key = %key_name, set = %set_name,
-                    degraded_parts = ?degraded, "object read in degraded mode; it needs healing",
+                                        degraded_parts = ?degraded, "object read in degraded mode; queued for healing",
                 );
+                heal.push(&bucket_name, &key_name);
             }
         });
         let mut body = ObjectStream { first: None, rx };

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::get::{GetObject, GetOptions};
+use crate::heal::HealReport;
 use crate::list::{Listed, MergedLister, SetLister};
 use crate::multipart::{
     CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult, ListedUpload, PartInfo,
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) locks: NsLocks,
     /// Sets in the first pool, where bucket locks live.
     pub(crate) bucket_lock_sets: usize,
+    /// Objects waiting to be healed.
+    pub(crate) heal: Arc<crate::healq::HealQueue>,
     pub(crate) placement: Placement,
     pub(crate) clock: Clock,
 }
@@ -128,6 +131,11 @@ pub fn check_object_key(key: &str) -> Result<()> {
 impl ObjectLayer {
     pub fn deployment_id(&self) -> Uuid {
         self.deployment_id
+    }
+
+    /// The heal queue's counters.
+    pub fn heal_queue_stats(&self) -> crate::healq::HealQueueStats {
+        self.shared.heal.stats()
     }
 
     fn all_sets(&self) -> impl Iterator<Item = &Arc<ErasureSet>> {
@@ -382,6 +390,15 @@ impl ObjectLayer {
         check_object_key(key)?;
         let set = self.set_for(bucket, key, false).await?;
         set.head_object(&self.shared, bucket, key).await
+    }
+
+    /// Heals one object on its set (issue 5): rebuilds what drives lack,
+    /// removes versions that never reached quorum. `deep` verifies every
+    /// shard's frames.
+    pub async fn heal_object(&self, bucket: &str, key: &str, deep: bool) -> Result<HealReport> {
+        check_object_key(key)?;
+        let set = self.set_for(bucket, key, false).await?;
+        set.heal_object(&self.shared, bucket, key, deep).await
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

@@ -18,6 +18,8 @@ mod conditions;
 mod delete;
 mod error;
 mod get;
+mod heal;
+mod healq;
 mod janitor;
 mod layer;
 mod list;
@@ -37,6 +39,8 @@ pub use bootstrap::{
 pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
 pub use get::{GetObject, GetOptions, ObjectStream};
+pub use heal::{HealReport, HealResult};
+pub use healq::{HealQueue, HealQueueStats, spawn_healer};
 pub use janitor::{abort_stale_uploads, spawn_janitor};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
 pub use monitor::{heal_bucket_records, spawn_drive_monitor};

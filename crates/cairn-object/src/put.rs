@@ -608,8 +608,9 @@ impl ErasureSet {
             tracing::warn!(
                 bucket, key, set = %self.name(), ok, drives = disks_by_shard.len(),
                 errors = ?describe_errors(disks_by_shard, &results),
-                "object written below full redundancy; it needs healing",
+                                "object written below full redundancy; queued for healing",
             );
+            shared.heal.push(bucket, key);
         }
         delete_removed(disks_by_shard, &results, Some(&version)).await;
         Ok(object_info(bucket, key, &version))

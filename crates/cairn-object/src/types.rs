@@ -44,6 +44,11 @@ pub struct ObjectConfig {
     /// How long deleted shard files stay readable for GETs already under
     /// way (default 1 h).
     pub trash_grace: Duration,
+    /// Where the heal queue keeps its journal (a directory on one of this
+    /// node's drives); `None` keeps the queue in memory only.
+    pub heal_queue_dir: Option<std::path::PathBuf>,
+    /// Most objects the heal queue holds (`CAIRN_HEAL_QUEUE_MAX`).
+    pub heal_queue_max: usize,
 }
 
 impl Default for ObjectConfig {
@@ -57,6 +62,8 @@ impl Default for ObjectConfig {
             stale_upload_expiry: Duration::from_secs(24 * 3600),
             janitor_interval: Duration::from_secs(3600),
             trash_grace: Duration::from_secs(3600),
+            heal_queue_dir: None,
+            heal_queue_max: 100_000,
         }
     }
 }

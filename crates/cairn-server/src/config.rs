@@ -183,6 +183,8 @@ pub struct EnvSettings {
     pub stale_uploads_expiry: Duration,
     pub stale_uploads_cleanup_interval: Duration,
     pub post_max_bytes: u64,
+    /// Most objects the heal queue holds (`CAIRN_HEAL_QUEUE_MAX`).
+    pub heal_queue_max: usize,
     /// The secret internode tokens derive from (`CAIRN_INTERNODE_SECRET`);
     /// `None` to use the root credentials.
     pub internode_secret: Option<String>,
@@ -248,6 +250,9 @@ pub fn env_settings() -> Result<EnvSettings> {
         Err(_) => 0,
     };
     Ok(EnvSettings {
+        heal_queue_max: number("HEAL_QUEUE_MAX")?
+            .filter(|n| *n > 0)
+            .unwrap_or(100_000),
         internode_secret: lookup("INTERNODE_SECRET")?.map(|s| s.value),
         lock_lease: duration("LOCK_LEASE", Duration::from_secs(30))?,
         test_internode_versions,

@@ -163,7 +163,19 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     if let Some(cluster) = &mut cluster {
         cluster.build_locker(&pools_endpoints, &set_sizes);
     }
+    // The heal queue's journal lives on this node's first drive.
+    let heal_queue_dir = pools_endpoints
+        .iter()
+        .flatten()
+        .find(|e| local_drives.contains_key(&e.path))
+        .map(|e| {
+            std::path::Path::new(&e.path)
+                .join(".cairn.sys")
+                .join("heal")
+        });
     let object_config = ObjectConfig {
+        heal_queue_dir,
+        heal_queue_max: env.heal_queue_max,
         parity: env.parity,
         stale_upload_expiry: env.stale_uploads_expiry,
         janitor_interval: env.stale_uploads_cleanup_interval,
@@ -281,6 +293,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     );
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
     let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
+    let healer = cairn_object::spawn_healer(layer.clone(), shutdown_rx.clone());
     let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
     let s3 = S3Handler::new(
         layer.clone(),
@@ -320,6 +333,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     server.await.context("server task")?;
     monitor.await.context("drive monitor")?;
     janitor.await.context("janitor")?;
+    healer.await.context("healer")?;
     if let Some(refresher) = refresher {
         refresher.abort();
     }

@@ -352,6 +352,7 @@ async fn issue_2_every_read_verifies_block_hashes() {
         .flat_map(|d| shard_files(d))
         .collect();
     assert_eq!(files.len(), 4, "{files:?}");
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     // Corrupt two shards of the first block and two of the last one, within
     // parity. With 2 data shards on two neighbouring drives (whatever the
     // rotation), drives 1 and 3, or 2 and 4, always include a data shard,
@@ -379,9 +380,21 @@ async fn issue_2_every_read_verifies_block_hashes() {
         "{}",
         server.log_text()
     );
+    // The reads queued the object for healing (issue 5): every shard file
+    // is rewritten to exactly what was stored.
+    assert!(
+        common::wait_until(Duration::from_secs(30), || files
+            .iter()
+            .zip(&originals)
+            .all(|(f, o)| std::fs::read(f).is_ok_and(|now| now == *o))),
+        "corrupt shards were not healed: {}",
+        server.log_text()
+    );
     // Beyond parity (three of four shards of the first block corrupt): the
     // block is refused, never served.
+    flip_byte(&files[0], 100);
     flip_byte(&files[1], 100);
+    flip_byte(&files[2], 100);
     let (status, code) = get(&client, "rot")
         .await
         .map(|body| body.len())
