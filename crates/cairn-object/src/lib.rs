@@ -28,6 +28,7 @@ mod multipart;
 mod nslock;
 mod placement;
 mod put;
+mod refill;
 mod set;
 mod system;
 mod types;
@@ -49,6 +50,7 @@ pub use multipart::{
     MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,
 };
 pub use nslock::{HeldLock, Locker};
+pub use refill::{RefillState, queue_formatted_drives, spawn_refiller};
 pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,

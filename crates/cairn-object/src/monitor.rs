@@ -41,14 +41,18 @@ pub fn spawn_drive_monitor(
                         }
                         continue;
                     }
-                    probe(set, slot, &mut last_reason).await;
+                    if probe(set, slot, &mut last_reason).await {
+                        layer.queue_refill(set, slot).await;
+                    }
                 }
             }
         }
     })
 }
 
-async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, String>) {
+/// Tries to bring the drive in `slot` back; true when it came back empty
+/// and was formatted into its slot (it needs a refill).
+async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, String>) -> bool {
     let disk = &set.disks[slot];
     let expected = &set.formats[slot];
     let endpoint = disk.endpoint().to_owned();
@@ -67,8 +71,9 @@ async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, 
                 heal_buckets(set, slot).await;
                 tracing::warn!(
                     drive = %endpoint, set = %set.name(), slot = slot + 1,
-                    "fresh drive formatted into its slot and back in service; its objects will be rebuilt by healing"
+                    "fresh drive formatted into its slot and back in service; its objects will be rebuilt by a refill"
                 );
+                return true;
             } else {
                 // Buckets created while it was away.
                 heal_buckets(set, slot).await;
@@ -86,6 +91,7 @@ async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, 
             }
         }
     }
+    false
 }
 
 /// Creates on the drive in `slot` every bucket the rest of its set knows,

@@ -25,7 +25,7 @@ fn config_key(bucket: &str, name: &str) -> String {
 }
 
 impl ObjectLayer {
-    async fn put_system(&self, key: &str, data: Bytes) -> Result<()> {
+    pub(crate) async fn put_system(&self, key: &str, data: Bytes) -> Result<()> {
         let set = self.set_for(SYSTEM_BUCKET, key, true).await?;
         for attempt in 0..2 {
             let chunk = data.clone();
@@ -52,7 +52,7 @@ impl ObjectLayer {
         Err(Error::BucketNotFound)
     }
 
-    async fn get_system(&self, key: &str) -> Result<Option<Bytes>> {
+    pub(crate) async fn get_system(&self, key: &str) -> Result<Option<Bytes>> {
         let set = self.set_for(SYSTEM_BUCKET, key, false).await?;
         let got = match set
             .get_object(&self.shared, SYSTEM_BUCKET, key, &GetOptions::default())

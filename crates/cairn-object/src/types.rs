@@ -49,6 +49,9 @@ pub struct ObjectConfig {
     pub heal_queue_dir: Option<std::path::PathBuf>,
     /// Most objects the heal queue holds (`CAIRN_HEAL_QUEUE_MAX`).
     pub heal_queue_max: usize,
+    /// Share of the time a drive refill may spend healing; it rests the
+    /// rest, so foreground requests keep their latency (`CAIRN_HEAL_DUTY`).
+    pub heal_duty: f64,
 }
 
 impl Default for ObjectConfig {
@@ -64,6 +67,7 @@ impl Default for ObjectConfig {
             trash_grace: Duration::from_secs(3600),
             heal_queue_dir: None,
             heal_queue_max: 100_000,
+            heal_duty: 0.5,
         }
     }
 }

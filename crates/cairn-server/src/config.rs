@@ -185,6 +185,8 @@ pub struct EnvSettings {
     pub post_max_bytes: u64,
     /// Most objects the heal queue holds (`CAIRN_HEAL_QUEUE_MAX`).
     pub heal_queue_max: usize,
+    /// Share of the time a drive refill may spend healing (`CAIRN_HEAL_DUTY`).
+    pub heal_duty: f64,
     /// The secret internode tokens derive from (`CAIRN_INTERNODE_SECRET`);
     /// `None` to use the root credentials.
     pub internode_secret: Option<String>,
@@ -249,7 +251,23 @@ pub fn env_settings() -> Result<EnvSettings> {
         }
         Err(_) => 0,
     };
+    let heal_duty = match lookup("HEAL_DUTY")? {
+        Some(s) => {
+            let duty: f64 = s.value.trim().parse().with_context(|| {
+                format!(
+                    "{} must be a fraction like 0.5, got {:?}",
+                    s.source, s.value
+                )
+            })?;
+            if !(0.01..=1.0).contains(&duty) {
+                bail!("{} must be between 0.01 and 1, got {duty}", s.source);
+            }
+            duty
+        }
+        None => 0.5,
+    };
     Ok(EnvSettings {
+        heal_duty,
         heal_queue_max: number("HEAL_QUEUE_MAX")?
             .filter(|n| *n > 0)
             .unwrap_or(100_000),

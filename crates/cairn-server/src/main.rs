@@ -176,6 +176,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let object_config = ObjectConfig {
         heal_queue_dir,
         heal_queue_max: env.heal_queue_max,
+        heal_duty: env.heal_duty,
         parity: env.parity,
         stale_upload_expiry: env.stale_uploads_expiry,
         janitor_interval: env.stale_uploads_cleanup_interval,
@@ -269,6 +270,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let layer = booted.layer.clone();
     if !booted.fresh {
         cairn_object::heal_bucket_records(&layer).await;
+        cairn_object::queue_formatted_drives(&layer, &booted).await;
     }
 
     if server.is_none() {
@@ -294,6 +296,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
     let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
     let healer = cairn_object::spawn_healer(layer.clone(), shutdown_rx.clone());
+    let refiller = cairn_object::spawn_refiller(layer.clone(), shutdown_rx.clone());
     let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
     let s3 = S3Handler::new(
         layer.clone(),
@@ -334,6 +337,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     monitor.await.context("drive monitor")?;
     janitor.await.context("janitor")?;
     healer.await.context("healer")?;
+    refiller.await.context("refiller")?;
     if let Some(refresher) = refresher {
         refresher.abort();
     }
