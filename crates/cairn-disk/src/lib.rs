@@ -115,6 +115,11 @@ pub trait Disk: Send + Sync + 'static {
 
     /// Removes deleted shard files older than `grace`; returns how many.
     async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize>;
+
+    /// Removes shard files that no metadata on this drive names and that
+    /// are older than `grace` (left by crashed writes or interrupted heals);
+    /// returns how many.
+    async fn remove_orphans(&self, grace: std::time::Duration) -> Result<usize>;
 }
 
 /// Writes one shard file. Dropping it without [`ShardWriter::finish`] leaves

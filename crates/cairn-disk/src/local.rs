@@ -569,6 +569,49 @@ impl Disk for LocalDisk {
         .await
     }
 
+    async fn remove_orphans(&self, grace: std::time::Duration) -> Result<usize> {
+        let online = self.online()?;
+        let data = sys_dir(&self.root).join("data");
+        blocking(move || {
+            // The metadata is read first: a shard file written after this
+            // snapshot is younger than the grace period, so it is kept.
+            let referenced = online.store.referenced_data_ids()?;
+            let now = std::time::SystemTime::now();
+            let mut removed = 0;
+            let fanouts = match fs::read_dir(&data) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(err) => return Err(DiskError::io(format!("reading {}", data.display()), err)),
+            };
+            for fanout in fanouts.flatten() {
+                let Ok(files) = fs::read_dir(fanout.path()) else { continue };
+                for file in files.flatten() {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    // `<data-id>.<part>`; anything else (the staging file of
+                    // an interrupted heal) is named by no metadata.
+                    let id = name
+                        .split_once('.')
+                        .and_then(|(id, part)| part.parse::<u32>().ok().and(Uuid::try_parse(id).ok()));
+                    if id.is_some_and(|id| referenced.contains(&id)) {
+                        continue;
+                    }
+                    let Ok(meta) = file.metadata() else { continue };
+                    let age = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| now.duration_since(m).ok())
+                        .unwrap_or_default();
+                    if age >= grace && fs::remove_file(file.path()).is_ok() {
+                        tracing::info!(file = %file.path().display(), age_s = age.as_secs(), "removed an orphan shard file");
+                        removed += 1;
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn read_upload(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<UploadRecord> {
         let online = self.online()?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());

@@ -189,6 +189,29 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// Every data id this drive's metadata names: versions' shard files and
+    /// upload parts. A shard file whose id is not here is an orphan.
+    pub(crate) fn referenced_data_ids(&self) -> Result<std::collections::HashSet<Uuid>> {
+        let snapshot = self.db.read_tx();
+        let mut out = std::collections::HashSet::new();
+        for entry in snapshot.iter(&self.ks.objects) {
+            let (_, value) = entry.into_inner().map_err(store_err)?;
+            let record: ObjectRecord = meta::decode("object record", &value)?;
+            for version in &record.versions {
+                out.insert(version.data_id);
+                for part in &version.parts {
+                    out.insert(version.part_file(part).0);
+                }
+            }
+        }
+        for entry in snapshot.iter(&self.ks.upload_parts) {
+            let (_, value) = entry.into_inner().map_err(store_err)?;
+            let part: UploadPartRecord = meta::decode("part record", &value)?;
+            out.insert(part.data_id);
+        }
+        Ok(out)
+    }
+
     pub(crate) fn get_bucket(&self, bucket: &str) -> Result<BucketRecord> {
         let snapshot = self.db.read_tx();
         match snapshot.get(&self.ks.buckets, bucket).map_err(store_err)? {

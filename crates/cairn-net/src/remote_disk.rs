@@ -267,6 +267,15 @@ impl Disk for RemoteDisk {
         self.call("remove-shards", &args).await
     }
 
+    async fn remove_orphans(&self, grace: std::time::Duration) -> Result<usize> {
+        let args = args::Grace {
+            grace_ms: grace.as_millis() as u64,
+        };
+        self.call::<_, u64>("remove-orphans", &args)
+            .await
+            .map(|n| n as usize)
+    }
+
     async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize> {
         let args = args::Grace {
             grace_ms: grace.as_millis() as u64,

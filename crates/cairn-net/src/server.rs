@@ -343,6 +343,14 @@ impl InternodeServer {
                         .map(|n| n as u64),
                 )
             }
+            "remove-orphans" => {
+                let a: args::Grace = arg(bytes)?;
+                reply(
+                    disk.remove_orphans(Duration::from_millis(a.grace_ms))
+                        .await
+                        .map(|n| n as u64),
+                )
+            }
             "shard-open" => {
                 let a: args::Shard = arg(bytes)?;
                 reply(match disk.open_shard(a.data_id, a.part).await {

@@ -327,6 +327,7 @@ pub async fn bootstrap(
     let shared = Arc::new(Shared {
         locks: NsLocks::new(config.lock_timeout, options.locker),
         bucket_lock_sets: built[0].sets.len(),
+        usage: crate::scanner::Usage::default(),
         heal: Arc::new(crate::healq::HealQueue::open(
             config.heal_queue_dir.as_deref(),
             config.heal_queue_max,

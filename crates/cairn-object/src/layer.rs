@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) bucket_lock_sets: usize,
     /// Objects waiting to be healed.
     pub(crate) heal: Arc<crate::healq::HealQueue>,
+    /// Per-bucket counts from the scanner.
+    pub(crate) usage: crate::scanner::Usage,
     pub(crate) placement: Placement,
     pub(crate) clock: Clock,
 }

@@ -29,6 +29,7 @@ mod nslock;
 mod placement;
 mod put;
 mod refill;
+mod scanner;
 mod set;
 mod system;
 mod types;
@@ -51,6 +52,7 @@ pub use multipart::{
 };
 pub use nslock::{HeldLock, Locker};
 pub use refill::{RefillState, queue_formatted_drives, spawn_refiller};
+pub use scanner::{PassReport, spawn_scanner};
 pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,

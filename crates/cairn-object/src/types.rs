@@ -52,6 +52,14 @@ pub struct ObjectConfig {
     /// Share of the time a drive refill may spend healing; it rests the
     /// rest, so foreground requests keep their latency (`CAIRN_HEAL_DUTY`).
     pub heal_duty: f64,
+    /// How often the scanner passes over each set (`CAIRN_SCANNER_INTERVAL`).
+    pub scanner_interval: Duration,
+    /// Share of objects, in percent, whose shards a pass verifies frame by
+    /// frame (`CAIRN_SCANNER_DEEP_PERCENT`).
+    pub scanner_deep_percent: u8,
+    /// Shard files no metadata names are removed once older than this
+    /// (`CAIRN_SCANNER_ORPHAN_GRACE`).
+    pub orphan_grace: Duration,
 }
 
 impl Default for ObjectConfig {
@@ -68,6 +76,9 @@ impl Default for ObjectConfig {
             heal_queue_dir: None,
             heal_queue_max: 100_000,
             heal_duty: 0.5,
+            scanner_interval: Duration::from_secs(3600),
+            scanner_deep_percent: 10,
+            orphan_grace: Duration::from_secs(3600),
         }
     }
 }

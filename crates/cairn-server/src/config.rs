@@ -187,6 +187,9 @@ pub struct EnvSettings {
     pub heal_queue_max: usize,
     /// Share of the time a drive refill may spend healing (`CAIRN_HEAL_DUTY`).
     pub heal_duty: f64,
+    pub scanner_interval: Duration,
+    pub scanner_deep_percent: u8,
+    pub orphan_grace: Duration,
     /// The secret internode tokens derive from (`CAIRN_INTERNODE_SECRET`);
     /// `None` to use the root credentials.
     pub internode_secret: Option<String>,
@@ -266,7 +269,15 @@ pub fn env_settings() -> Result<EnvSettings> {
         }
         None => 0.5,
     };
+    let scanner_deep_percent = match number("SCANNER_DEEP_PERCENT")? {
+        Some(p) if p <= 100 => p as u8,
+        Some(p) => bail!("CAIRN_SCANNER_DEEP_PERCENT must be 0 to 100, got {p}"),
+        None => 10,
+    };
     Ok(EnvSettings {
+        scanner_interval: duration("SCANNER_INTERVAL", Duration::from_secs(3600))?,
+        scanner_deep_percent,
+        orphan_grace: duration("SCANNER_ORPHAN_GRACE", Duration::from_secs(3600))?,
         heal_duty,
         heal_queue_max: number("HEAL_QUEUE_MAX")?
             .filter(|n| *n > 0)

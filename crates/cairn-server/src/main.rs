@@ -177,6 +177,9 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         heal_queue_dir,
         heal_queue_max: env.heal_queue_max,
         heal_duty: env.heal_duty,
+        scanner_interval: env.scanner_interval,
+        scanner_deep_percent: env.scanner_deep_percent,
+        orphan_grace: env.orphan_grace,
         parity: env.parity,
         stale_upload_expiry: env.stale_uploads_expiry,
         janitor_interval: env.stale_uploads_cleanup_interval,
@@ -297,6 +300,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
     let healer = cairn_object::spawn_healer(layer.clone(), shutdown_rx.clone());
     let refiller = cairn_object::spawn_refiller(layer.clone(), shutdown_rx.clone());
+    let scanner = cairn_object::spawn_scanner(layer.clone(), shutdown_rx.clone());
     let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
     let s3 = S3Handler::new(
         layer.clone(),
@@ -338,6 +342,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     janitor.await.context("janitor")?;
     healer.await.context("healer")?;
     refiller.await.context("refiller")?;
+    scanner.await.context("scanner")?;
     if let Some(refresher) = refresher {
         refresher.abort();
     }

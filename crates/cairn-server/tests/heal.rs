@@ -311,3 +311,137 @@ async fn issue_5_a_refill_killed_midway_resumes_after_a_restart() {
         assert_eq!(get(&client, key).await, *data, "{key}");
     }
 }
+
+#[tokio::test]
+async fn issue_5_orphans_of_a_killed_put_are_removed_after_the_grace_period_and_nothing_else() {
+    use std::io::Write;
+    let grace = Duration::from_secs(4);
+    let options = ServerOptions::drives(4)
+        .env("CAIRN_SCANNER_INTERVAL", "1s")
+        .env("CAIRN_SCANNER_ORPHAN_GRACE", "4s");
+    let mut server = TestServer::start(options);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..6u64)
+        .map(|i| {
+            (
+                format!("kept{i}"),
+                test_data(if i % 2 == 0 { 600 << 10 } else { 3 << 20 }, 900 + i),
+            )
+        })
+        .collect();
+    for (key, data) in &objects {
+        put(&client, key, data).await;
+    }
+    let kept: Vec<PathBuf> = server
+        .drive_paths
+        .iter()
+        .flat_map(|d| shard_files(d))
+        .collect();
+    assert_eq!(kept.len(), objects.len() * 4);
+    // A 64 MiB PUT that sends 8 MiB and is then cut short by a SIGKILL.
+    let path = format!("/{BUCKET}/killed");
+    let headers = common::signed_headers(
+        &server.addr,
+        "PUT",
+        &path,
+        &[],
+        "UNSIGNED-PAYLOAD",
+        &[("content-length", (64u64 << 20).to_string())],
+    );
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    let mut head = format!("PUT {path} HTTP/1.1\r\n");
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&test_data(8 << 20, 7)).unwrap();
+    let drives = server.drive_paths.clone();
+    let all_files = || -> Vec<PathBuf> { drives.iter().flat_map(|d| shard_files(d)).collect() };
+    assert!(
+        wait_until(Duration::from_secs(20), || all_files().len() > kept.len()),
+        "the PUT wrote shard files"
+    );
+    server.kill();
+    let killed_at = std::time::Instant::now();
+    drop(stream);
+    let orphans: Vec<PathBuf> = all_files()
+        .into_iter()
+        .filter(|f| !kept.contains(f))
+        .collect();
+    assert_eq!(
+        orphans.len(),
+        4,
+        "one partial shard file per drive: {orphans:?}"
+    );
+    server.spawn().unwrap();
+    // Younger than the grace period: kept (checked only while that holds).
+    std::thread::sleep(Duration::from_millis(1500));
+    if killed_at.elapsed() < grace {
+        assert!(
+            orphans.iter().all(|f| f.exists()),
+            "removed before the grace period"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || orphans
+            .iter()
+            .all(|f| !f.exists())),
+        "orphans not removed: {}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains("removed an orphan shard file"));
+    // Nothing else went.
+    assert!(
+        kept.iter().all(|f| f.exists()),
+        "a referenced shard file was removed"
+    );
+    let client = server.client();
+    for (key, data) in &objects {
+        assert_eq!(get(&client, key).await, *data);
+    }
+    let err = client
+        .head_object()
+        .bucket(BUCKET)
+        .key("killed")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(common::sdk_status(&err), Some(404));
+}
+
+#[tokio::test]
+async fn issue_5_the_deep_scan_heals_corruption_no_read_met() {
+    let options = ServerOptions::drives(4)
+        .env("CAIRN_SCANNER_INTERVAL", "1s")
+        .env("CAIRN_SCANNER_DEEP_PERCENT", "100");
+    let server = TestServer::start(options);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let data = test_data(3 << 20, 77);
+    put(&client, "unread", &data).await;
+    let files: Vec<PathBuf> = server
+        .drive_paths
+        .iter()
+        .flat_map(|d| shard_files(d))
+        .collect();
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let mut rng = Rng(99);
+    flip_bytes(&files[0], &mut rng, 2);
+    flip_bytes(&files[3], &mut rng, 2);
+    assert!(
+        wait_until(Duration::from_secs(30), || files
+            .iter()
+            .zip(&originals)
+            .all(|(f, o)| std::fs::read(f).is_ok_and(|now| now == *o))),
+        "{}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains("scanner pass complete"));
+    assert!(
+        !server.log_text().contains("object read in degraded mode"),
+        "no GET was involved"
+    );
+    assert_eq!(get(&client, "unread").await, data);
+}
