@@ -29,8 +29,9 @@ use crate::layer::ObjectLayer;
 const JOURNAL: &str = "heal-queue.journal";
 /// How often a queued object whose drives are away is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
-/// Attempts before an object that keeps failing is left to the scanner.
-const MAX_ATTEMPTS: u32 = 1200;
+/// Attempts before an object that keeps failing is left to the scanner
+/// (with the backoff capped at 30 s, about half a day).
+const MAX_ATTEMPTS: u32 = 1440;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -249,7 +250,12 @@ impl HealQueue {
 
     fn retry(&self, mut entry: Entry) {
         entry.attempts += 1;
-        entry.not_before = Some(Instant::now() + RETRY_AFTER);
+        // 3 s, 6 s, 12 s, ... up to 30 s: a drive away for long costs
+        // little, one back soon is healed soon.
+        let backoff = RETRY_AFTER
+            .saturating_mul(1 << (entry.attempts - 1).min(4))
+            .min(Duration::from_secs(30));
+        entry.not_before = Some(Instant::now() + backoff);
         self.state
             .lock()
             .expect("heal queue")
@@ -289,9 +295,13 @@ pub fn spawn_healer(
                 }
                 continue;
             };
-            // Deep: whatever got the object queued (a corrupt frame, a missing
-            // file) is found by verifying every shard.
-            match layer.heal_object(&entry.bucket, &entry.key, true).await {
+            // Deep the first time: whatever got the object queued (a corrupt
+            // frame, a missing file) is found by verifying every shard. A
+            // retry waits for drives that were away, which a shallow check finds.
+            match layer
+                .heal_object(&entry.bucket, &entry.key, entry.attempts == 0)
+                .await
+            {
                 Ok(report) if report.offline == 0 => {
                     let counter = match report.result {
                         HealResult::Healthy | HealResult::NotFound => &queue.healthy,
