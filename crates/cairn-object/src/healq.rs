@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::error::Error;
 use crate::heal::HealResult;
 use crate::layer::ObjectLayer;
+use crate::put::{hex, unhex_text};
 
 const JOURNAL: &str = "heal-queue.journal";
 /// How often a queued object whose drives are away is tried again.
@@ -68,21 +69,6 @@ pub struct HealQueue {
     failed: AtomicU64,
     overflowed: AtomicU64,
     last_overflow_log: Mutex<Option<Instant>>,
-}
-
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
 }
 
 impl HealQueue {
@@ -130,7 +116,7 @@ impl HealQueue {
                 else {
                     continue; // A torn last line.
                 };
-                let (Some(bucket), Some(key)) = (unhex(b), unhex(k)) else {
+                let (Some(bucket), Some(key)) = (unhex_text(b), unhex_text(k)) else {
                     continue;
                 };
                 match op {
@@ -149,7 +135,7 @@ impl HealQueue {
         {
             let mut out = File::create(&staging)?;
             for (bucket, key) in &order {
-                writeln!(out, "A {} {}", hex(bucket), hex(key))?;
+                writeln!(out, "A {} {}", hex(bucket.as_bytes()), hex(key.as_bytes()))?;
             }
             out.sync_all()?;
         }
@@ -175,7 +161,12 @@ impl HealQueue {
     fn append(&self, op: char, bucket: &str, key: &str) {
         let mut journal = self.journal.lock().expect("heal journal");
         if let Some((path, file, dirty)) = journal.as_mut() {
-            if let Err(err) = writeln!(file, "{op} {} {}", hex(bucket), hex(key)) {
+            if let Err(err) = writeln!(
+                file,
+                "{op} {} {}",
+                hex(bucket.as_bytes()),
+                hex(key.as_bytes())
+            ) {
                 tracing::warn!(path = %path.display(), %err, "heal queue: journal write failed");
             }
             *dirty = true;

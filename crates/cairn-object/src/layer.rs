@@ -59,6 +59,14 @@ impl Clock {
     }
 }
 
+/// Wall-clock time in Unix milliseconds, for timestamps kept in system objects.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// State every request shares.
 pub(crate) struct Shared {
     pub(crate) config: ObjectConfig,

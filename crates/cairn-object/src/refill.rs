@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::heal::HealResult;
 use crate::layer::ObjectLayer;
+use crate::layer::now_ms;
 use crate::list::{Listed, SetLister};
+use crate::put::{hex, unhex_text};
 use crate::set::ErasureSet;
 use crate::system::SYSTEM_BUCKET;
 use crate::types::ListOptions;
@@ -48,35 +50,19 @@ pub struct RefillState {
     pub updated_ms: i64,
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 impl RefillState {
     /// A line-per-field text form, versioned by its first line.
     fn encode(&self) -> Bytes {
-        let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), hex);
+        let opt = |v: &Option<String>| {
+            v.as_deref()
+                .map_or_else(|| "-".to_owned(), |s| hex(s.as_bytes()))
+        };
         Bytes::from(format!(
             "cairn-refill 1\npool {}\nset {}\nslot {}\ndrive {}\nbucket {}\nkey {}\nobjects {}\nbytes {}\nfailed {}\ndone {}\nstarted {}\nupdated {}\n",
             self.pool,
             self.set,
             self.slot,
-            hex(&self.drive),
+            hex(self.drive.as_bytes()),
             opt(&self.bucket),
             opt(&self.key),
             self.objects,
@@ -101,14 +87,14 @@ impl RefillState {
                 if value == "-" {
                     Some(None)
                 } else {
-                    unhex(value).map(Some)
+                    unhex_text(value).map(Some)
                 }
             };
             match name {
                 "pool" => state.pool = value.parse().ok()?,
                 "set" => state.set = value.parse().ok()?,
                 "slot" => state.slot = value.parse().ok()?,
-                "drive" => state.drive = unhex(value)?,
+                "drive" => state.drive = unhex_text(value)?,
                 "bucket" => state.bucket = opt()?,
                 "key" => state.key = opt()?,
                 "objects" => state.objects = value.parse().ok()?,

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::heal::HealResult;
 use crate::layer::ObjectLayer;
+use crate::layer::now_ms;
 use crate::list::{Listed, SetLister};
 use crate::set::ErasureSet;
 use crate::system::SYSTEM_BUCKET;
@@ -60,13 +61,6 @@ pub struct PassReport {
     pub healed: u64,
     pub failed: u64,
     pub orphans: u64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Whether this pass verifies `bucket/key` deeply: a stable share of the
