@@ -334,6 +334,7 @@ pub async fn bootstrap(
         )),
         placement: Placement::new(deployment_id),
         clock: Clock::new(),
+        jobs_wake: tokio::sync::Notify::new(),
         config,
     });
     let layer = Arc::new(ObjectLayer {

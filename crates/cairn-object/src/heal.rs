@@ -35,9 +35,24 @@ pub enum HealResult {
     NotFound,
 }
 
+/// What healing one object did on one drive of its set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveHeal {
+    /// Held the object (or nothing was to be done).
+    Ok,
+    /// Shards or metadata were rebuilt on it: this many bytes written.
+    Healed(u64),
+    /// It lacked the object but could not be written.
+    Failed,
+    /// Unreachable: checked and healed later.
+    Offline,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealReport {
     pub result: HealResult,
+    /// Per drive of the set, in slot order.
+    pub drives: Vec<DriveHeal>,
     /// Bytes of shard data written.
     pub bytes: u64,
     /// Bytes of the object checked.
@@ -202,6 +217,16 @@ impl ErasureSet {
         if targets.is_empty() {
             return Ok(HealReport {
                 result: HealResult::Healthy,
+                drives: lacks
+                    .iter()
+                    .map(|l| {
+                        if *l == Lack::Offline {
+                            DriveHeal::Offline
+                        } else {
+                            DriveHeal::Ok
+                        }
+                    })
+                    .collect(),
                 bytes: 0,
                 size: version.size,
                 offline,
@@ -214,7 +239,7 @@ impl ErasureSet {
         let source_slots: Vec<usize> = (0..n)
             .filter(|s| matches!(lacks[*s], Lack::Nothing | Lack::Data(_)))
             .collect();
-        let mut written = 0u64;
+        let mut written = vec![0u64; n];
         let mut inline_out: Vec<Vec<u8>> = vec![Vec::new(); n];
         if version.inline {
             let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
@@ -240,7 +265,9 @@ impl ErasureSet {
                         .extend_from_slice(&frames[shard_index_of_slot(&version, slot, n)]);
                 }
             }
-            written += inline_out.iter().map(|b| b.len() as u64).sum::<u64>();
+            for (slot, out) in inline_out.iter().enumerate() {
+                written[slot] += out.len() as u64;
+            }
         } else {
             for (part_idx, part) in version.parts.iter().enumerate() {
                 let part_targets: Vec<usize> = targets
@@ -255,18 +282,36 @@ impl ErasureSet {
                 if part_targets.is_empty() || part.size == 0 {
                     continue;
                 }
-                written += self
+                for (slot, bytes) in self
                     .rebuild_part(&version, part_idx, &source_slots, &part_targets)
-                    .await?;
+                    .await?
+                {
+                    written[slot] += bytes;
+                }
             }
         }
 
         // Metadata last, on drives that lacked the version (or its inline data).
+        let mut drives: Vec<DriveHeal> = lacks
+            .iter()
+            .map(|l| match l {
+                Lack::Offline => DriveHeal::Offline,
+                Lack::Nothing => DriveHeal::Ok,
+                // Until shown otherwise below.
+                Lack::Version | Lack::Data(_) => DriveHeal::Failed,
+            })
+            .collect();
         let mut healed = 0;
         for &slot in &targets {
             let needs_meta = lacks[slot] == Lack::Version || version.inline;
+            let data_written =
+                version.inline || version.parts.iter().all(|p| p.size == 0) || written[slot] > 0;
+            if !data_written {
+                continue;
+            }
             if !needs_meta {
                 healed += 1;
+                drives[slot] = DriveHeal::Healed(written[slot]);
                 continue;
             }
             let mut held = version.clone();
@@ -286,6 +331,7 @@ impl ErasureSet {
             {
                 Ok(outcome) => {
                     healed += 1;
+                    drives[slot] = DriveHeal::Healed(written[slot]);
                     let results = [Ok(outcome)];
                     crate::put::delete_removed(
                         std::slice::from_ref(disk),
@@ -299,12 +345,14 @@ impl ErasureSet {
                 }
             }
         }
+        let written: u64 = written.iter().sum();
         tracing::info!(
             bucket, key, set = %self.name(), drives = healed, bytes = written,
             version = %identity.data_id, "object healed"
         );
         Ok(HealReport {
             result: HealResult::Healed { drives: healed },
+            drives,
             bytes: written,
             size: version.size,
             offline,
@@ -312,14 +360,14 @@ impl ErasureSet {
     }
 
     /// Rebuilds part `part_idx` of `version` onto `targets` from `sources`;
-    /// returns the bytes written.
+    /// returns the bytes written to each target that took them.
     async fn rebuild_part(
         &self,
         version: &ObjectVersion,
         part_idx: usize,
         source_slots: &[usize],
         targets: &[usize],
-    ) -> Result<u64> {
+    ) -> Result<Vec<(usize, u64)>> {
         let n = self.size();
         let part = &version.parts[part_idx];
         let (data_id, number) = version.part_file(part);
@@ -355,13 +403,13 @@ impl ErasureSet {
             corrupt: Vec::new(),
         };
         let mut coder = erasure_of(version)?;
-        let mut written = 0u64;
+        let mut written = vec![0u64; n];
         let result: Result<()> = async {
             for block_idx in 0..coder.block_count(part.size) {
                 let frames = rebuild_block(&mut blocks, &mut coder, block_idx).await?;
                 for (slot, writer) in &mut writers {
                     let frame = &frames[shard_index_of_slot(version, *slot, n)];
-                    written += frame.len() as u64;
+                    written[*slot] += frame.len() as u64;
                     writer
                         .write(Bytes::copy_from_slice(frame))
                         .await
@@ -380,13 +428,15 @@ impl ErasureSet {
             }
             return Err(err);
         }
+        let mut done = Vec::with_capacity(writers.len());
         for (slot, writer) in writers {
             writer.finish().await.map_err(|source| Error::Disk {
                 endpoint: self.disks[slot].endpoint().to_owned(),
                 source,
             })?;
+            done.push((slot, written[slot]));
         }
-        Ok(written)
+        Ok(done)
     }
 
     /// Removes versions that no read quorum holds, once every drive answered
@@ -404,6 +454,7 @@ impl ErasureSet {
         if holders.is_empty() {
             return Ok(HealReport {
                 result: HealResult::NotFound,
+                drives: vec![DriveHeal::Ok; self.size()],
                 bytes: 0,
                 size: 0,
                 offline,
@@ -453,6 +504,7 @@ impl ErasureSet {
         tracing::info!(bucket, key, set = %self.name(), drives = removed, "removed a version that never reached quorum");
         Ok(HealReport {
             result: HealResult::Removed { drives: removed },
+            drives: vec![DriveHeal::Ok; self.size()],
             bytes: 0,
             size: 0,
             offline,

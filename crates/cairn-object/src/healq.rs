@@ -57,6 +57,10 @@ pub struct HealQueueStats {
     pub failed: u64,
     /// Entries not queued because the queue was full (left to the scanner).
     pub overflowed: u64,
+    /// Objects whose last heal attempt failed (the most recent ones, at
+    /// most [`crate::MAX_FAILURES`]), with the reason; an object leaves the
+    /// list once healed.
+    pub failures: Vec<crate::jobs::Failure>,
 }
 
 pub struct HealQueue {
@@ -69,6 +73,8 @@ pub struct HealQueue {
     failed: AtomicU64,
     overflowed: AtomicU64,
     last_overflow_log: Mutex<Option<Instant>>,
+    /// Last error per failing object, oldest first.
+    failures: Mutex<VecDeque<crate::jobs::Failure>>,
 }
 
 impl HealQueue {
@@ -85,6 +91,7 @@ impl HealQueue {
             failed: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             last_overflow_log: Mutex::new(None),
+            failures: Mutex::new(VecDeque::new()),
         };
         if let Some(dir) = dir {
             match queue.replay(dir) {
@@ -261,6 +268,29 @@ impl HealQueue {
             healthy: self.healthy.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             overflowed: self.overflowed.load(Ordering::Relaxed),
+            failures: self
+                .failures
+                .lock()
+                .expect("heal queue")
+                .iter()
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Records why `entry` failed (`None`: it no longer fails).
+    fn note_failure(&self, entry: &Entry, reason: Option<String>) {
+        let mut failures = self.failures.lock().expect("heal queue");
+        failures.retain(|f| f.bucket != entry.bucket || f.key != entry.key);
+        if let Some(reason) = reason {
+            if failures.len() >= crate::jobs::MAX_FAILURES {
+                failures.pop_front();
+            }
+            failures.push_back(crate::jobs::Failure {
+                bucket: entry.bucket.clone(),
+                key: entry.key.clone(),
+                reason,
+            });
         }
     }
 }
@@ -299,6 +329,7 @@ pub fn spawn_healer(
                         HealResult::Healed { .. } | HealResult::Removed { .. } => &queue.healed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    queue.note_failure(&entry, None);
                     queue.done(&entry);
                 }
                 Ok(_) => {
@@ -307,14 +338,17 @@ pub fn spawn_healer(
                 }
                 Err(Error::BucketNotFound | Error::ObjectNotFound) => {
                     queue.healthy.fetch_add(1, Ordering::Relaxed);
+                    queue.note_failure(&entry, None);
                     queue.done(&entry);
                 }
                 Err(err) if entry.attempts < MAX_ATTEMPTS => {
                     tracing::debug!(bucket = %entry.bucket, key = %entry.key, %err, "heal failed; will retry");
+                    queue.note_failure(&entry, Some(format!("{err} (retrying)")));
                     queue.retry(entry);
                 }
                 Err(err) => {
                     queue.failed.fetch_add(1, Ordering::Relaxed);
+                    queue.note_failure(&entry, Some(format!("{err} (left to the scanner)")));
                     tracing::error!(bucket = %entry.bucket, key = %entry.key, %err, attempts = entry.attempts, "heal keeps failing; left to the scanner");
                     queue.done(&entry);
                 }

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) usage: crate::scanner::Usage,
     pub(crate) placement: Placement,
     pub(crate) clock: Clock,
+    /// Wakes the job loop when a heal or refill is queued on this node.
+    pub(crate) jobs_wake: tokio::sync::Notify,
 }
 
 impl Shared {

@@ -21,6 +21,7 @@ mod get;
 mod heal;
 mod healq;
 mod janitor;
+mod jobs;
 mod layer;
 mod list;
 mod monitor;
@@ -41,9 +42,10 @@ pub use bootstrap::{
 pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
 pub use get::{GetObject, GetOptions, ObjectStream};
-pub use heal::{HealReport, HealResult};
+pub use heal::{DriveHeal, HealReport, HealResult};
 pub use healq::{HealQueue, HealQueueStats, spawn_healer};
 pub use janitor::{abort_stale_uploads, spawn_janitor};
+pub use jobs::{DriveCounters, Failure, JobKind, JobState, MAX_FAILURES, spawn_jobs};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
 pub use monitor::{heal_bucket_records, spawn_drive_monitor};
 pub use multipart::{
@@ -51,8 +53,8 @@ pub use multipart::{
     MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,
 };
 pub use nslock::{HeldLock, Locker};
-pub use refill::{RefillState, queue_formatted_drives, spawn_refiller};
-pub use scanner::{PassReport, spawn_scanner};
+pub use refill::queue_formatted_drives;
+pub use scanner::spawn_scanner;
 pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,

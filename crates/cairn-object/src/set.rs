@@ -111,6 +111,11 @@ impl ErasureSet {
             parity_shards: self.parity_shards,
             read_quorum: self.read_quorum(),
             write_quorum: self.write_quorum(),
+            endpoints: self
+                .disks
+                .iter()
+                .map(|d| (d.endpoint().to_owned(), d.is_online()))
+                .collect(),
         }
     }
 

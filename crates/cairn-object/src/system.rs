@@ -74,7 +74,7 @@ impl ObjectLayer {
         Ok(Some(out.freeze()))
     }
 
-    async fn delete_system(&self, key: &str) -> Result<()> {
+    pub(crate) async fn delete_system(&self, key: &str) -> Result<()> {
         let set = self.set_for(SYSTEM_BUCKET, key, false).await?;
         match set.delete_object(&self.shared, SYSTEM_BUCKET, key).await {
             Ok(()) | Err(Error::BucketNotFound) => Ok(()),

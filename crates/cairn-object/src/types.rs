@@ -194,6 +194,8 @@ pub struct SetHealth {
     pub parity_shards: usize,
     pub read_quorum: usize,
     pub write_quorum: usize,
+    /// Each drive's endpoint and whether it is online, in slot order.
+    pub endpoints: Vec<(String, bool)>,
 }
 
 impl SetHealth {

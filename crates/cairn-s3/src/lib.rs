@@ -21,6 +21,7 @@ mod multipart;
 mod object;
 mod post;
 mod range;
+pub mod sigv4;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -14,16 +14,16 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use cairn_object::{ObjectLayer, PutOptions};
 use futures::{Stream, StreamExt};
-use hmac::{Hmac, KeyInit, Mac};
+
 use http::{HeaderMap, StatusCode};
 use s3s::dto::{StorageClass, Timestamp, TimestampFormat};
 use s3s::post_policy::{PostPolicy, PostPolicyCondition};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
-use sha2::Sha256;
 
 use crate::auth::Credentials;
 use crate::error::s3_err;
 use crate::object::NewObjectHeaders;
+use crate::sigv4::{constant_time_eq, hex, hmac_sha256, signing_key};
 
 /// Largest part header block, and largest form field value.
 const MAX_PART_HEADERS: usize = 8 << 10;
@@ -268,20 +268,6 @@ impl FormReader {
 /// The form's fields, by lower-case name, with the value as sent.
 type Fields = BTreeMap<String, String>;
 
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn policy_failed(detail: &str) -> S3Error {
     S3Error::with_message(
         S3ErrorCode::AccessDenied,
@@ -345,10 +331,7 @@ impl PostUploads {
                 "The Access Key Id you provided does not exist in our records"
             ));
         }
-        let key = [date, region, service, "aws4_request"].iter().fold(
-            format!("AWS4{}", self.root.secret_key).into_bytes(),
-            |key, part| hmac_sha256(&key, part.as_bytes()),
-        );
+        let key = signing_key(&self.root.secret_key, date, region, service);
         let expected = hex(&hmac_sha256(&key, policy.as_bytes()));
         if !constant_time_eq(
             expected.as_bytes(),

@@ -39,6 +39,8 @@ pub struct App {
     pub deadline: Duration,
     pub waiting: AtomicUsize,
     pub request_ids: AtomicU64,
+    /// Who may call the admin API.
+    pub root: cairn_s3::Credentials,
 }
 
 /// A response body that holds its request's concurrency permit.
@@ -90,12 +92,24 @@ impl App {
             });
         }
         let request_id = format!("{:016X}", self.request_ids.fetch_add(1, Ordering::Relaxed));
-        let mut resp = match req.uri().path().strip_prefix("/minio/health/") {
-            Some(check) => self.health(check, req.method()).map(|inner| PermitBody {
+        let path = req.uri().path();
+        let mut resp = if let Some(check) = path.strip_prefix("/minio/health/") {
+            self.health(check, req.method()).map(|inner| PermitBody {
                 inner,
                 _permit: None,
-            }),
-            None => self.s3(req).await,
+            })
+        } else if path.starts_with("/cairn/admin/") {
+            // Not behind the S3 request limit: an operator must be able to
+            // see what a saturated node is doing.
+            let layer = self.serving.get().map(|s| s.layer.as_ref());
+            crate::admin::handle(req, layer, &self.root)
+                .await
+                .map(|inner| PermitBody {
+                    inner,
+                    _permit: None,
+                })
+        } else {
+            self.s3(req).await
         };
         let headers = resp.headers_mut();
         headers.insert(

@@ -4,6 +4,8 @@
 //! environment, opens the drives, builds the object layer and the S3 API,
 //! serves, and shuts down in reverse order on SIGINT or SIGTERM.
 
+mod admin;
+mod admin_cli;
 mod cluster;
 mod config;
 mod http;
@@ -44,6 +46,9 @@ enum Command {
     /// One drive stores objects as they are; several drives form erasure
     /// sets. `{a...b}` expands like MinIO: `cairn server /mnt/disk{1...4}`.
     Server(ServerArgs),
+    /// Administer a running server through its admin API (signed with the
+    /// root credentials from CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD).
+    Admin(admin_cli::AdminArgs),
 }
 
 #[derive(Args)]
@@ -74,6 +79,19 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Server(args) => runtime.block_on(run_server(args)),
+        Command::Admin(args) => {
+            let run = async {
+                let (root, _) = config::root_credentials()?;
+                admin_cli::run(args, root).await
+            };
+            return match runtime.block_on(run) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(err) => {
+                    eprintln!("cairn admin: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,6 +215,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         deadline: env.requests_deadline,
         waiting: AtomicUsize::new(0),
         request_ids: AtomicU64::new(rand_seed()),
+        root: root.clone(),
     });
 
     // A cluster node listens before it starts: its peers read its drives'
@@ -299,7 +318,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
     let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
     let healer = cairn_object::spawn_healer(layer.clone(), shutdown_rx.clone());
-    let refiller = cairn_object::spawn_refiller(layer.clone(), shutdown_rx.clone());
+    let jobs = cairn_object::spawn_jobs(layer.clone(), shutdown_rx.clone());
     let scanner = cairn_object::spawn_scanner(layer.clone(), shutdown_rx.clone());
     let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
     let s3 = S3Handler::new(
@@ -341,7 +360,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     monitor.await.context("drive monitor")?;
     janitor.await.context("janitor")?;
     healer.await.context("healer")?;
-    refiller.await.context("refiller")?;
+    jobs.await.context("heal jobs")?;
     scanner.await.context("scanner")?;
     if let Some(refresher) = refresher {
         refresher.abort();
