@@ -290,7 +290,7 @@ fn progress_line(job: &Value) -> String {
     const WIDTH: usize = 30;
     let filled = (fraction * WIDTH as f64).round() as usize;
     let bar: String = "#".repeat(filled) + &".".repeat(WIDTH - filled);
-    let of = total.map_or_else(|| "counting".to_owned(), |t| t.to_string());
+    let of = total.map_or_else(|| "? (counting)".to_owned(), |t| t.to_string());
     let eta = match job["eta_secs"].as_u64() {
         _ if done => "done".to_owned(),
         Some(secs) => format!("ETA {}", human_duration(secs)),

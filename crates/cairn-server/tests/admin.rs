@@ -173,7 +173,8 @@ async fn issue_5_the_admin_api_needs_the_root_credentials_and_refuses_bad_input(
     assert_eq!(before["heals"].as_array().unwrap().len(), 0);
 
     // Bad input: a specific error, and no heal started.
-    let cases: [(&str, &str, &[(&str, &str)], u16, &str); 5] = [
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case; 5] = [
         (
             "POST",
             "heal/start",
@@ -327,7 +328,7 @@ async fn issue_5_heal_start_heals_a_prefix_shows_progress_and_lists_failed_objec
 #[tokio::test]
 async fn issue_5_heal_status_shows_a_refill_with_its_rate_and_eta() {
     // A slow refill, to be seen while it runs.
-    let server = TestServer::start(ServerOptions::drives(4).env("CAIRN_HEAL_DUTY", "0.1"));
+    let server = TestServer::start(ServerOptions::drives(4).env("CAIRN_HEAL_DUTY", "0.02"));
     let client = server.client();
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
     for i in 0..60u64 {
@@ -352,7 +353,8 @@ async fn issue_5_heal_status_shows_a_refill_with_its_rate_and_eta() {
                 return false;
             };
             if job["done"] == false && job["objects"].as_u64().unwrap() > 0 {
-                seen_running.get_or_insert((set["drives"][2]["state"].clone(), job.clone()));
+                // The last look before it ended.
+                seen_running = Some((set["drives"][2]["state"].clone(), job.clone()));
             }
             job["done"] == true
         }),
