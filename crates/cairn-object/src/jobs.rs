@@ -34,6 +34,8 @@ use crate::types::ListOptions;
 
 /// Progress is saved at least this often.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
+/// Objects a job heals side by side.
+const BATCH: usize = 8;
 /// Failed objects kept per job, with their reasons.
 pub const MAX_FAILURES: usize = 100;
 /// Finished operator heals are forgotten after this long.
@@ -681,44 +683,67 @@ impl ObjectLayer {
             }
             let options = state.list_options(&bucket, true);
             let mut lister = SetLister::new(&set, &bucket, &options);
-            loop {
-                let entry = match lister.next().await {
-                    Ok(Some(Listed::Object(info))) => info,
-                    Ok(Some(Listed::Prefix(_))) => continue,
-                    Ok(None) | Err(Error::BucketNotFound) => break,
-                    Err(err) => return Err(err),
+            let mut listed_all = false;
+            while !listed_all {
+                // A batch of keys healed side by side: one object at a time
+                // leaves the drives idle between round trips.
+                let mut batch = Vec::with_capacity(BATCH);
+                while batch.len() < BATCH {
+                    match lister.next().await {
+                        Ok(Some(Listed::Object(info))) => batch.push(info),
+                        Ok(Some(Listed::Prefix(_))) => {}
+                        Ok(None) | Err(Error::BucketNotFound) => {
+                            listed_all = true;
+                            break;
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
+                let Some(last) = batch.last() else {
+                    break;
                 };
+                let last_key = last.key.clone();
                 guard.check()?;
                 let started = Instant::now();
-                let deep = state.deep_for(&bucket, &entry.key);
-                match set
-                    .heal_object(&self.shared, &bucket, &entry.key, deep)
-                    .await
-                {
-                    Ok(report) => {
-                        if let JobKind::Refill { slot } = state.kind
-                            && report.drives.get(slot) == Some(&DriveHeal::Offline)
-                        {
-                            // Save where it stands and let the job loop
-                            // try again later.
-                            return Err(Error::Internal(format!(
-                                "the drive being refilled ({}) is unreachable",
-                                state.drive
-                            )));
-                        }
-                        state.record(&bucket, &entry.key, &report, deep);
+                let heals = batch.iter().map(|entry| {
+                    let deep = state.deep_for(&bucket, &entry.key);
+                    let set = &set;
+                    let bucket = &bucket;
+                    async move {
+                        let result = set
+                            .heal_object(&self.shared, bucket, &entry.key, deep)
+                            .await;
+                        (deep, result)
                     }
-                    // Deleted meanwhile.
-                    Err(Error::ObjectNotFound) => {}
-                    Err(err) => {
-                        state.objects += 1;
-                        state.bytes += entry.size;
-                        state.fail(&bucket, &entry.key, &err.to_string());
-                        tracing::warn!(job = state.kind.name(), bucket = %bucket, key = %entry.key, %err, "an object could not be checked or healed");
+                });
+                let results = futures::future::join_all(heals).await;
+                for (entry, (deep, result)) in batch.iter().zip(results) {
+                    match result {
+                        Ok(report) => {
+                            if let JobKind::Refill { slot } = state.kind
+                                && report.drives.get(slot) == Some(&DriveHeal::Offline)
+                            {
+                                // The job loop tries again later, from the
+                                // last saved key.
+                                return Err(Error::Internal(format!(
+                                    "the drive being refilled ({}) is unreachable",
+                                    state.drive
+                                )));
+                            }
+                            state.record(&bucket, &entry.key, &report, deep);
+                        }
+                        // Deleted meanwhile.
+                        Err(Error::ObjectNotFound) => {}
+                        Err(err) => {
+                            state.objects += 1;
+                            state.bytes += entry.size;
+                            state.fail(&bucket, &entry.key, &err.to_string());
+                            tracing::warn!(job = state.kind.name(), bucket = %bucket, key = %entry.key, %err, "an object could not be checked or healed");
+                        }
                     }
                 }
                 state.bucket = Some(bucket.clone());
-                state.key = Some(entry.key.clone());
+                state.key = Some(last_key);
                 let stopping = *shutdown.borrow();
                 if last_save.is_none_or(|at| at.elapsed() >= SAVE_EVERY) || stopping {
                     state.active_ms += segment.elapsed().as_millis() as i64;
@@ -733,7 +758,8 @@ impl ObjectLayer {
                         return Ok(state);
                     }
                 }
-                // Rest so that healing takes at most `duty` of the time.
+                // Rest so that healing takes at most `duty` of the time; no
+                // object lock is held while resting.
                 let worked = started.elapsed();
                 tokio::time::sleep(worked.mul_f64((1.0 - duty) / duty)).await;
             }

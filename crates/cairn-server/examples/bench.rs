@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p cairn-server --example bench -- [DIR] [SECONDS]
+//! cargo run --release -p cairn-server --example bench -- cluster [DIR] [SECONDS]
+//! cargo run --release -p cairn-server --example bench -- refill [DIR] [MIB_OBJECTS] [SMALL_OBJECTS]
 //! ```
 //!
 //! DIR (default: a new directory under /var/tmp) must be on the disk to
@@ -21,6 +23,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+
+#[path = "bench/refill.rs"]
+mod refill;
 
 const USER: &str = "bench-admin";
 const PASSWORD: &str = "bench-password";
@@ -152,8 +157,8 @@ fn start_server(dir: &Path) -> Server {
     spawn_server("127.0.0.1:0", &drives).wait_started()
 }
 
-/// Starts `cairn server` without waiting for it.
-fn spawn_server(address: &str, drives: &[String]) -> Server {
+/// The `cairn` binary next to this example.
+fn cairn_binary() -> PathBuf {
     let binary = std::env::current_exe()
         .unwrap()
         .parent()
@@ -164,9 +169,19 @@ fn spawn_server(address: &str, drives: &[String]) -> Server {
         binary.exists(),
         "build the server first: cargo build --release -p cairn-server"
     );
-    let child = Command::new(binary)
+    binary
+}
+
+/// Starts `cairn server` without waiting for it.
+fn spawn_server(address: &str, drives: &[String]) -> Server {
+    spawn_server_with(address, drives, &[])
+}
+
+fn spawn_server_with(address: &str, drives: &[String], env: &[(&str, String)]) -> Server {
+    let child = Command::new(cairn_binary())
         .args(["server", "--address", address])
         .args(drives)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CAIRN_ROOT_USER", USER)
         .env("CAIRN_ROOT_PASSWORD", PASSWORD)
         .env("CAIRN_LOG", "warn")
@@ -452,6 +467,11 @@ async fn main() {
     if args.peek().map(String::as_str) == Some("cluster") {
         args.next();
         cluster_main(args).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("refill") {
+        args.next();
+        refill::main(args).await;
         return;
     }
     let dir = args.next().map_or_else(

@@ -5,14 +5,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, cairn_binary, raw_request,
-    signed_headers, test_data, wait_until,
+    ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, raw_request, signed_headers,
+    test_data, wait_until,
 };
 use serde_json::Value;
 
@@ -77,36 +76,9 @@ fn status(server: &TestServer) -> Value {
     json(&resp)
 }
 
-/// Runs `cairn admin ARGS` against `server` with `password`; returns the
-/// exit code, standard output and standard error. Killed after 120 s.
+/// `cairn admin ARGS` against `server`.
 fn cairn_admin(server: &TestServer, password: &str, args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(cairn_binary())
-        .arg("admin")
-        .args(args)
-        .env("CAIRN_ENDPOINT", server.endpoint())
-        .env("CAIRN_ROOT_USER", ACCESS_KEY)
-        .env("CAIRN_ROOT_PASSWORD", password)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::cairn_admin(&server.endpoint(), password, args)
 }
 
 fn shard_files(drive: &Path) -> Vec<PathBuf> {

@@ -285,6 +285,35 @@ async fn issue_4_cluster_forms_and_every_node_serves_the_same_data() {
         assert_eq!(cluster.health(idx, "cluster"), 200);
         assert_eq!(cluster.health(idx, "cluster/read"), 200);
     }
+    // Healing on demand works the same (issue 5): a heal started through
+    // node 2 runs on whichever node takes it, and every node shows it.
+    let endpoint = |idx: usize| format!("http://{}", cluster.nodes[idx].addr);
+    let (code, stdout, stderr) = blocking(move || {
+        common::cairn_admin(&endpoint(1), common::SECRET_KEY, &["heal", "start", BUCKET])
+    });
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("100% 5/5 objects"), "{stdout}");
+    for idx in 0..4 {
+        let endpoint = format!("http://{}", cluster.nodes[idx].addr);
+        let (code, stdout, stderr) = blocking(move || {
+            common::cairn_admin(&endpoint, common::SECRET_KEY, &["heal", "status", "--json"])
+        });
+        assert_eq!(code, 0, "{stderr}");
+        let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            status["heals"][0]["done"],
+            true,
+            "node {}: {stdout}",
+            idx + 1
+        );
+        assert_eq!(
+            status["heals"][0]["objects"],
+            5,
+            "node {}: {stdout}",
+            idx + 1
+        );
+        assert_eq!(status["sets"][0]["online"], 8, "node {}: {stdout}", idx + 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

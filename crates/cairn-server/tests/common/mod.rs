@@ -479,3 +479,33 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Runs `cairn admin ARGS` against `endpoint` with the test root user and
+/// `password`; returns the exit code, standard output and standard error.
+/// Killed after 120 s.
+pub fn cairn_admin(endpoint: &str, password: &str, args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(cairn_binary())
+        .arg("admin")
+        .args(args)
+        .env("CAIRN_ENDPOINT", endpoint)
+        .env("CAIRN_ROOT_USER", ACCESS_KEY)
+        .env("CAIRN_ROOT_PASSWORD", password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
