@@ -34,8 +34,7 @@ use crate::types::ListOptions;
 
 /// Progress is saved at least this often.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
-/// Objects a job heals side by side.
-const BATCH: usize = 8;
+
 /// Failed objects kept per job, with their reasons.
 pub const MAX_FAILURES: usize = 100;
 /// Finished operator heals are forgotten after this long.
@@ -672,6 +671,7 @@ impl ObjectLayer {
         }
         state.drives.resize(set.size(), DriveCounters::default());
         let duty = self.shared.config.heal_duty.clamp(0.01, 1.0);
+        let batch_size = self.shared.config.heal_concurrency.max(1);
         let mut last_save: Option<Instant> = None;
         for bucket in self.job_buckets(&state).await? {
             if state
@@ -687,8 +687,8 @@ impl ObjectLayer {
             while !listed_all {
                 // A batch of keys healed side by side: one object at a time
                 // leaves the drives idle between round trips.
-                let mut batch = Vec::with_capacity(BATCH);
-                while batch.len() < BATCH {
+                let mut batch = Vec::with_capacity(batch_size);
+                while batch.len() < batch_size {
                     match lister.next().await {
                         Ok(Some(Listed::Object(info))) => batch.push(info),
                         Ok(Some(Listed::Prefix(_))) => {}

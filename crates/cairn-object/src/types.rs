@@ -52,6 +52,9 @@ pub struct ObjectConfig {
     /// Share of the time a drive refill may spend healing; it rests the
     /// rest, so foreground requests keep their latency (`CAIRN_HEAL_DUTY`).
     pub heal_duty: f64,
+    /// Objects a heal job (refill, operator heal, scanner pass) heals side
+    /// by side (`CAIRN_HEAL_CONCURRENCY`).
+    pub heal_concurrency: usize,
     /// How often the scanner passes over each set (`CAIRN_SCANNER_INTERVAL`).
     pub scanner_interval: Duration,
     /// Share of objects, in percent, whose shards a pass verifies frame by
@@ -76,6 +79,7 @@ impl Default for ObjectConfig {
             heal_queue_dir: None,
             heal_queue_max: 100_000,
             heal_duty: 0.5,
+            heal_concurrency: 4,
             scanner_interval: Duration::from_secs(3600),
             scanner_deep_percent: 10,
             orphan_grace: Duration::from_secs(3600),

@@ -187,6 +187,8 @@ pub struct EnvSettings {
     pub heal_queue_max: usize,
     /// Share of the time a drive refill may spend healing (`CAIRN_HEAL_DUTY`).
     pub heal_duty: f64,
+    /// Objects a heal job heals side by side (`CAIRN_HEAL_CONCURRENCY`).
+    pub heal_concurrency: usize,
     pub scanner_interval: Duration,
     pub scanner_deep_percent: u8,
     pub orphan_grace: Duration,
@@ -269,6 +271,11 @@ pub fn env_settings() -> Result<EnvSettings> {
         }
         None => 0.5,
     };
+    let heal_concurrency = match number("HEAL_CONCURRENCY")? {
+        Some(n) if (1..=64).contains(&n) => n as usize,
+        Some(n) => bail!("CAIRN_HEAL_CONCURRENCY must be 1 to 64, got {n}"),
+        None => 4,
+    };
     let scanner_deep_percent = match number("SCANNER_DEEP_PERCENT")? {
         Some(p) if p <= 100 => p as u8,
         Some(p) => bail!("CAIRN_SCANNER_DEEP_PERCENT must be 0 to 100, got {p}"),
@@ -279,6 +286,7 @@ pub fn env_settings() -> Result<EnvSettings> {
         scanner_deep_percent,
         orphan_grace: duration("SCANNER_ORPHAN_GRACE", Duration::from_secs(3600))?,
         heal_duty,
+        heal_concurrency,
         heal_queue_max: number("HEAL_QUEUE_MAX")?
             .filter(|n| *n > 0)
             .unwrap_or(100_000),

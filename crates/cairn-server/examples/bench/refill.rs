@@ -1,7 +1,9 @@
 //! `bench refill [DIR] [MIB_OBJECTS] [SMALL_OBJECTS]`: how fast a replaced
 //! drive is refilled, against the disk's sequential write bandwidth
 //! measured in the same run, and what the refill does to foreground
-//! latency, at the default `CAIRN_HEAL_DUTY` (0.5) and unthrottled (1.0).
+//! latency: one object at a time and the default 4 side by side
+//! (`CAIRN_HEAL_CONCURRENCY`) at the default `CAIRN_HEAL_DUTY` (0.5), and
+//! 4 side by side unthrottled (1.0).
 //!
 //! For each object size (1 MiB, 64 KiB) and duty: start a server on 4
 //! drives in DIR (EC 2+2), fill it, measure foreground latency for a few
@@ -112,6 +114,7 @@ impl Probe {
 struct Figures {
     size: usize,
     duty: &'static str,
+    concurrency: &'static str,
     objects: u64,
     seconds: f64,
     drive_bytes: u64,
@@ -121,7 +124,12 @@ struct Figures {
     during: (f64, f64, f64, f64),
 }
 
-async fn run_one(dir: &Path, size: usize, count: u64, duty: &'static str) -> Figures {
+async fn run_one(
+    dir: &Path,
+    size: usize,
+    count: u64,
+    (duty, concurrency): (&'static str, &'static str),
+) -> Figures {
     std::fs::create_dir_all(dir).unwrap();
     eprintln!("measuring the disk under {} with dd ...", dir.display());
     let disk_write_mibs = disk_write_baseline(dir);
@@ -132,7 +140,10 @@ async fn run_one(dir: &Path, size: usize, count: u64, duty: &'static str) -> Fig
     let server = spawn_server_with(
         "127.0.0.1:0",
         &drives,
-        &[("CAIRN_HEAL_DUTY", duty.to_owned())],
+        &[
+            ("CAIRN_HEAL_DUTY", duty.to_owned()),
+            ("CAIRN_HEAL_CONCURRENCY", concurrency.to_owned()),
+        ],
     )
     .wait_started();
     let client = client(&server.endpoint);
@@ -210,6 +221,7 @@ async fn run_one(dir: &Path, size: usize, count: u64, duty: &'static str) -> Fig
     Figures {
         size,
         duty,
+        concurrency,
         objects,
         seconds,
         drive_bytes,
@@ -233,23 +245,24 @@ pub async fn main(mut args: impl Iterator<Item = String>) {
         .map_or(6000, |s| s.parse().expect("SMALL_OBJECTS"));
     let mut figures = Vec::new();
     for (size, count) in [(1 << 20, mib_objects), (64 << 10, small_objects)] {
-        for duty in ["0.5", "1.0"] {
-            let run = dir.join(format!("{}k-{duty}", size >> 10));
-            figures.push(run_one(&run, size, count, duty).await);
+        for config in [("0.5", "1"), ("0.5", "4"), ("1.0", "4")] {
+            let run = dir.join(format!("{}k-{}-{}", size >> 10, config.0, config.1));
+            figures.push(run_one(&run, size, count, config).await);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "| Objects | CAIRN_HEAL_DUTY | Refill time | Objects/s | Object data GiB/min | Written to the drive | Disk sequential write (dd) | Fraction of the disk |"
+        "| Objects | CAIRN_HEAL_DUTY, _CONCURRENCY | Refill time | Objects/s | Object data GiB/min | Written to the drive | Disk sequential write (dd) | Fraction of the disk |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for f in &figures {
         let written_mibs = f.drive_bytes as f64 / (1 << 20) as f64 / f.seconds;
         println!(
-            "| {} x {} KiB | {} | {:.1} s | {:.0} | {:.2} | {:.0} MiB/s | {:.0} MiB/s | {:.3} |",
+            "| {} x {} KiB | {}, {} | {:.1} s | {:.0} | {:.2} | {:.0} MiB/s | {:.0} MiB/s | {:.3} |",
             f.objects,
             f.size >> 10,
             f.duty,
+            f.concurrency,
             f.seconds,
             f.objects as f64 / f.seconds,
             f.object_bytes as f64 / (1u64 << 30) as f64 / (f.seconds / 60.0),
@@ -260,16 +273,17 @@ pub async fn main(mut args: impl Iterator<Item = String>) {
     }
     println!();
     println!(
-        "| Objects | CAIRN_HEAL_DUTY | 4 KiB PUT p50 / p99, before | during refill | GET p50 / p99, before | during refill | p99 change (PUT, GET) |"
+        "| Objects | CAIRN_HEAL_DUTY, _CONCURRENCY | 4 KiB PUT p50 / p99, before | during refill | GET p50 / p99, before | during refill | p99 change (PUT, GET) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for f in &figures {
         let (bp50, bp99, bg50, bg99) = f.before;
         let (dp50, dp99, dg50, dg99) = f.during;
         println!(
-            "| {} KiB | {} | {bp50:.1} / {bp99:.1} ms | {dp50:.1} / {dp99:.1} ms | {bg50:.1} / {bg99:.1} ms | {dg50:.1} / {dg99:.1} ms | {:.2}x, {:.2}x |",
+            "| {} KiB | {}, {} | {bp50:.1} / {bp99:.1} ms | {dp50:.1} / {dp99:.1} ms | {bg50:.1} / {bg99:.1} ms | {dg50:.1} / {dg99:.1} ms | {:.2}x, {:.2}x |",
             f.size >> 10,
             f.duty,
+            f.concurrency,
             dp99 / bp99,
             dg99 / bg99,
         );
