@@ -272,7 +272,7 @@ pub fn env_settings() -> Result<EnvSettings> {
         None => 0.5,
     };
     let heal_concurrency = match number("HEAL_CONCURRENCY")? {
-        Some(n) if (1..=64).contains(&n) => n as usize,
+        Some(n) if (1..=64).contains(&n) => n,
         Some(n) => bail!("CAIRN_HEAL_CONCURRENCY must be 1 to 64, got {n}"),
         None => 4,
     };
