@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::layer::Shared;
-use crate::nslock::{bucket_resource, object_resource};
 use crate::put::delete_removed;
 use crate::set::{ErasureSet, describe_errors, fan_out};
 
@@ -20,14 +19,7 @@ impl ErasureSet {
         key: &str,
     ) -> Result<()> {
         let write_quorum = self.write_quorum();
-        let bucket_guard = shared
-            .locks
-            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
-            .await?;
-        let object_guard = shared
-            .locks
-            .write(self.lock_set(), object_resource(bucket, key))
-            .await?;
+        let guard = self.lock_object_write(shared, bucket, key).await?;
         let results = fan_out(&self.disks, |_, disk| async move {
             disk.commit(MetaOp::DeleteVersion {
                 bucket: bucket.to_owned(),
@@ -63,7 +55,7 @@ impl ErasureSet {
                 errors: describe_errors(&self.disks, &results),
             });
         }
-        drop((object_guard, bucket_guard));
+        drop(guard);
         if ok < self.size() {
             tracing::warn!(bucket, key, set = %self.name(), ok, "delete reached quorum with drives failing; queued for healing");
             shared.heal.push(bucket, key);

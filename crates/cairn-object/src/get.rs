@@ -344,23 +344,8 @@ impl ErasureSet {
             parts.open(first_part).await?
         };
         drop(guard);
-        let algo = BitrotAlgo::from_id(version.erasure.bitrot).ok_or_else(|| {
-            Error::Internal(format!(
-                "unknown bitrot algorithm {}",
-                version.erasure.bitrot
-            ))
-        })?;
-        let erasure = || {
-            Erasure::new(
-                usize::from(version.erasure.data_shards),
-                usize::from(version.erasure.parity_shards),
-                version.erasure.block_size as usize,
-                algo,
-            )
-            .map_err(|e| Error::Internal(e.to_string()))
-        };
         // Validate the layout now, while the error can still become a status.
-        erasure()?;
+        let algo = erasure_of(&version)?.algo();
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let full_redundancy = holders == self.size();
         let heal = shared.heal.clone();
@@ -514,4 +499,21 @@ impl ErasureSet {
         }
         Ok(sources)
     }
+}
+
+/// The erasure coder a stored version was written with.
+pub(crate) fn erasure_of(version: &ObjectVersion) -> Result<Erasure> {
+    let algo = BitrotAlgo::from_id(version.erasure.bitrot).ok_or_else(|| {
+        Error::Internal(format!(
+            "unknown bitrot algorithm {}",
+            version.erasure.bitrot
+        ))
+    })?;
+    Erasure::new(
+        usize::from(version.erasure.data_shards),
+        usize::from(version.erasure.parity_shards),
+        version.erasure.block_size as usize,
+        algo,
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
 }

@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, MetaOp, ObjectRecord, ObjectVersion, ReadData, ShardWriter};
-use cairn_erasure::{BitrotAlgo, Erasure};
+use cairn_erasure::Erasure;
 
 use crate::error::{Error, Result};
-use crate::get::{BlockSource, Source};
+use crate::get::{BlockSource, Source, erasure_of};
 use crate::layer::Shared;
-use crate::nslock::{bucket_resource, object_resource};
 use crate::set::{ErasureSet, fan_out, resolve};
 
 /// What healing one object found and did.
@@ -79,22 +78,6 @@ fn shard_index_of_slot(version: &ObjectVersion, slot: usize, set_size: usize) ->
     (slot + set_size - usize::from(version.erasure.rotation) % set_size) % set_size
 }
 
-fn erasure_of(version: &ObjectVersion) -> Result<Erasure> {
-    let algo = BitrotAlgo::from_id(version.erasure.bitrot).ok_or_else(|| {
-        Error::Internal(format!(
-            "unknown bitrot algorithm {}",
-            version.erasure.bitrot
-        ))
-    })?;
-    Erasure::new(
-        usize::from(version.erasure.data_shards),
-        usize::from(version.erasure.parity_shards),
-        version.erasure.block_size as usize,
-        algo,
-    )
-    .map_err(|e| Error::Internal(e.to_string()))
-}
-
 /// Checks every frame of one shard (file or inline bytes) of `size` bytes.
 async fn verify_shard(source: &Source, erasure: &Erasure, size: u64) -> bool {
     for block_idx in 0..erasure.block_count(size) {
@@ -121,14 +104,7 @@ impl ErasureSet {
         key: &str,
         deep: bool,
     ) -> Result<HealReport> {
-        let _bucket_guard = shared
-            .locks
-            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
-            .await?;
-        let _guard = shared
-            .locks
-            .write(self.lock_set(), object_resource(bucket, key))
-            .await?;
+        let _guard = self.lock_object_write(shared, bucket, key).await?;
         let n = self.size();
         let reads = fan_out(&self.disks, |_, disk| {
             disk.read_object(bucket, key, ReadData::Latest)

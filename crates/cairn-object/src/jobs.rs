@@ -146,10 +146,23 @@ impl JobState {
             _ => String::new(),
         };
         JobState {
-            kind,
             pool: set.pool_idx,
             set: set.set_idx,
             drive,
+            drives: vec![DriveCounters::default(); set.size()],
+            started_ms: now_ms(),
+            updated_ms: now_ms(),
+            ..JobState::empty(kind)
+        }
+    }
+
+    /// A job of `kind` that has done nothing, on pool 0 set 0.
+    fn empty(kind: JobKind) -> JobState {
+        JobState {
+            kind,
+            pool: 0,
+            set: 0,
+            drive: String::new(),
             bucket: None,
             key: None,
             total: None,
@@ -160,12 +173,12 @@ impl JobState {
             healed_bytes: 0,
             failed: 0,
             orphans: 0,
-            drives: vec![DriveCounters::default(); set.size()],
+            drives: Vec::new(),
             failures: Vec::new(),
             usage: BTreeMap::new(),
             done: false,
-            started_ms: now_ms(),
-            updated_ms: now_ms(),
+            started_ms: 0,
+            updated_ms: 0,
             active_ms: 0,
         }
     }
@@ -186,6 +199,32 @@ impl JobState {
             JobKind::Heal { id, .. } => format!("heal:{id}"),
             JobKind::Scan { .. } => "scanner".to_owned(),
         }
+    }
+
+    /// One job's worth of the counters of `jobs` (an operator heal's
+    /// per-set jobs): summed, the earliest start, the latest update, done
+    /// when all are. Its rate is over the summed running time: exact when
+    /// one node works through the sets in turn, low when several nodes work
+    /// side by side.
+    pub fn sum(kind: JobKind, jobs: &[&JobState]) -> JobState {
+        let mut all = JobState::empty(kind);
+        all.total = Some(0);
+        all.done = true;
+        all.started_ms = jobs.iter().map(|j| j.started_ms).min().unwrap_or_default();
+        for job in jobs {
+            all.total = all.total.zip(job.total).map(|(a, b)| a + b);
+            all.objects += job.objects;
+            all.bytes += job.bytes;
+            all.deep += job.deep;
+            all.healed += job.healed;
+            all.healed_bytes += job.healed_bytes;
+            all.failed += job.failed;
+            all.orphans += job.orphans;
+            all.active_ms += job.active_ms;
+            all.updated_ms = all.updated_ms.max(job.updated_ms);
+            all.done &= job.done;
+        }
+        all
     }
 
     /// Objects per second and bytes per second while running.
@@ -280,29 +319,7 @@ impl JobState {
             "cairn-refill 1" => true,
             _ => return None,
         };
-        let mut state = JobState {
-            kind: JobKind::Refill { slot: 0 },
-            pool: 0,
-            set: 0,
-            drive: String::new(),
-            bucket: None,
-            key: None,
-            total: None,
-            objects: 0,
-            bytes: 0,
-            deep: 0,
-            healed: 0,
-            healed_bytes: 0,
-            failed: 0,
-            orphans: 0,
-            drives: Vec::new(),
-            failures: Vec::new(),
-            usage: BTreeMap::new(),
-            done: false,
-            started_ms: 0,
-            updated_ms: 0,
-            active_ms: 0,
-        };
+        let mut state = JobState::empty(JobKind::Refill { slot: 0 });
         for line in lines {
             let (name, value) = line.split_once(' ')?;
             let fields: Vec<&str> = value.split(' ').collect();
@@ -934,6 +951,23 @@ mod tests {
         assert_eq!(state.objects, 7);
         assert_eq!(state.active_ms, 2000);
         assert_eq!(state.storage_key(), "refill/0-1-3");
+    }
+
+    #[test]
+    fn a_heal_over_several_sets_sums_them() {
+        let (a, mut b) = (sample(), sample());
+        b.done = true;
+        b.started_ms = 2;
+        b.updated_ms = 9;
+        let all = JobState::sum(a.kind.clone(), &[&a, &b]);
+        assert_eq!((all.objects, all.total, all.failed), (20, Some(200), 2));
+        assert_eq!((all.started_ms, all.updated_ms, all.active_ms), (2, 9, 2));
+        assert!(!all.done);
+        let c = JobState {
+            total: None,
+            ..sample()
+        };
+        assert_eq!(JobState::sum(a.kind.clone(), &[&a, &c]).total, None);
     }
 
     #[test]

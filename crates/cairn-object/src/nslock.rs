@@ -86,6 +86,41 @@ impl NsGuard {
     }
 }
 
+/// The locks a change to one object holds: the bucket's read lock (so the
+/// bucket is not deleted meanwhile), then the object's write lock. The
+/// object's lock is released first.
+pub(crate) struct ObjectWriteGuard {
+    object: NsGuard,
+    bucket: NsGuard,
+}
+
+impl ObjectWriteGuard {
+    /// Fails when either lease was lost: the caller must not commit.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.object.check()?;
+        self.bucket.check()
+    }
+}
+
+impl NsLocks {
+    /// Takes the locks for changing `bucket/key`, which lives in the set
+    /// whose locks are taken at `at`.
+    pub(crate) async fn object_write(
+        &self,
+        bucket_at: LockSet,
+        at: LockSet,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ObjectWriteGuard> {
+        let bucket_guard = self.read(bucket_at, bucket_resource(bucket)).await?;
+        let object = self.write(at, object_resource(bucket, key)).await?;
+        Ok(ObjectWriteGuard {
+            object,
+            bucket: bucket_guard,
+        })
+    }
+}
+
 impl Drop for NsGuard {
     fn drop(&mut self) {
         // The cluster lock goes first, then the local one that queued it.

@@ -24,7 +24,6 @@ use uuid::Uuid;
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
-use crate::nslock::{bucket_resource, object_resource};
 use crate::set::{ErasureSet, describe_errors, fan_out};
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
 
@@ -554,14 +553,7 @@ impl ErasureSet {
             usize::from(version.erasure.data_shards),
             usize::from(version.erasure.parity_shards),
         );
-        let bucket_guard = shared
-            .locks
-            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
-            .await?;
-        let object_guard = shared
-            .locks
-            .write(self.lock_set(), object_resource(bucket, key))
-            .await?;
+        let guard = self.lock_object_write(shared, bucket, key).await?;
         if !preconditions.is_empty() {
             let current = match self.read_resolved(bucket, key, ReadData::None).await {
                 Ok(resolved) => Some(object_info(bucket, key, &resolved.version)),
@@ -571,8 +563,7 @@ impl ErasureSet {
             preconditions.check_write(current.as_ref())?;
         }
         // A writer that lost its lease must not commit: another may hold the key now.
-        object_guard.check()?;
-        bucket_guard.check()?;
+        guard.check()?;
         version.mod_time_ns = shared.clock.now_ns();
         let results = fan_out(disks_by_shard, |shard_idx, disk| {
             let commit = ops[shard_idx].clone();
@@ -602,7 +593,7 @@ impl ErasureSet {
                 .collect();
             self.revert(bucket, key, version.data_id, disks_by_shard, &removed)
                 .await;
-            drop((object_guard, bucket_guard));
+            drop(guard);
             if bucket_missing >= write_quorum {
                 return Err(Error::BucketNotFound);
             }
@@ -612,7 +603,7 @@ impl ErasureSet {
                 errors: describe_errors(disks_by_shard, &results),
             });
         }
-        drop((object_guard, bucket_guard));
+        drop(guard);
         if ok < disks_by_shard.len() {
             tracing::warn!(
                 bucket, key, set = %self.name(), ok, drives = disks_by_shard.len(),

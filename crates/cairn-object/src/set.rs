@@ -32,6 +32,19 @@ impl ErasureSet {
             set: self.set_idx,
         }
     }
+
+    /// Takes the locks for changing `bucket/key` (an object of this set).
+    pub(crate) async fn lock_object_write(
+        &self,
+        shared: &crate::layer::Shared,
+        bucket: &str,
+        key: &str,
+    ) -> Result<crate::nslock::ObjectWriteGuard> {
+        shared
+            .locks
+            .object_write(shared.bucket_lock_set(bucket), self.lock_set(), bucket, key)
+            .await
+    }
 }
 
 /// Write quorum for a layout: data shards, plus one when data equals parity,

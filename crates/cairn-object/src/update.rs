@@ -9,7 +9,6 @@ use cairn_disk::{Disk, DiskError, MetaOp, ReadData};
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
-use crate::nslock::{bucket_resource, object_resource};
 use crate::put::object_info;
 use crate::set::{ErasureSet, describe_errors, fan_out, write_quorum};
 use crate::types::ObjectInfo;
@@ -30,14 +29,7 @@ impl ErasureSet {
         touch: bool,
         preconditions: &Preconditions,
     ) -> Result<ObjectInfo> {
-        let _bucket_guard = shared
-            .locks
-            .read(shared.bucket_lock_set(bucket), bucket_resource(bucket))
-            .await?;
-        let _object_guard = shared
-            .locks
-            .write(self.lock_set(), object_resource(bucket, key))
-            .await?;
+        let _guard = self.lock_object_write(shared, bucket, key).await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         let old = resolved.version;
         let info = object_info(bucket, key, &old);

@@ -168,6 +168,13 @@ async fn heal_start(
     }
 }
 
+fn failures_json(failures: &[cairn_object::Failure]) -> Value {
+    failures
+        .iter()
+        .map(|f| json!({ "bucket": f.bucket, "key": f.key, "reason": f.reason }))
+        .collect()
+}
+
 fn job_view(job: &JobState) -> Value {
     let (objects_per_sec, bytes_per_sec) = job.rates();
     let mut view = json!({
@@ -188,9 +195,7 @@ fn job_view(job: &JobState) -> Value {
         "objects_per_sec": objects_per_sec,
         "bytes_per_sec": bytes_per_sec,
         "eta_secs": job.eta_secs(),
-        "failures": job.failures.iter().map(|f| json!({
-            "bucket": f.bucket, "key": f.key, "reason": f.reason,
-        })).collect::<Vec<_>>(),
+        "failures": failures_json(&job.failures),
     });
     match &job.kind {
         JobKind::Refill { slot } => {
@@ -217,38 +222,18 @@ fn job_view(job: &JobState) -> Value {
 
 /// Sums an operator heal's per-set jobs.
 fn heal_view(id: &str, jobs: &[&JobState]) -> Value {
-    let sum = |f: fn(&JobState) -> u64| jobs.iter().map(|j| f(j)).sum::<u64>();
-    let total: Option<u64> = jobs.iter().map(|j| j.total).sum();
-    let objects = sum(|j| j.objects);
-    let bytes = sum(|j| j.bytes);
-    let done = jobs.iter().all(|j| j.done);
-    // The rate is over the sets' summed running time: exact when one node
-    // works through the sets one after another, low when several nodes
-    // work side by side.
-    let started = jobs.iter().map(|j| j.started_ms).min().unwrap_or_default();
-    let updated = jobs.iter().map(|j| j.updated_ms).max().unwrap_or_default();
-    let active: i64 = jobs.iter().map(|j| j.active_ms).sum();
-    let secs = active as f64 / 1000.0;
-    let (objects_per_sec, bytes_per_sec) = if secs > 0.0 {
-        (objects as f64 / secs, bytes as f64 / secs)
-    } else {
-        (0.0, 0.0)
+    let Some(first) = jobs.first() else {
+        return json!({ "id": id });
     };
-    let eta = if done {
-        Some(0)
-    } else {
-        total
-            .filter(|_| objects_per_sec > 0.0)
-            .map(|t| (t.saturating_sub(objects) as f64 / objects_per_sec).ceil() as u64)
-    };
-    let first = jobs.first();
-    let (bucket, prefix, deep) = match first.map(|j| &j.kind) {
-        Some(JobKind::Heal {
+    let all = JobState::sum(first.kind.clone(), jobs);
+    let (objects_per_sec, bytes_per_sec) = all.rates();
+    let (bucket, prefix, deep) = match &first.kind {
+        JobKind::Heal {
             bucket,
             prefix,
             deep,
             ..
-        }) => (bucket.clone(), prefix.clone(), *deep),
+        } => (bucket.clone(), prefix.clone(), *deep),
         _ => (None, String::new(), false),
     };
     json!({
@@ -256,20 +241,20 @@ fn heal_view(id: &str, jobs: &[&JobState]) -> Value {
         "bucket": bucket,
         "prefix": prefix,
         "deep": deep,
-        "done": done,
+        "done": all.done,
         "sets": jobs.len(),
         "sets_done": jobs.iter().filter(|j| j.done).count(),
-        "started_ms": started,
-        "updated_ms": updated,
-        "total": total,
-        "objects": objects,
-        "bytes": bytes,
-        "healed": sum(|j| j.healed),
-        "healed_bytes": sum(|j| j.healed_bytes),
-        "failed": sum(|j| j.failed),
+        "started_ms": all.started_ms,
+        "updated_ms": all.updated_ms,
+        "total": all.total,
+        "objects": all.objects,
+        "bytes": all.bytes,
+        "healed": all.healed,
+        "healed_bytes": all.healed_bytes,
+        "failed": all.failed,
         "objects_per_sec": objects_per_sec,
         "bytes_per_sec": bytes_per_sec,
-        "eta_secs": eta,
+        "eta_secs": all.eta_secs(),
     })
 }
 
@@ -338,9 +323,7 @@ async fn heal_status(layer: &ObjectLayer) -> cairn_object::Result<Value> {
             "healthy": queue.healthy,
             "failed": queue.failed,
             "overflowed": queue.overflowed,
-            "failures": queue.failures.iter().map(|f| json!({
-                "bucket": f.bucket, "key": f.key, "reason": f.reason,
-            })).collect::<Vec<_>>(),
+            "failures": failures_json(&queue.failures),
         },
     }))
 }

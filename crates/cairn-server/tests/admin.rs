@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, raw_request, signed_headers,
-    test_data, wait_until,
+    ACCESS_KEY, RawResponse, SECRET_KEY, ServerOptions, TestServer, raw_request, shard_files,
+    signed_headers, test_data, wait_until,
 };
 use serde_json::Value;
 
@@ -19,29 +18,11 @@ const BUCKET: &str = "heal";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 async fn put(client: &Client, key: &str, data: &[u8]) {
-    client
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    common::put_bytes(client, BUCKET, key, data).await
 }
 
 async fn get(client: &Client, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
+    common::get_bytes(client, BUCKET, key).await
 }
 
 /// An admin call signed by the tests' own SigV4 signer (not the server's).
@@ -79,27 +60,6 @@ fn status(server: &TestServer) -> Value {
 /// `cairn admin ARGS` against `server`.
 fn cairn_admin(server: &TestServer, password: &str, args: &[&str]) -> (i32, String, String) {
     common::cairn_admin(&server.endpoint(), password, args)
-}
-
-fn shard_files(drive: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for fanout in std::fs::read_dir(drive.join(".cairn.sys/data"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for file in std::fs::read_dir(fanout.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if !file.file_name().to_string_lossy().starts_with('.') {
-                out.push(file.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Flips one bit every 4 KiB of the file.

@@ -7,59 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use common::{ServerOptions, TestServer, test_data, wait_until};
+use common::{ServerOptions, TestServer, shard_files, test_data, wait_until};
 
 const BUCKET: &str = "heal";
 
 async fn put(client: &Client, key: &str, data: &[u8]) {
-    client
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    common::put_bytes(client, BUCKET, key, data).await
 }
 
 async fn get(client: &Client, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
-}
-
-/// Every shard file under `drive`, without the staging files of shard
-/// replacements (`.<name>.<id>.new`; one interrupted by a kill is an orphan
-/// for the scanner).
-fn shard_files(drive: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for fanout in std::fs::read_dir(drive.join(".cairn.sys/data"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for file in std::fs::read_dir(fanout.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if !file.file_name().to_string_lossy().starts_with('.') {
-                out.push(file.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    common::get_bytes(client, BUCKET, key).await
 }
 
 /// A tiny deterministic generator, so a failing run can be replayed.

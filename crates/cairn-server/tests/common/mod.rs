@@ -509,3 +509,55 @@ pub fn cairn_admin(endpoint: &str, password: &str, args: &[&str]) -> (i32, Strin
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// PUTs `data` at `bucket/key`, panicking with the SDK's error.
+pub async fn put_bytes(client: &Client, bucket: &str, key: &str, data: &[u8]) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+/// GETs `bucket/key` whole, panicking with the SDK's error.
+pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+/// Every shard file under `drive`, without the staging files of shard
+/// replacements (`.<name>.<id>.new`; one interrupted by a kill is an orphan
+/// for the scanner).
+pub fn shard_files(drive: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for fanout in std::fs::read_dir(drive.join(".cairn.sys/data"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for file in std::fs::read_dir(fanout.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !file.file_name().to_string_lossy().starts_with('.') {
+                out.push(file.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
