@@ -406,18 +406,7 @@ impl Disk for LocalDisk {
                 fsync_dir(data_dir)
                     .map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
             }
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
-            Ok(LocalShardWriter {
-                file: Some(file),
-                path,
-                dir,
-                liveness: online.liveness.clone(),
-                replaces: None,
-            })
+            LocalShardWriter::create(path, dir, online.liveness.clone(), None)
         })
         .await;
         match result {
@@ -438,18 +427,7 @@ impl Disk for LocalDisk {
                 .expect("shard file name")
                 .to_string_lossy();
             let path = dir.join(format!(".{name}.{}.new", Uuid::new_v4().simple()));
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
-            Ok(LocalShardWriter {
-                file: Some(file),
-                path,
-                dir,
-                liveness: online.liveness.clone(),
-                replaces: Some(target),
-            })
+            LocalShardWriter::create(path, dir, online.liveness.clone(), Some(target))
         })
         .await;
         match result {
@@ -642,6 +620,29 @@ struct LocalShardWriter {
     liveness: Arc<Liveness>,
     /// For a replacement: the final path, which the finished file is renamed over.
     replaces: Option<PathBuf>,
+}
+
+impl LocalShardWriter {
+    /// Creates the file at `path` (which must not exist) in `dir`.
+    fn create(
+        path: PathBuf,
+        dir: PathBuf,
+        liveness: Arc<Liveness>,
+        replaces: Option<PathBuf>,
+    ) -> Result<LocalShardWriter> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
+        Ok(LocalShardWriter {
+            file: Some(file),
+            path,
+            dir,
+            liveness,
+            replaces,
+        })
+    }
 }
 
 #[async_trait]
