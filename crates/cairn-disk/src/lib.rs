@@ -51,7 +51,9 @@ pub trait Disk: Send + Sync + 'static {
     /// `Ok(None)` means the drive is reachable and unformatted.
     async fn read_format(&self) -> Result<Option<Format>>;
 
-    /// Writes `format.json` durably (a fresh or replaced drive joining its slot).
+    /// Writes `format.json` durably (a fresh or replaced drive joining its
+    /// slot). A format already on the drive is never replaced: the same
+    /// format is accepted as written, any other is refused.
     async fn write_format(&self, format: &Format) -> Result<()>;
 
     /// Brings the drive online as the drive `expected.this` of `expected`'s

@@ -232,17 +232,42 @@ fn write_format_at(root: &Path, format: &Format) -> Result<()> {
         .map_err(|e| DiskError::io(format!("creating {}", tmp.display()), e))?;
     fsync_dir(root).map_err(|e| DiskError::io(format!("syncing {}", root.display()), e))?;
     let staging = tmp.join(format!("format-{}.json", Uuid::new_v4().simple()));
+    let target = sys.join(FORMAT_FILE);
+    // Linked, not renamed, into place: a format already there (another
+    // node formatted the drive first) is never replaced, because replacing
+    // it would make the drive's liveness check take it offline.
     let result = (|| {
         let mut file = fs::File::create(&staging)?;
         file.write_all(&format.to_json())?;
         file.sync_all()?;
-        fs::rename(&staging, sys.join(FORMAT_FILE))?;
+        let linked = fs::hard_link(&staging, &target);
+        fs::remove_file(&staging)?;
+        linked?;
         fsync_dir(&sys)
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&staging);
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&staging);
+            match read_format_at(root)? {
+                Some(found) if found == *format => Ok(()),
+                Some(found) => Err(DiskError::Offline(format!(
+                    "{} was formatted meanwhile as drive {} of deployment {}",
+                    root.display(),
+                    found.this,
+                    found.deployment_id
+                ))),
+                None => Err(DiskError::Offline(format!(
+                    "{} changed while it was being formatted",
+                    target.display()
+                ))),
+            }
+        }
+        Err(err) => {
+            let _ = fs::remove_file(&staging);
+            Err(DiskError::io(format!("writing {}", target.display()), err))
+        }
     }
-    result.map_err(|e| DiskError::io(format!("writing {}", sys.join(FORMAT_FILE).display()), e))
 }
 
 #[async_trait]

@@ -104,6 +104,32 @@ async fn format_connect_and_refuse_other_drives() {
     assert!(disk.is_online());
 }
 
+/// Two nodes formatting the same fresh drive at once (the first node of a
+/// new cluster and a peer that met it half formatted) must not take it
+/// offline: the second, identical format is accepted without replacing the
+/// file, and a different one is refused.
+#[tokio::test]
+async fn issue_4_a_second_format_never_replaces_the_first() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    disk.write_format(&format).await.unwrap();
+    assert!(disk.is_online());
+    disk.list_buckets().await.unwrap();
+    assert!(disk.is_online(), "{:?}", disk.offline_reason());
+
+    let other = Format::new_pool(format.deployment_id, 1, 1).for_slot(0, 0);
+    let err = disk.write_format(&other).await.unwrap_err();
+    assert!(err.to_string().contains("formatted meanwhile"), "{err}");
+    assert_eq!(disk.read_format().await.unwrap(), Some(format));
+    disk.list_buckets().await.unwrap();
+    assert!(disk.is_online(), "{:?}", disk.offline_reason());
+    let staged = std::fs::read_dir(dir.0.join("d1/.cairn.sys/tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0, "no staging file left behind");
+}
+
 #[tokio::test]
 async fn put_read_replace_delete() {
     let dir = TempDir::new();
