@@ -6,6 +6,7 @@
 
 mod admin;
 mod admin_cli;
+mod bench;
 mod cluster;
 mod config;
 mod http;
@@ -49,6 +50,10 @@ enum Command {
     /// Administer a running server through its admin API (signed with the
     /// root credentials from CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD).
     Admin(admin_cli::AdminArgs),
+    /// Load any S3 endpoint (loopback unless --allow-remote) and report
+    /// throughput, operations per second, latency percentiles and errors
+    /// by S3 code; `cairn bench compare A.json B.json` prints the ratios.
+    Bench(Box<bench::BenchArgs>),
 }
 
 #[derive(Args)]
@@ -79,6 +84,19 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Server(args) => runtime.block_on(run_server(args)),
+        Command::Bench(args) => {
+            let run = async {
+                let (root, _) = config::root_credentials()?;
+                bench::run(*args, root).await
+            };
+            return match runtime.block_on(run) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(err) => {
+                    eprintln!("cairn bench: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Admin(args) => {
             let run = async {
                 let (root, _) = config::root_credentials()?;
