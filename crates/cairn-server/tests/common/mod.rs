@@ -484,14 +484,28 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// `password`; returns the exit code, standard output and standard error.
 /// Killed after 120 s.
 pub fn cairn_admin(endpoint: &str, password: &str, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["admin"];
+    full.extend_from_slice(args);
+    run_cairn(
+        &full,
+        &[
+            ("CAIRN_ENDPOINT", endpoint),
+            ("CAIRN_ROOT_USER", ACCESS_KEY),
+            ("CAIRN_ROOT_PASSWORD", password),
+        ],
+    )
+}
+
+/// Runs `cairn ARGS` with `env` (killed after two minutes); returns its
+/// exit code, standard output and standard error.
+pub fn run_cairn(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = TempDir::new("cli");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
     let mut child = Command::new(cairn_binary())
-        .arg("admin")
         .args(args)
-        .env("CAIRN_ENDPOINT", endpoint)
-        .env("CAIRN_ROOT_USER", ACCESS_KEY)
-        .env("CAIRN_ROOT_PASSWORD", password)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -502,11 +516,11 @@ pub fn cairn_admin(endpoint: &str, password: &str, args: &[&str]) -> (i32, Strin
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
     )
 }
 
