@@ -92,6 +92,9 @@ struct RunArgs {
     /// Objects the prepare phase writes for get, stat, list, delete and mixed.
     #[arg(long, default_value_t = 100)]
     objects: u64,
+    /// Operations in flight while preparing and cleaning up (default: --concurrency).
+    #[arg(long)]
+    prepare_concurrency: Option<usize>,
     /// Spread prepared keys over this many sub-prefixes (`<dir>/<key>`).
     #[arg(long, default_value_t = 0)]
     dirs: u64,
@@ -685,6 +688,10 @@ pub async fn run(args: BenchArgs, root: Credentials) -> Result<i32> {
             "--checksum sends a trailing checksum, which goes with --payload unsigned (as the AWS SDKs send it)"
         );
     }
+    let setup_concurrency = args.prepare_concurrency.unwrap_or(args.concurrency);
+    if setup_concurrency == 0 || setup_concurrency > 4096 {
+        bail!("--prepare-concurrency must be between 1 and 4096");
+    }
     let mix_weights = parse_mix(&args.mix)?;
     let limit = match (&args.duration, args.count) {
         (Some(d), _) => parse_duration(d)?,
@@ -757,7 +764,7 @@ pub async fn run(args: BenchArgs, root: Credentials) -> Result<i32> {
             let spec = PhaseSpec {
                 name: "prepare",
                 work: Work::Fill(keys),
-                concurrency: args.concurrency,
+                concurrency: setup_concurrency,
                 count: args.objects,
                 limit: Duration::from_secs(3600),
             };
@@ -822,7 +829,7 @@ pub async fn run(args: BenchArgs, root: Credentials) -> Result<i32> {
         let spec = PhaseSpec {
             name: "cleanup",
             work: Work::Remove(Arc::new(keys)),
-            concurrency: args.concurrency,
+            concurrency: setup_concurrency,
             count: n,
             limit: Duration::from_secs(3600),
         };
