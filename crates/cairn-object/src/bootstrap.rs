@@ -335,6 +335,9 @@ pub async fn bootstrap(
         placement: Placement::new(deployment_id),
         clock: Clock::new(),
         jobs_wake: tokio::sync::Notify::new(),
+        write_budget: Arc::new(tokio::sync::Semaphore::new(
+            (config.write_buffer / crate::put::BUDGET_UNIT).max(1),
+        )),
         config,
     });
     let layer = Arc::new(ObjectLayer {

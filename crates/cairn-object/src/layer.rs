@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     /// Wakes the job loop when a heal or refill is queued on this node.
     pub(crate) jobs_wake: tokio::sync::Notify,
+    /// PUT data in flight, in units of [`crate::put::BUDGET_UNIT`] bytes
+    /// (`ObjectConfig::write_buffer`).
+    pub(crate) write_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {

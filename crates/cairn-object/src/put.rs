@@ -17,7 +17,7 @@ use cairn_disk::{
 use cairn_erasure::{BitrotAlgo, Erasure};
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -29,7 +29,14 @@ use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
 
 /// Frames queued per drive ahead of its writer: bounds memory per request
 /// while letting body reads, encoding and drive writes overlap.
-const WRITER_QUEUE: usize = 2;
+const WRITER_QUEUE: usize = 1;
+
+/// The unit of the server-wide write budget (`Shared::write_budget`).
+pub(crate) const BUDGET_UNIT: usize = 64 << 10;
+
+/// A frame on its way to a drive, holding its block's share of the write
+/// budget until the drive has it.
+type QueuedFrame = (Bytes, Arc<OwnedSemaphorePermit>);
 
 /// Cuts a body stream into erasure blocks.
 struct BlockReader {
@@ -126,7 +133,7 @@ impl Encoder {
 
 /// One writer task per shard, fed through a bounded queue.
 struct ShardFanOut {
-    senders: Vec<Option<mpsc::Sender<Bytes>>>,
+    senders: Vec<Option<mpsc::Sender<QueuedFrame>>>,
     tasks: Vec<Option<JoinHandle<Result<(), DiskError>>>>,
     errors: Vec<Option<DiskError>>,
     abort: Arc<AtomicBool>,
@@ -145,10 +152,10 @@ impl ShardFanOut {
         for created in created {
             match created {
                 Ok(mut writer) => {
-                    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+                    let (tx, mut rx) = mpsc::channel::<QueuedFrame>(WRITER_QUEUE);
                     let abort = abort.clone();
                     let task = tokio::spawn(async move {
-                        while let Some(frame) = rx.recv().await {
+                        while let Some((frame, _budget)) = rx.recv().await {
                             if let Err(err) = writer.write(frame).await {
                                 writer.abort().await;
                                 return Err(err);
@@ -179,17 +186,17 @@ impl ShardFanOut {
     }
 
     /// Queues frame `i` for shard `i`; a writer that failed stops receiving.
-    async fn send(&mut self, frames: Vec<Vec<u8>>) {
-        let sends = self
-            .senders
-            .iter()
-            .zip(frames)
-            .map(|(sender, frame)| async move {
+    /// `budget` is released once every drive has its frame.
+    async fn send(&mut self, frames: Vec<Vec<u8>>, budget: Arc<OwnedSemaphorePermit>) {
+        let sends = self.senders.iter().zip(frames).map(|(sender, frame)| {
+            let budget = budget.clone();
+            async move {
                 match sender {
-                    Some(sender) => sender.send(Bytes::from(frame)).await.is_ok(),
+                    Some(sender) => sender.send((Bytes::from(frame), budget)).await.is_ok(),
                     None => false,
                 }
-            });
+            }
+        });
         let sent = futures::future::join_all(sends).await;
         for (sender, ok) in self.senders.iter_mut().zip(sent) {
             if !ok {
@@ -393,9 +400,22 @@ impl ErasureSet {
                         errors: Vec::new(),
                     });
                 }
-                while let Some(block) = blocks.next_block().await? {
+                // A block's raw bytes and its frames on every drive.
+                let bytes = layout.block_size + n * layout.block_size.div_ceil(layout.data_shards);
+                let total = (shared.config.write_buffer / BUDGET_UNIT).max(1);
+                let cost = bytes.div_ceil(BUDGET_UNIT).clamp(1, total) as u32;
+                loop {
+                    let budget = shared
+                        .write_budget
+                        .clone()
+                        .acquire_many_owned(cost)
+                        .await
+                        .map_err(|e| Error::Internal(format!("write budget: {e}")))?;
+                    let Some(block) = blocks.next_block().await? else {
+                        break;
+                    };
                     let frames = encoder.encode(block).await?;
-                    fan.send(frames).await;
+                    fan.send(frames, Arc::new(budget)).await;
                     if fan.alive() < write_quorum {
                         return Err(Error::WriteQuorum {
                             ok: fan.alive(),

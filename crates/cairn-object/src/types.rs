@@ -63,6 +63,11 @@ pub struct ObjectConfig {
     /// Shard files no metadata names are removed once older than this
     /// (`CAIRN_SCANNER_ORPHAN_GRACE`).
     pub orphan_grace: Duration,
+    /// Most bytes of PUT data in flight between the request bodies and the
+    /// drives (blocks being encoded, frames queued or being written),
+    /// across all requests (`CAIRN_WRITE_BUFFER_MB`, default 64 MiB): the
+    /// server's memory stays bounded however many PUTs arrive at once.
+    pub write_buffer: usize,
 }
 
 impl Default for ObjectConfig {
@@ -80,6 +85,7 @@ impl Default for ObjectConfig {
             heal_queue_max: 100_000,
             heal_duty: 0.5,
             heal_concurrency: 4,
+            write_buffer: 64 << 20,
             scanner_interval: Duration::from_secs(3600),
             scanner_deep_percent: 10,
             orphan_grace: Duration::from_secs(3600),

@@ -189,6 +189,8 @@ pub struct EnvSettings {
     pub heal_duty: f64,
     /// Objects a heal job heals side by side (`CAIRN_HEAL_CONCURRENCY`).
     pub heal_concurrency: usize,
+    /// PUT data in flight across all requests, in MiB (`CAIRN_WRITE_BUFFER_MB`).
+    pub write_buffer_mb: usize,
     pub scanner_interval: Duration,
     pub scanner_deep_percent: u8,
     pub orphan_grace: Duration,
@@ -276,6 +278,11 @@ pub fn env_settings() -> Result<EnvSettings> {
         Some(n) => bail!("CAIRN_HEAL_CONCURRENCY must be 1 to 64, got {n}"),
         None => 4,
     };
+    let write_buffer_mb = match number("WRITE_BUFFER_MB")? {
+        Some(n) if (8..=65_536).contains(&n) => n,
+        Some(n) => bail!("CAIRN_WRITE_BUFFER_MB must be 8 to 65536, got {n}"),
+        None => 64,
+    };
     let scanner_deep_percent = match number("SCANNER_DEEP_PERCENT")? {
         Some(p) if p <= 100 => p as u8,
         Some(p) => bail!("CAIRN_SCANNER_DEEP_PERCENT must be 0 to 100, got {p}"),
@@ -287,6 +294,7 @@ pub fn env_settings() -> Result<EnvSettings> {
         orphan_grace: duration("SCANNER_ORPHAN_GRACE", Duration::from_secs(3600))?,
         heal_duty,
         heal_concurrency,
+        write_buffer_mb,
         heal_queue_max: number("HEAL_QUEUE_MAX")?
             .filter(|n| *n > 0)
             .unwrap_or(100_000),

@@ -214,6 +214,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         heal_queue_max: env.heal_queue_max,
         heal_duty: env.heal_duty,
         heal_concurrency: env.heal_concurrency,
+        write_buffer: env.write_buffer_mb << 20,
         scanner_interval: env.scanner_interval,
         scanner_deep_percent: env.scanner_deep_percent,
         orphan_grace: env.orphan_grace,

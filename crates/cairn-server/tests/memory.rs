@@ -351,3 +351,55 @@ fn issue_3_five_gib_multipart_upload_stays_under_256_mib_rss() {
         after_get >> 20
     );
 }
+
+/// Many PUTs at once share one write budget (`CAIRN_WRITE_BUFFER_MB`,
+/// default 64 MiB): 32 concurrent 64 MiB PUTs, sent by `cairn bench`, keep
+/// the server under 256 MiB. Without the budget each PUT kept about 7 MiB
+/// of blocks and frames in flight, and the server peaked near 310 MiB.
+#[test]
+fn issue_6_thirty_two_concurrent_64_mib_puts_stay_under_256_mib_rss() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    let pid = server.pid().to_string();
+    let endpoint = server.endpoint();
+    let (code, stdout, stderr) = common::run_cairn(
+        &[
+            "bench",
+            "put",
+            "--endpoint",
+            &endpoint,
+            "--bucket",
+            "rss",
+            "--size",
+            "64MiB",
+            "-c",
+            "32",
+            "--count",
+            "32",
+            "--payload",
+            "unsigned",
+            "--server-pid",
+            &pid,
+            "--json",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let put = &result["phases"][0];
+    assert_eq!(put["name"], "put");
+    assert_eq!(
+        (put["ops"].as_u64(), put["errors"].as_u64()),
+        (Some(32), Some(0)),
+        "{put}"
+    );
+    assert_eq!(put["bytes"].as_u64(), Some(32 * (64 << 20)));
+    let peak = server.peak_rss();
+    assert!(
+        peak < LIMIT,
+        "peak RSS {} MiB with 32 concurrent 64 MiB PUTs",
+        peak >> 20
+    );
+}
