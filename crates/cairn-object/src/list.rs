@@ -124,17 +124,24 @@ impl SetLister {
     pub(crate) async fn next(&mut self) -> Result<Option<Listed>> {
         loop {
             self.refill().await?;
-            let Some(min) = self
+            let Some(min_idx) = self
                 .cursors
                 .iter()
-                .filter_map(|c| c.buf.front().map(|e| e.name().to_owned()))
+                .enumerate()
+                .filter_map(|(idx, c)| c.buf.front().map(|e| (e.name(), idx)))
                 .min()
+                .map(|(_, idx)| idx)
             else {
                 return Ok(None);
             };
+            let first = self.cursors[min_idx].buf.pop_front().expect("listed entry");
+            let min = first.name().to_owned();
             let mut found: Vec<Option<ListEntry>> = Vec::with_capacity(self.cursors.len());
-            for cursor in &mut self.cursors {
-                if cursor.buf.front().is_some_and(|e| e.name() == min) {
+            let mut first = Some(first);
+            for (idx, cursor) in self.cursors.iter_mut().enumerate() {
+                if idx == min_idx {
+                    found.push(first.take());
+                } else if cursor.buf.front().is_some_and(|e| e.name() == min) {
                     found.push(cursor.buf.pop_front());
                 } else {
                     found.push(None);
@@ -146,6 +153,35 @@ impl SetLister {
         }
     }
 
+    /// The common case, decided without [`resolve`]'s bookkeeping: every
+    /// drive that listed the key has the same newest version, on enough
+    /// drives to read it. No other version can then win (none is newer on
+    /// any drive), so this is what `resolve` would pick.
+    fn agreed(&self, name: &str, found: &[Option<ListEntry>]) -> Option<Option<Listed>> {
+        let mut newest = None;
+        let mut count = 0;
+        for entry in found.iter().flatten() {
+            let ListEntry::Object { record, .. } = entry else {
+                return None;
+            };
+            let first = record.versions.first()?;
+            match newest {
+                None => newest = Some(first),
+                Some(seen) if seen.identity() == first.identity() => {}
+                Some(_) => return None,
+            }
+            count += 1;
+        }
+        let version = newest?;
+        if count < usize::from(version.erasure.data_shards).max(1) {
+            return None;
+        }
+        Some(
+            (!version.delete_marker)
+                .then(|| Listed::Object(object_info(&self.bucket, name, version))),
+        )
+    }
+
     /// Decides whether an entry that some drives listed is visible.
     fn resolve_entry(&self, name: &str, found: Vec<Option<ListEntry>>) -> Option<Listed> {
         let is_prefix = found
@@ -155,6 +191,9 @@ impl SetLister {
         if is_prefix {
             let count = found.iter().flatten().count();
             return (count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned()));
+        }
+        if let Some(listed) = self.agreed(name, &found) {
+            return listed;
         }
         let reads: Vec<Result<ReadObject, DiskError>> = found
             .into_iter()
