@@ -154,9 +154,9 @@ impl SetLister {
     }
 
     /// The common case, decided without [`resolve`]'s bookkeeping: every
-    /// drive that listed the key has the same newest version, on enough
-    /// drives to read it. No other version can then win (none is newer on
-    /// any drive), so this is what `resolve` would pick.
+    /// drive that listed the key has the same first version, no version on
+    /// any of them is newer, and enough drives hold it to read it: then it
+    /// is what `resolve` would pick.
     fn agreed(&self, name: &str, found: &[Option<ListEntry>]) -> Option<Option<Listed>> {
         let mut newest = None;
         let mut count = 0;
@@ -165,6 +165,10 @@ impl SetLister {
                 return None;
             };
             let first = record.versions.first()?;
+            let identity = first.identity();
+            if record.versions.iter().any(|v| v.identity() > identity) {
+                return None;
+            }
             match newest {
                 None => newest = Some(first),
                 Some(seen) if seen.identity() == first.identity() => {}
