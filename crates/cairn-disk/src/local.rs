@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -730,9 +730,31 @@ impl ShardReader for LocalShardReader {
         let file = self.file.clone();
         let path = self.path.clone();
         blocking(move || {
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset)
-                .map_err(|e| DiskError::io(format!("reading {} at {offset}", path.display()), e))?;
+            // Read into the vector's spare capacity: zeroing a buffer the
+            // read then overwrites was 8% of a large GET's CPU.
+            let mut buf = Vec::with_capacity(len);
+            while buf.len() < len {
+                let at = offset + buf.len() as u64;
+                let read = rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), at);
+                match read {
+                    Ok(0) => {
+                        let err = io::Error::from(io::ErrorKind::UnexpectedEof);
+                        return Err(DiskError::io(
+                            format!("reading {} at {at}", path.display()),
+                            err,
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(err) => {
+                        return Err(DiskError::io(
+                            format!("reading {} at {at}", path.display()),
+                            err.into(),
+                        ));
+                    }
+                }
+            }
+            buf.truncate(len);
             Ok(Bytes::from(buf))
         })
         .await

@@ -461,6 +461,54 @@ async fn cluster_main(mut args: impl Iterator<Item = String>) {
     }
 }
 
+/// The hashes of the PUT path on one core, over the same 256 MiB, against
+/// OpenSSL's assembly (`openssl speed -evp`) in the same run: the ceiling
+/// MD5 puts on large-PUT throughput (issue 6, item 3).
+fn hashes() {
+    use md5::Digest;
+    let data = pseudo_random(256 << 20, 3);
+    let rate = |name: &str, f: &dyn Fn(&[u8])| {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            f(&data);
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{name:<28} {:>7.0} MiB/s", 256.0 / best);
+    };
+    rate("md5 (md-5 crate)", &|d| {
+        std::hint::black_box(md5::Md5::digest(d));
+    });
+    rate("sha256 (sha2 crate)", &|d| {
+        std::hint::black_box(sha2::Sha256::digest(d));
+    });
+    rate("xxh3-64 (bitrot)", &|d| {
+        std::hint::black_box(xxhash_rust::xxh3::xxh3_64(d));
+    });
+    for alg in ["md5", "sha256"] {
+        let out = Command::new("openssl")
+            .args(["speed", "-evp", alg, "-bytes", "1048576", "-seconds", "2"])
+            .output();
+        match out {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let kib: f64 = text
+                    .lines()
+                    .last()
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.trim_end_matches('k').parse().ok())
+                    .unwrap_or(0.0);
+                println!(
+                    "{:<28} {:>7.0} MiB/s",
+                    format!("{alg} (openssl, asm)"),
+                    kib * 1000.0 / 1048576.0
+                );
+            }
+            Err(err) => println!("openssl speed {alg}: {err}"),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1).peekable();
@@ -472,6 +520,10 @@ async fn main() {
     if args.peek().map(String::as_str) == Some("refill") {
         args.next();
         refill::main(args).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("hashes") {
+        hashes();
         return;
     }
     let dir = args.next().map_or_else(

@@ -126,7 +126,8 @@ struct RunArgs {
     /// Weights of mixed: `get=60,put=20,stat=10,delete=5,list=5`.
     #[arg(long, default_value = "get=60,put=20,stat=10,delete=5,list=5")]
     mix: String,
-    /// Compare every GET body with what was written.
+    /// Compare every GET body with what cairn bench wrote (with
+    /// --skip-prepare: under the same --prefix).
     #[arg(long)]
     verify: bool,
     /// A server process to measure: CPU seconds and peak resident memory
@@ -680,8 +681,10 @@ pub async fn run(args: BenchArgs, root: Credentials) -> Result<i32> {
     if args.concurrency == 0 || args.concurrency > 4096 {
         bail!("--concurrency must be between 1 and 4096");
     }
-    if args.verify && args.skip_prepare {
-        bail!("--verify needs the objects this run prepared; drop --skip-prepare");
+    if args.verify && args.skip_prepare && args.prefix.is_none() {
+        bail!(
+            "--verify with --skip-prepare needs the --prefix the objects were written under by cairn bench"
+        );
     }
     if args.checksum.is_some() && args.payload == PayloadMode::Signed {
         bail!(
