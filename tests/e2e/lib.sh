@@ -26,6 +26,17 @@ require_loopback() {
 
 fail_msg() { echo "    $*" >&2; return 1; }
 
+# isolate_aws_config: AWS config and credentials files in $WORK (never
+# ~/.aws), region us-east-1, no instance metadata, no inherited profile or
+# endpoint; credentials stay those of the environment.
+isolate_aws_config() {
+  export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+  : >"$AWS_CONFIG_FILE"
+  : >"$AWS_SHARED_CREDENTIALS_FILE"
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN S3_ENDPOINT_URL AWS_ENDPOINT_URL 2>/dev/null || true
+}
+
 # expect_eq WHAT ACTUAL EXPECTED
 expect_eq() {
   [[ "$2" == "$3" ]] || fail_msg "$1: expected [$3], got [$2]"

@@ -23,10 +23,7 @@ trap 'rm -rf "$WORK"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_loopback "$ENDPOINT"
 
-export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
-: >"$AWS_CONFIG_FILE"
-: >"$AWS_SHARED_CREDENTIALS_FILE"
-export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+isolate_aws_config
 
 RUN_ID=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:8])')
 B="e2e-bench-$RUN_ID"

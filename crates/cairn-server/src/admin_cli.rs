@@ -4,15 +4,15 @@
 //! `_FILE` and `MINIO_` variants).
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use cairn_s3::Credentials;
-use cairn_s3::sigv4;
 use clap::{Args, Subcommand};
-use http_body_util::{BodyExt, Full};
 use serde_json::Value;
+
+use crate::s3_client::{Conn, PayloadMode, Target, parse_endpoint};
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -58,35 +58,8 @@ enum HealCommand {
     },
 }
 
-/// `http://host:port` split into what a request needs.
-struct Endpoint {
-    authority: String,
-}
-
-impl Endpoint {
-    fn parse(url: &str) -> Result<Endpoint> {
-        if url.starts_with("https://") {
-            bail!("{url}: TLS is not supported by this cairn yet; use http://");
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("{url}: the endpoint must look like http://host:port"))?;
-        let authority = rest.trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') {
-            bail!("{url}: the endpoint must look like http://host:port");
-        }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(Endpoint { authority })
-    }
-}
-
 struct Client {
-    endpoint: Endpoint,
-    credentials: Credentials,
+    target: Arc<Target>,
 }
 
 /// Percent-encodes a query value.
@@ -100,53 +73,13 @@ impl Client {
     /// Sends one signed request; returns the JSON answer, or the server's
     /// error as the message.
     async fn call(&self, method: &str, path: &str, query: &str) -> Result<Value> {
-        let stream = tokio::net::TcpStream::connect(&self.endpoint.authority)
+        let method: http::Method = method.parse().context("HTTP method")?;
+        let (status, body) = Conn::new(self.target.clone())
+            .call_raw(method, path, query)
             .await
-            .with_context(|| format!("cannot connect to {}", self.endpoint.authority))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .context("HTTP handshake")?;
-        tokio::spawn(conn);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        let amz_date = sigv4::format_amz_date(now);
-        let payload = sigv4::sha256_hex(b"");
-        let headers = vec![
-            ("host".to_owned(), self.endpoint.authority.clone()),
-            ("x-amz-content-sha256".to_owned(), payload.clone()),
-            ("x-amz-date".to_owned(), amz_date.clone()),
-        ];
-        let request = sigv4::Request {
-            method,
-            path,
-            query,
-            headers: headers.clone(),
-            payload_hash: &payload,
-        };
-        let authorization = sigv4::sign(&request, &self.credentials, &amz_date, "us-east-1", "s3");
-        let uri = if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{query}")
-        };
-        let mut builder = http::Request::builder().method(method).uri(uri);
-        for (name, value) in &headers {
-            builder = builder.header(name, value);
-        }
-        let req = builder
-            .header("authorization", authorization)
-            .body(Full::new(Bytes::new()))?;
-        let resp = sender.send_request(req).await.context("admin request")?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&body).with_context(|| {
-            format!(
-                "the server answered {status} with something other than JSON: {}",
-                String::from_utf8_lossy(&body)
-            )
+            .map_err(|e| anyhow!("admin request to {}: {}", self.target.authority, e.message))?;
+        let value: Value = serde_json::from_str(&body).with_context(|| {
+            format!("the server answered {status} with something other than JSON: {body}")
         })?;
         if !status.is_success() {
             bail!(
@@ -162,8 +95,15 @@ impl Client {
 
 pub async fn run(args: AdminArgs, credentials: Credentials) -> Result<i32> {
     let client = Client {
-        endpoint: Endpoint::parse(&args.endpoint)?,
-        credentials,
+        target: Arc::new(Target {
+            authority: parse_endpoint(&args.endpoint, true)?,
+            credentials,
+            region: "us-east-1".to_owned(),
+            payload: PayloadMode::Signed,
+            content_md5: false,
+            checksum: None,
+            timeout: Duration::from_secs(60),
+        }),
     };
     match args.command {
         AdminCommand::Heal(HealCommand::Status { json }) => {
@@ -421,21 +361,6 @@ fn print_status(status: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(
-            Endpoint::parse("http://127.0.0.1:9000/").unwrap().authority,
-            "127.0.0.1:9000"
-        );
-        assert_eq!(
-            Endpoint::parse("http://minio").unwrap().authority,
-            "minio:80"
-        );
-        assert!(Endpoint::parse("https://a:1").is_err());
-        assert!(Endpoint::parse("a:1").is_err());
-        assert!(Endpoint::parse("http://a:1/path").is_err());
-    }
 
     #[test]
     fn progress_lines() {

@@ -10,6 +10,7 @@ mod bench;
 mod cluster;
 mod config;
 mod http;
+mod s3_client;
 mod topology;
 
 use std::collections::HashMap;

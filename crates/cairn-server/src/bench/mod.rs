@@ -7,8 +7,7 @@
 //! by S3 code. With `--server-pid` it also reads the server's CPU time and
 //! resident memory from `/proc` around each phase.
 
-mod payload;
-mod s3;
+pub(crate) mod payload;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -22,8 +21,8 @@ use cairn_s3::Credentials;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use crate::s3_client::{self as s3, Conn, OpError, OpResult, PayloadMode, Target, uri_encode};
 use payload::{ChecksumAlgorithm, Generator, key_seed, mix};
-use s3::{Conn, OpError, OpResult, PayloadMode, Target, uri_encode};
 use stats::{OpStats, Phase, ServerUsage};
 
 #[derive(Args)]
@@ -168,16 +167,22 @@ impl Kind {
     }
 }
 
-/// `64MiB`, `4k`, `1MB`, `100` (bytes).
-fn parse_size(text: &str) -> Result<u64> {
-    let text = text.trim();
+/// `12.5MiB` as `(12.5, "MiB")`; `what` names the expected form in errors.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(f64, &'a str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
+    let number = number
         .parse()
-        .map_err(|_| anyhow!("{text:?} is not a size (like 4KiB or 64MiB)"))?;
+        .map_err(|_| anyhow!("{text:?} is not {what}"))?;
+    Ok((number, unit))
+}
+
+/// `64MiB`, `4k`, `1MB`, `100` (bytes).
+fn parse_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let (number, unit) = number_and_unit(text, "a size (like 4KiB or 64MiB)")?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -198,13 +203,7 @@ fn parse_size(text: &str) -> Result<u64> {
 /// `10s`, `2m`, `500ms`, `1h`, `30` (seconds).
 fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| anyhow!("{text:?} is not a duration (like 30s or 2m)"))?;
+    let (number, unit) = number_and_unit(text, "a duration (like 30s or 2m)")?;
     let secs = match unit {
         "" | "s" => number,
         "ms" => number / 1000.0,

@@ -1,5 +1,6 @@
-//! The few S3 calls `cairn bench` makes, signed with SigV4 and sent over
-//! one kept-alive HTTP/1.1 connection per worker, as an SDK would.
+//! A small SigV4 client: the few S3 calls `cairn bench` makes, over one
+//! kept-alive HTTP/1.1 connection per worker as an SDK would, and the
+//! admin API calls of `cairn admin`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use super::payload::{ChecksumAlgorithm, Generator, PayloadBody, digests};
+use crate::bench::payload::{ChecksumAlgorithm, Generator, PayloadBody, digests};
 
 type ReqBody = BoxBody<Bytes, std::convert::Infallible>;
 
@@ -291,6 +292,22 @@ impl Conn {
         })
     }
 
+    /// Sends a request without a body; returns the status and the body
+    /// as text, whatever the status (the admin API answers errors in JSON).
+    pub async fn call_raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        query: &str,
+    ) -> OpResult<(StatusCode, String)> {
+        let empty = sigv4::sha256_hex(b"");
+        let answer = self
+            .send(method, path, query, Vec::new(), &empty, empty_body())
+            .await?;
+        let status = answer.status;
+        Ok((status, answer.text().await?))
+    }
+
     /// Sends a request without a body and fails on an error answer.
     async fn call(&mut self, method: Method, path: &str, query: &str) -> OpResult<Answer> {
         let empty = sigv4::sha256_hex(b"");
@@ -549,7 +566,7 @@ async fn ok_or_error(answer: Answer) -> OpResult<Answer> {
 /// unless `allow_remote`.
 pub fn parse_endpoint(url: &str, allow_remote: bool) -> Result<String> {
     if url.starts_with("https://") {
-        bail!("{url}: TLS is not supported by cairn bench yet; use http://");
+        bail!("{url}: TLS is not supported by this cairn yet; use http://");
     }
     let rest = url
         .strip_prefix("http://")
@@ -610,7 +627,9 @@ mod tests {
             assert!(err.contains("--allow-remote"), "{remote}: {err}");
             parse_endpoint(remote, true).unwrap();
         }
+        assert_eq!(parse_endpoint("http://minio", true).unwrap(), "minio:80");
         assert!(parse_endpoint("https://127.0.0.1:9000", false).is_err());
+        assert!(parse_endpoint("http://a:1/path", true).is_err());
         assert!(parse_endpoint("127.0.0.1:9000", false).is_err());
         assert!(parse_endpoint("http://127.0.0.1:99999", false).is_err());
     }
