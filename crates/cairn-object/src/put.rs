@@ -31,6 +31,9 @@ use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
 /// while letting body reads, encoding and drive writes overlap.
 const WRITER_QUEUE: usize = 1;
 
+/// Blocks up to this size are encoded on the request's own thread.
+const INLINE_ENCODE_MAX: usize = 64 << 10;
+
 /// The unit of the server-wide write budget (`Shared::write_budget`).
 pub(crate) const BUDGET_UNIT: usize = 64 << 10;
 
@@ -112,6 +115,15 @@ struct Encoder {
 
 impl Encoder {
     async fn encode(&mut self, block: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        if block.len() <= INLINE_ENCODE_MAX {
+            // A small block is encoded in microseconds: cheaper here than
+            // a hand-off to the blocking pool and back.
+            let erasure = self.erasure.as_mut().expect("encoder in use");
+            self.md5.as_mut().expect("encoder in use").update(&block);
+            return erasure
+                .encode(&block)
+                .map_err(|e| Error::Internal(e.to_string()));
+        }
         let mut erasure = self.erasure.take().expect("encoder in use");
         let mut md5 = self.md5.take().expect("encoder in use");
         let (erasure, md5, frames) = tokio::task::spawn_blocking(move || {
