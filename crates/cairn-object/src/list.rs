@@ -51,7 +51,10 @@ impl SetLister {
         SetLister {
             bucket: bucket.to_owned(),
             options: options.clone(),
-            page_size: (options.max_keys + 1).clamp(16, 1000),
+            // One more than the S3 page: the listing reads one entry past
+            // the page to tell whether it is truncated, and with exactly
+            // 1000 that one entry cost each drive a second page of 1000.
+            page_size: (options.max_keys + 1).clamp(16, 1001),
             read_quorum: set.read_quorum(),
             disks: set.disks.clone(),
             cursors: set
