@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use common::get_bytes as get;
 use common::{ServerOptions, TestServer, md5_hex, sdk_error_code, test_data, wait_until};
 
 const MIB: usize = 1024 * 1024;
@@ -73,21 +74,6 @@ fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
                 .collect(),
         ))
         .build()
-}
-
-async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 /// Shard files under a drive's data directory (not the trash).

@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     Delete, MetadataDirective, ObjectAttributes, ObjectIdentifier, Tag, Tagging, TaggingDirective,
 };
+use common::get_bytes as get;
 use common::sigv4::sha256_hex;
 use common::{
     ServerOptions, TestServer, md5_hex, raw_request, sdk_error_code, sdk_status, signed_headers,
@@ -29,21 +30,6 @@ async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
         .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
         .e_tag
         .unwrap()
-}
-
-async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 async fn tags(client: &Client, bucket: &str, key: &str) -> Vec<(String, String)> {

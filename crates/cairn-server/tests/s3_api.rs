@@ -5,6 +5,7 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, EncodingType};
+use common::get_bytes as get;
 use common::{ServerOptions, TestServer, md5_hex, sdk_error_code, sdk_status, test_data};
 
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: Vec<u8>) -> String {
@@ -18,21 +19,6 @@ async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: Vec<u8>
         .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
         .e_tag
         .unwrap()
-}
-
-async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 #[tokio::test]
