@@ -59,18 +59,18 @@ s5_objects() {
 }
 
 check_put_payloads() {
-  local n=0 variant ok=0
+  local n=0 variant failed=0
   for variant in "--payload signed" "--payload unsigned" "--payload signed --content-md5" \
     "--payload unsigned --content-md5 --checksum crc32c" "--payload unsigned --checksum crc32"; do
     n=$((n + 1))
     # shellcheck disable=SC2086
     bench "put$n" 0 put --count 8 --size 1KiB-3MiB -c 4 --no-cleanup --prefix "put$n/" $variant || return 1
-    expect_eq "put$n ops" "$(field "put$n" put 'p["ops"]')" 8 || ok=1
-    expect_eq "put$n errors" "$(field "put$n" put 'p["errors"]')" 0 || ok=1
+    expect_eq "put$n ops" "$(field "put$n" put 'p["ops"]')" 8 || failed=1
+    expect_eq "put$n errors" "$(field "put$n" put 'p["errors"]')" 0 || failed=1
     # s5cmd finds exactly what bench says it wrote.
-    expect_eq "put$n objects" "$(s5_objects "put$n/")" "8 $(field "put$n" put 'p["bytes"]')" || ok=1
+    expect_eq "put$n objects" "$(s5_objects "put$n/")" "8 $(field "put$n" put 'p["bytes"]')" || failed=1
   done
-  return "$ok"
+  return "$failed"
 }
 
 check_get_verify() {

@@ -301,7 +301,7 @@ struct Shared {
     next_new: AtomicU64,
     /// Keys this run put that mixed may delete.
     deletable: Mutex<Vec<u64>>,
-    /// Highest new-key index written, for cleanup.
+    /// What the progress line shows, reset at each phase.
     progress: Progress,
 }
 
