@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::bench::payload::{ChecksumAlgorithm, Generator, PayloadBody, digests};
+use crate::bench::payload::{CHUNK, ChecksumAlgorithm, Generator, PayloadBody, digests};
 
 type ReqBody = BoxBody<Bytes, std::convert::Infallible>;
 
@@ -143,36 +143,34 @@ impl Answer {
     /// `verify`, compares it with the bytes the generator gives the object.
     pub async fn drain(mut self, verify: Option<(&Generator, u64)>) -> OpResult<u64> {
         let mut received = 0u64;
-        let mut expected = verify.map(|(g, seed)| {
-            let mut chunks = g.chunks(seed, u64::MAX / 2);
-            let first = chunks.next().unwrap_or_default();
-            (chunks, first, 0usize)
-        });
+        // The generator's chunk that byte `received` falls in, by index.
+        let mut current: Option<(u64, Bytes)> = None;
         while let Some(frame) = self.body.frame().await {
             let frame = frame.map_err(|e| OpError::new("ConnectionError", e.to_string()))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            if let Some((chunks, current, pos)) = &mut expected {
-                let mut rest = &data[..];
-                while !rest.is_empty() {
-                    if *pos == current.len() {
-                        *current = chunks.next().unwrap_or_default();
-                        *pos = 0;
-                    }
-                    let n = rest.len().min(current.len() - *pos);
-                    if rest[..n] != current[*pos..*pos + n] {
-                        return Err(OpError::new(
-                            "BadContent",
-                            format!("the body differs from what was written near byte {received}"),
-                        ));
-                    }
-                    *pos += n;
-                    received += n as u64;
-                    rest = &rest[n..];
-                }
-            } else {
+            let Some((generator, seed)) = verify else {
                 received += data.len() as u64;
+                continue;
+            };
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let idx = received / CHUNK as u64;
+                let at = (received % CHUNK as u64) as usize;
+                if current.as_ref().is_none_or(|(i, _)| *i != idx) {
+                    current = Some((idx, generator.chunk(seed, idx, CHUNK)));
+                }
+                let chunk = &current.as_ref().expect("chunk just made").1;
+                let n = rest.len().min(CHUNK - at);
+                if rest[..n] != chunk[at..at + n] {
+                    return Err(OpError::new(
+                        "BadContent",
+                        format!("the body differs from what was written near byte {received}"),
+                    ));
+                }
+                received += n as u64;
+                rest = &rest[n..];
             }
         }
         Ok(received)
@@ -382,7 +380,12 @@ impl Conn {
     /// GET of a whole object; returns the bytes received.
     pub async fn get(&mut self, path: &str, verify: Option<(&Generator, u64)>) -> OpResult<u64> {
         let answer = self.call(Method::GET, path, "").await?;
-        answer.drain(verify).await
+        let drained = answer.drain(verify).await;
+        if drained.is_err() {
+            // A body left half read leaves the connection unusable.
+            self.sender = None;
+        }
+        drained
     }
 
     /// HEAD of an object; returns its size.

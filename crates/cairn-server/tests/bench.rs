@@ -315,6 +315,60 @@ async fn issue_6_bench_counts_errors_by_s3_code_and_refuses_what_it_should() {
     assert_eq!(code, 1);
     assert!(stdout.contains("NoSuchKey 2"), "{stdout}");
 
+    // --verify notices an object whose bytes are not what bench wrote
+    // (here another object's, copied over it), and the next GET on the
+    // same connection still works.
+    for prefix in ["v/", "w/"] {
+        let args = [
+            "put",
+            "--count",
+            "2",
+            "--size",
+            "3MiB",
+            "-c",
+            "1",
+            "--no-cleanup",
+            "--prefix",
+            prefix,
+        ];
+        assert_eq!(bench(&server, &args).0, 0);
+    }
+    let client = server.client();
+    client
+        .copy_object()
+        .bucket(BUCKET)
+        .key("v/00000000")
+        .copy_source(format!("{BUCKET}/w/00000000"))
+        .send()
+        .await
+        .unwrap();
+    let result = bench_json(
+        &server,
+        &[
+            "get",
+            "--skip-prepare",
+            "--verify",
+            "--objects",
+            "2",
+            "--count",
+            "2",
+            "-c",
+            "1",
+            "--size",
+            "3MiB",
+            "--prefix",
+            "v/",
+            "--no-cleanup",
+        ],
+        1,
+    );
+    let get = phase(&result, "get");
+    assert_eq!(get["ops"], 1, "{get}");
+    assert_eq!(
+        get["by_op"]["get"]["errors_by_code"],
+        serde_json::json!({"BadContent": 1})
+    );
+
     // A wrong secret: the server's code, and exit 2 before any load.
     let (code, _, stderr) = bench_as(&server, "not-the-secret", &["put", "--count", "3"]);
     assert_eq!(code, 2, "{stderr}");
@@ -345,9 +399,12 @@ async fn issue_6_bench_counts_errors_by_s3_code_and_refuses_what_it_should() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-    let client = server.client();
     let buckets = client.list_buckets().send().await.unwrap();
-    assert!(buckets.buckets().is_empty(), "refused runs created nothing");
+    assert_eq!(
+        buckets.buckets().len(),
+        1,
+        "refused runs created no bucket besides the one above"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
