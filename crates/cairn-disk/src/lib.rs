@@ -268,7 +268,13 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ListEntry {
-    Object { key: String, record: ObjectRecord },
+    /// A key and its versions as a listing needs them: identities, flags,
+    /// sizes, ETags and layouts, without part lists and metadata
+    /// ([`meta::decode_for_listing`]).
+    Object {
+        key: String,
+        record: ObjectRecord,
+    },
     Prefix(String),
 }
 

@@ -318,7 +318,7 @@ impl MetaStore {
                         None => break 'scan,
                     }
                 }
-                let record: ObjectRecord = meta::decode("object record", &value)?;
+                let record = meta::decode_for_listing(&value)?;
                 entries.push(ListEntry::Object {
                     key: key.to_owned(),
                     record,
