@@ -74,6 +74,24 @@ pub trait Disk: Send + Sync + 'static {
     /// Reads an object's record and, when asked, the inline data of one version.
     async fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject>;
 
+    /// True when this drive's reads are blocking I/O on this machine, so a
+    /// caller may batch several drives' reads into one blocking task with
+    /// [`Disk::read_object_blocking`]; false for drives read over the network.
+    fn reads_block(&self) -> bool {
+        false
+    }
+
+    /// [`Disk::read_object`] on the calling thread, which must be one that
+    /// may block (the blocking pool). Only drives whose [`Disk::reads_block`]
+    /// is true implement it.
+    fn read_object_blocking(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
+        let _ = (bucket, key, data);
+        Err(DiskError::Store(format!(
+            "{}: a blocking read of a drive that reads asynchronously",
+            self.endpoint()
+        )))
+    }
+
     /// One page of this drive's object records in key order.
     async fn list_objects(&self, query: &ListQuery) -> Result<ListPage>;
 

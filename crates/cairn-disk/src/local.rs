@@ -415,6 +415,14 @@ impl Disk for LocalDisk {
         blocking(move || online.store.read_object(&bucket, &key, data)).await
     }
 
+    fn reads_block(&self) -> bool {
+        true
+    }
+
+    fn read_object_blocking(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
+        self.online()?.store.read_object(bucket, key, data)
+    }
+
     async fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
         let online = self.online()?;
         let query = query.clone();

@@ -282,7 +282,7 @@ impl MetaStore {
             }
         }
         let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(query.limit.min(1024));
         'scan: loop {
             let upper = match &end {
                 Some(end) => Bound::Excluded(end.clone()),

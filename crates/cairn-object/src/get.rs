@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::nslock::object_resource;
 use crate::put::object_info;
-use crate::set::{ErasureSet, Resolved, fan_out};
+use crate::set::{ErasureSet, Resolved, fan_out, read_records};
 use crate::types::{ByteRange, ObjectInfo};
 
 /// Blocks decoded ahead of the client.
@@ -477,7 +477,7 @@ impl ErasureSet {
                 .iter()
                 .map(|(slot, _)| self.disks[*slot].clone())
                 .collect();
-            let reads = fan_out(&disks, |_, disk| disk.read_object(bucket, key, data)).await;
+            let reads = read_records(&disks, bucket, key, data).await;
             for ((_, shard), read) in missing.into_iter().zip(reads) {
                 if let Ok(read) = read
                     && let Some(bytes) = read.inline

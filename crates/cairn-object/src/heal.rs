@@ -18,7 +18,7 @@ use cairn_erasure::Erasure;
 use crate::error::{Error, Result};
 use crate::get::{BlockSource, Source, erasure_of};
 use crate::layer::Shared;
-use crate::set::{ErasureSet, fan_out, resolve};
+use crate::set::{ErasureSet, read_records, resolve};
 
 /// What healing one object found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,10 +106,7 @@ impl ErasureSet {
     ) -> Result<HealReport> {
         let _guard = self.lock_object_write(shared, bucket, key).await?;
         let n = self.size();
-        let reads = fan_out(&self.disks, |_, disk| {
-            disk.read_object(bucket, key, ReadData::Latest)
-        })
-        .await;
+        let reads = read_records(&self.disks, bucket, key, ReadData::Latest).await;
         let records: Vec<Option<ObjectRecord>> = reads
             .iter()
             .map(|r| match r {
