@@ -596,7 +596,7 @@ impl ObjectLayer {
         }
         let listers = self
             .all_sets()
-            .map(|set| SetLister::fewest_drives(set, bucket, opts))
+            .map(|set| SetLister::new(set, bucket, opts))
             .collect();
         let mut merged = MergedLister::new(listers);
         let mut count = 0;
