@@ -77,14 +77,18 @@ pub(crate) async fn read_records(
     key: &str,
     data: ReadData,
 ) -> Vec<Result<ReadObject, DiskError>> {
-    let local: Vec<usize> = (0..disks.len())
-        .filter(|&idx| disks[idx].reads_block())
-        .collect();
-    if local.len() < 2 {
+    let local: Vec<bool> = disks.iter().map(|disk| disk.reads_block()).collect();
+    let local_count = local.iter().filter(|&&is_local| is_local).count();
+    if local_count < 2 {
         return fan_out(disks, |_, disk| disk.read_object(bucket, key, data)).await;
     }
     let batch = {
-        let batch_disks: Vec<Arc<dyn Disk>> = local.iter().map(|&idx| disks[idx].clone()).collect();
+        let batch_disks: Vec<Arc<dyn Disk>> = disks
+            .iter()
+            .zip(&local)
+            .filter(|(_, is_local)| **is_local)
+            .map(|(disk, _)| disk.clone())
+            .collect();
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         tokio::task::spawn_blocking(move || {
             batch_disks
@@ -94,23 +98,25 @@ pub(crate) async fn read_records(
         })
     };
     let remote = join_all(
-        (0..disks.len())
-            .filter(|idx| !local.contains(idx))
-            .map(|idx| disks[idx].read_object(bucket, key, data)),
+        disks
+            .iter()
+            .zip(&local)
+            .filter(|(_, is_local)| !**is_local)
+            .map(|(disk, _)| disk.read_object(bucket, key, data)),
     );
     let (batch, remote) = futures::future::join(batch, remote).await;
-    let mut batch = match batch {
-        Ok(reads) => reads.into_iter(),
-        Err(err) => local
-            .iter()
-            .map(|_| Err(DiskError::Store(format!("drive task failed: {err}"))))
-            .collect::<Vec<_>>()
-            .into_iter(),
-    };
+    let mut batch = batch
+        .unwrap_or_else(|err| {
+            (0..local_count)
+                .map(|_| Err(DiskError::Store(format!("drive task failed: {err}"))))
+                .collect()
+        })
+        .into_iter();
     let mut remote = remote.into_iter();
-    (0..disks.len())
-        .map(|idx| {
-            let next = if local.contains(&idx) {
+    local
+        .iter()
+        .map(|&is_local| {
+            let next = if is_local {
                 batch.next()
             } else {
                 remote.next()
