@@ -235,6 +235,11 @@ pub enum MetaOp {
         meta: std::collections::BTreeMap<String, String>,
         mod_time_ns: Option<i64>,
     },
+    /// Records that this drive holds every object of its set that was
+    /// acknowledged before the call: its set was created on it, or a refill
+    /// rebuilt it. A drive formatted into its slot lacks the mark until then
+    /// ([`ListPage::complete`]).
+    MarkComplete,
 }
 
 /// A version removed by a metadata change, with its inline data.
@@ -335,4 +340,10 @@ pub struct ListPage {
     pub entries: Vec<ListEntry>,
     /// More entries may follow the last one.
     pub truncated: bool,
+    /// The drive carries the mark of [`MetaOp::MarkComplete`]: it misses at
+    /// most the writes made while it was offline, never whole sets of
+    /// objects. A listing may rely on fewer drives only when they are
+    /// complete; absent from old peers' answers, which read as incomplete.
+    #[serde(default)]
+    pub complete: bool,
 }

@@ -12,6 +12,9 @@
 //!   uploads in progress, in key order and, per key, initiation order.
 //! * `upload_parts`: upload id, part number (big-endian) -> [`UploadPartRecord`]:
 //!   one key per part, so uploading a part never rewrites the others.
+//! * `drive`: facts about the drive itself; `complete` is present once the
+//!   drive holds its whole set ([`MetaOp::MarkComplete`]). It lives in the
+//!   store, not beside `format.json`, so that it goes with the metadata.
 //!
 //! Every commit is written with `PersistMode::SyncAll`: fjall's default only
 //! hands the journal to the OS, which survives a killed process but not a
@@ -65,7 +68,11 @@ struct Keyspaces {
     inline: SingleWriterTxKeyspace,
     uploads: SingleWriterTxKeyspace,
     upload_parts: SingleWriterTxKeyspace,
+    drive: SingleWriterTxKeyspace,
 }
+
+/// Key in `drive` of the completeness mark.
+const COMPLETE: &[u8] = b"complete";
 
 pub(crate) struct MetaStore {
     db: SingleWriterTxDatabase,
@@ -154,6 +161,7 @@ impl MetaStore {
             inline: keyspace("inline")?,
             uploads: keyspace("uploads")?,
             upload_parts: keyspace("upload_parts")?,
+            drive: keyspace("drive")?,
         };
         let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
         let (committer_db, committer_ks) = (db.clone(), ks.clone());
@@ -281,6 +289,10 @@ impl MetaStore {
                 cursor = Bound::Excluded(start);
             }
         }
+        let complete = snapshot
+            .get(&self.ks.drive, COMPLETE)
+            .map_err(store_err)?
+            .is_some();
         let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
         let mut entries = Vec::with_capacity(query.limit.min(1024));
         'scan: loop {
@@ -299,6 +311,7 @@ impl MetaStore {
                     return Ok(ListPage {
                         entries,
                         truncated: true,
+                        complete,
                     });
                 }
                 if let Some(delimiter) = delimiter
@@ -329,6 +342,7 @@ impl MetaStore {
         Ok(ListPage {
             entries,
             truncated: false,
+            complete,
         })
     }
 
@@ -873,6 +887,10 @@ fn apply(tables: &mut Tables<'_, '_>, op: &MetaOp) -> Result<MetaOutcome> {
                 removed_parts,
                 ..MetaOutcome::default()
             })
+        }
+        MetaOp::MarkComplete => {
+            tables.tx.insert(&tables.ks.drive, COMPLETE, b"1");
+            Ok(MetaOutcome::default())
         }
     }
 }

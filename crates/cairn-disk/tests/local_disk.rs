@@ -604,3 +604,43 @@ async fn multipart_upload_records() {
             .is_empty()
     );
 }
+
+fn list_query(bucket: &str) -> ListQuery {
+    ListQuery {
+        bucket: bucket.into(),
+        prefix: String::new(),
+        start_after: None,
+        delimiter: None,
+        limit: 10,
+    }
+}
+
+/// Issue 6: a drive says in each listing page whether it holds its whole
+/// set; the mark survives a restart and goes with the drive's contents.
+#[tokio::test]
+async fn issue_6_the_completeness_mark_is_kept_and_goes_with_the_contents() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    assert!(!disk.list_objects(&list_query("b")).await.unwrap().complete);
+    disk.commit(MetaOp::MarkComplete).await.unwrap();
+    assert!(disk.list_objects(&list_query("b")).await.unwrap().complete);
+    // Marking again changes nothing.
+    disk.commit(MetaOp::MarkComplete).await.unwrap();
+
+    // Another process opening the drive: the mark is durable.
+    drop(disk);
+    let disk = LocalDisk::new(dir.0.join("d1"), LocalDiskOptions::default(), true).unwrap();
+    disk.connect(&format).await.unwrap();
+    let page = disk.list_objects(&list_query("b")).await.unwrap();
+    assert!(page.complete);
+
+    // Wiped and formatted into its slot again: the mark went with it.
+    std::fs::remove_dir_all(dir.0.join("d1")).unwrap();
+    std::fs::create_dir(dir.0.join("d1")).unwrap();
+    assert!(disk.get_bucket("b").await.unwrap_err().is_offline());
+    disk.write_format(&format).await.unwrap();
+    disk.connect(&format).await.unwrap();
+    make_bucket(&disk, "b").await;
+    assert!(!disk.list_objects(&list_query("b")).await.unwrap().complete);
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cairn_disk::{Disk, DiskError, Format};
+use cairn_disk::{Disk, DiskError, Format, MetaOp};
 use uuid::Uuid;
 
 use crate::layer::{Clock, ObjectLayer, Pool, Shared};
@@ -263,7 +263,14 @@ pub async fn bootstrap(
                     Ok(None) => {
                         let formatted = async {
                             drive.write_format(&want).await?;
-                            drive.connect(&want).await
+                            drive.connect(&want).await?;
+                            // A new deployment's drives hold all of their
+                            // (empty) sets; a drive formatted into an
+                            // existing one is complete once refilled.
+                            if fresh && let Err(err) = drive.commit(MetaOp::MarkComplete).await {
+                                tracing::warn!(drive = drive.endpoint(), %err, "cannot mark a new drive complete; listings will read every drive of its set");
+                            }
+                            Ok::<(), DiskError>(())
                         };
                         match formatted.await {
                             Ok(()) => {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cairn_disk::MetaOp;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -792,11 +793,14 @@ impl ObjectLayer {
         self.save_job(&state).await?;
         let seconds = state.active_ms as f64 / 1000.0;
         match &state.kind {
-            JobKind::Refill { .. } => tracing::info!(
-                drive = %state.drive, objects = state.objects, bytes = state.bytes,
-                healed = state.healed, failed = state.failed, seconds,
-                "refill of a replaced drive complete"
-            ),
+            JobKind::Refill { slot } => {
+                tracing::info!(
+                    drive = %state.drive, objects = state.objects, bytes = state.bytes,
+                    healed = state.healed, failed = state.failed, seconds,
+                    "refill of a replaced drive complete"
+                );
+                self.mark_refilled(&set, *slot, &state).await;
+            }
             JobKind::Heal { id, .. } => tracing::info!(
                 %id, set = %set.name(), objects = state.objects, healed = state.healed,
                 failed = state.failed, seconds, "heal of a set complete"
@@ -808,6 +812,28 @@ impl ObjectLayer {
             ),
         }
         Ok(state)
+    }
+
+    /// Marks a refilled drive complete (`MetaOp::MarkComplete`), so that
+    /// listings may rely on it again: only when every object was rebuilt
+    /// onto it, since a drive missing an object it once held can hide it
+    /// from a listing of fewer drives.
+    async fn mark_refilled(&self, set: &ErasureSet, slot: usize, state: &JobState) {
+        let disk = &set.disks[slot];
+        if state.failed > 0 {
+            tracing::warn!(
+                drive = disk.endpoint(),
+                failed = state.failed,
+                "refill left objects unrebuilt; listings keep reading every drive of the set"
+            );
+            return;
+        }
+        match disk.commit(MetaOp::MarkComplete).await {
+            Ok(_) => tracing::info!(drive = disk.endpoint(), "refilled drive marked complete"),
+            Err(err) => {
+                tracing::warn!(drive = disk.endpoint(), %err, "cannot mark a refilled drive complete; listings keep reading every drive of the set")
+            }
+        }
     }
 
     /// Forgets operator heals finished more than a week ago.

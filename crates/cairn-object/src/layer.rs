@@ -345,7 +345,14 @@ impl ObjectLayer {
             max_keys: 1,
             ..Default::default()
         };
-        if !self.list_objects(bucket, &probe).await?.objects.is_empty() {
+        // Every drive, not the fewest a client listing starts on: emptiness
+        // decides whether records are destroyed, so it is never inferred.
+        if !self
+            .list_with(bucket, &probe, SetLister::new)
+            .await?
+            .objects
+            .is_empty()
+        {
             return Err(Error::BucketNotEmpty);
         }
         for set in self.all_sets() {
@@ -589,6 +596,16 @@ impl ObjectLayer {
     }
 
     pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> Result<ListResult> {
+        self.list_with(bucket, opts, SetLister::fewest_drives).await
+    }
+
+    /// One page of a listing, each set listed by a lister from `lister`.
+    async fn list_with(
+        &self,
+        bucket: &str,
+        opts: &ListOptions,
+        lister: fn(&ErasureSet, &str, &ListOptions) -> SetLister,
+    ) -> Result<ListResult> {
         let mut result = ListResult::default();
         if opts.max_keys == 0 {
             self.bucket_info(bucket).await?;
@@ -596,7 +613,7 @@ impl ObjectLayer {
         }
         let listers = self
             .all_sets()
-            .map(|set| SetLister::new(set, bucket, opts))
+            .map(|set| lister(set, bucket, opts))
             .collect();
         let mut merged = MergedLister::new(listers);
         let mut count = 0;

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cairn_disk::{Disk, DiskError, ListEntry, ListQuery, ReadData, ReadObject};
 use futures::future::join_all;
@@ -11,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::put::object_info;
 use crate::set::{ErasureSet, resolve};
 use crate::types::{ListOptions, ObjectInfo};
+
+/// What a drive's cursor says when the bucket is not on it.
+const BUCKET_NOT_FOUND: &str = "bucket not found";
 
 /// A resolved listing entry.
 pub(crate) enum Listed {
@@ -29,11 +33,17 @@ impl Listed {
 
 struct DriveCursor {
     disk: Arc<dyn Disk>,
+    /// Whether this drive is being listed: all are, unless the lister
+    /// started on a subset ([`SetLister::fewest_drives`]).
+    active: bool,
     buf: VecDeque<ListEntry>,
     /// The last name received: the next page starts after it.
     after: Option<String>,
     exhausted: bool,
     failed: Option<String>,
+    /// What the drive's last page said of [`cairn_disk::ListPage::complete`]; true
+    /// until its first page.
+    complete: bool,
 }
 
 /// Lists one set: a k-way merge of its drives' pages.
@@ -44,7 +54,15 @@ pub(crate) struct SetLister {
     read_quorum: usize,
     disks: Vec<Arc<dyn Disk>>,
     cursors: Vec<DriveCursor>,
+    /// True while only some drives are listed; see [`SetLister::fewest_drives`].
+    subset: bool,
+    /// The last key or prefix decided, shown or not: where drives joining
+    /// the merge start.
+    decided: Option<String>,
 }
+
+/// Rotates which drives a subset listing starts on, to spread the reads.
+static NEXT_SUBSET: AtomicUsize = AtomicUsize::new(0);
 
 impl SetLister {
     pub(crate) fn new(set: &ErasureSet, bucket: &str, options: &ListOptions) -> SetLister {
@@ -62,19 +80,106 @@ impl SetLister {
                 .iter()
                 .map(|disk| DriveCursor {
                     disk: disk.clone(),
+                    active: true,
                     buf: VecDeque::new(),
                     after: options.start_after.clone(),
                     exhausted: false,
                     failed: None,
+                    complete: true,
                 })
                 .collect(),
+            subset: false,
+            decided: None,
         }
+    }
+
+    /// A lister that starts on the fewest drives that can answer for the
+    /// set, and brings in the others only where those disagree.
+    ///
+    /// With `n` drives, data `d` and write quorum `w`, it lists
+    /// `max(d, n - w + 1)` drives (2 of 4 at EC 2+2, 4 of 8 at EC 4+4):
+    /// every acknowledged write or delete reached `w` drives, so at least
+    /// one listed drive shows it; and a key whose listed drives all hold the
+    /// same newest version is on at least `d` drives, so it is readable.
+    /// Both hold only while drives keep what they acknowledged: a drive
+    /// formatted into its slot empty has lost its share of every write, so
+    /// a listed drive that does not say it is complete ([`cairn_disk::ListPage::complete`]:
+    /// its set was created on it, or a refill without failures rebuilt it)
+    /// is treated like a failing one.
+    /// Any other case, and any listed drive failing, adds every drive
+    /// to the merge from the last decided key on, which then resolves each
+    /// key by quorum as [`SetLister::new`]'s does. What the subset cannot see
+    /// is a write that never reached write quorum and sits only on unlisted
+    /// drives; such a write was not acknowledged, and a full listing would
+    /// show it only if it happened to reach read quorum.
+    pub(crate) fn fewest_drives(
+        set: &ErasureSet,
+        bucket: &str,
+        options: &ListOptions,
+    ) -> SetLister {
+        let mut lister = SetLister::new(set, bucket, options);
+        let n = set.size();
+        let listed = set.read_quorum().max(n + 1 - set.write_quorum().min(n));
+        if listed >= n {
+            return lister;
+        }
+        // Online drives, this machine's first, from a rotating start.
+        let start = NEXT_SUBSET.fetch_add(1, Ordering::Relaxed);
+        let mut candidates: Vec<usize> = (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|&idx| set.disks[idx].is_online())
+            .collect();
+        candidates.sort_by_key(|&idx| !set.disks[idx].reads_block());
+        if candidates.len() < listed {
+            return lister;
+        }
+        for cursor in &mut lister.cursors {
+            cursor.active = false;
+        }
+        for &idx in &candidates[..listed] {
+            lister.cursors[idx].active = true;
+        }
+        lister.subset = true;
+        lister
+    }
+
+    /// Adds every drive to the merge, starting after the last decided key.
+    fn list_all_drives(&mut self) {
+        let after = self
+            .decided
+            .clone()
+            .or_else(|| self.options.start_after.clone());
+        for cursor in &mut self.cursors {
+            if !cursor.active {
+                cursor.active = true;
+                cursor.after = after.clone();
+            }
+        }
+        self.subset = false;
     }
 
     /// Fetches the next page of every drive whose buffer ran dry.
     async fn refill(&mut self) -> Result<()> {
+        self.fetch().await;
+        if self.subset
+            && self
+                .cursors
+                .iter()
+                .any(|c| c.active && (c.failed.is_some() || !c.complete))
+        {
+            self.list_all_drives();
+            self.fetch().await;
+        }
+        self.check_quorum()
+    }
+
+    async fn fetch(&mut self) {
         let fetches = self.cursors.iter().enumerate().filter_map(|(idx, cursor)| {
-            if !cursor.buf.is_empty() || cursor.exhausted || cursor.failed.is_some() {
+            if !cursor.active
+                || !cursor.buf.is_empty()
+                || cursor.exhausted
+                || cursor.failed.is_some()
+            {
                 return None;
             }
             let query = ListQuery {
@@ -87,7 +192,6 @@ impl SetLister {
             let disk = cursor.disk.clone();
             Some(async move { (idx, disk.list_objects(&query).await) })
         });
-        let mut bucket_missing = 0;
         for (idx, page) in join_all(fetches).await {
             let cursor = &mut self.cursors[idx];
             match page {
@@ -96,19 +200,31 @@ impl SetLister {
                         cursor.after = Some(last.name().to_owned());
                     }
                     cursor.exhausted = !page.truncated;
+                    cursor.complete = page.complete;
                     cursor.buf.extend(page.entries);
                 }
                 Err(DiskError::BucketNotFound) => {
-                    bucket_missing += 1;
-                    cursor.failed = Some("bucket not found".to_owned());
+                    cursor.failed = Some(BUCKET_NOT_FOUND.to_owned());
                 }
                 Err(err) => cursor.failed = Some(format!("{}: {err}", cursor.disk.endpoint())),
             }
         }
+    }
+
+    fn check_quorum(&self) -> Result<()> {
+        let bucket_missing = self
+            .cursors
+            .iter()
+            .filter(|c| c.failed.as_deref() == Some(BUCKET_NOT_FOUND))
+            .count();
         if bucket_missing >= self.read_quorum {
             return Err(Error::BucketNotFound);
         }
-        let answering = self.cursors.iter().filter(|c| c.failed.is_none()).count();
+        let answering = self
+            .cursors
+            .iter()
+            .filter(|c| c.active && c.failed.is_none())
+            .count();
         if answering < self.read_quorum {
             return Err(Error::ReadQuorum {
                 ok: answering,
@@ -150,10 +266,46 @@ impl SetLister {
                     found.push(None);
                 }
             }
-            if let Some(listed) = self.resolve_entry(&min, found) {
+            let decision = if self.subset {
+                match self.subset_decides(&min, &found) {
+                    Some(decision) => decision,
+                    None => {
+                        // The listed drives disagree: put the entries back
+                        // and merge every drive from the last decided key.
+                        for (cursor, entry) in self.cursors.iter_mut().zip(found) {
+                            if let Some(entry) = entry {
+                                cursor.buf.push_front(entry);
+                            }
+                        }
+                        self.list_all_drives();
+                        continue;
+                    }
+                }
+            } else {
+                self.resolve_entry(&min, found)
+            };
+            self.decided = Some(min);
+            if let Some(listed) = decision {
                 return Ok(Some(listed));
             }
         }
+    }
+
+    /// While only a subset is listed: the entry when every listed drive has
+    /// it and they agree (`Some(None)` for a delete marker), else `None`.
+    fn subset_decides(&self, name: &str, found: &[Option<ListEntry>]) -> Option<Option<Listed>> {
+        let listed = self.cursors.iter().filter(|c| c.active).count();
+        if found.iter().flatten().count() < listed {
+            return None;
+        }
+        if found
+            .iter()
+            .flatten()
+            .all(|e| matches!(e, ListEntry::Prefix(_)))
+        {
+            return Some(Some(Listed::Prefix(name.to_owned())));
+        }
+        self.agreed(name, found)
     }
 
     /// The common case, decided without [`resolve`]'s bookkeeping: every

@@ -193,6 +193,14 @@ async fn issue_5_a_wiped_drive_is_refilled_and_then_holds_correct_data() {
         shard_files(&server.drive_paths[0]).len(),
         "every file-backed object has its shard on the refilled drive"
     );
+    // Refilled without failures: listings may rely on it again (issue 6).
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .log_text()
+            .contains("refilled drive marked complete")),
+        "{}",
+        server.log_text()
+    );
     // Parity-many other drives become unusable: the refilled drive's data is needed.
     for drive in [&server.drive_paths[0], &server.drive_paths[2]] {
         std::fs::rename(drive, drive.with_extension("gone")).unwrap();
