@@ -225,8 +225,40 @@ mod listing {
 
     type Result<T> = std::result::Result<T, String>;
 
-    /// Nesting deeper than this in a skipped value is refused, not recursed.
-    const MAX_DEPTH: usize = 32;
+    /// A field name of at most 3 bytes as one integer (its length, then its
+    /// bytes), so that telling the fields apart is an integer compare
+    /// rather than a `memcmp` per name; every name this reader knows is
+    /// that short, and longer ones map to `u32::MAX`, which none is.
+    const fn name_code(name: &[u8]) -> u32 {
+        if name.len() > 3 {
+            return u32::MAX;
+        }
+        let mut code = name.len() as u32;
+        let mut i = 0;
+        while i < name.len() {
+            code = (code << 8) | name[i] as u32;
+            i += 1;
+        }
+        code
+    }
+
+    const V: u32 = name_code(b"v");
+    const VID: u32 = name_code(b"vid");
+    const DID: u32 = name_code(b"did");
+    const MT: u32 = name_code(b"mt");
+    const DM: u32 = name_code(b"dm");
+    const SZ: u32 = name_code(b"sz");
+    const ET: u32 = name_code(b"et");
+    const EC: u32 = name_code(b"ec");
+    const IN: u32 = name_code(b"in");
+    const ERASURE_FIELDS: [u32; 6] = [
+        name_code(b"d"),
+        name_code(b"p"),
+        name_code(b"b"),
+        name_code(b"i"),
+        name_code(b"r"),
+        name_code(b"h"),
+    ];
 
     pub(super) struct Reader<'a> {
         buf: &'a [u8],
@@ -251,10 +283,13 @@ mod listing {
         }
 
         fn be(&mut self, n: usize) -> Result<u64> {
-            Ok(self
-                .take(n)?
-                .iter()
-                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+            let bytes = self.take(n)?;
+            Ok(match *bytes {
+                [a] => u64::from(a),
+                [a, b] => u64::from(u16::from_be_bytes([a, b])),
+                [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+                _ => bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+            })
         }
 
         fn map_len(&mut self) -> Result<usize> {
@@ -342,44 +377,52 @@ mod listing {
                     return Uuid::parse_str(text).map_err(|e| e.to_string());
                 }
             };
-            Uuid::from_slice(self.take(len)?).map_err(|e| e.to_string())
+            let bytes: [u8; 16] = self
+                .take(len)?
+                .try_into()
+                .map_err(|_| format!("a UUID of {len} bytes"))?;
+            Ok(Uuid::from_bytes(bytes))
         }
 
-        /// Skips one value of any type.
-        fn skip(&mut self, depth: usize) -> Result<()> {
-            if depth > MAX_DEPTH {
-                return Err("nested too deep".to_owned());
-            }
-            let marker = self.byte()?;
-            let (len, children) = match marker {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
-                0x90..=0x9f => (0, usize::from(marker & 0x0f)),
-                0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xce | 0xd2 | 0xca => (4, 0),
-                0xcf | 0xd3 | 0xcb => (8, 0),
-                0xd4 => (2, 0),
-                0xd5 => (3, 0),
-                0xd6 => (5, 0),
-                0xd7 => (9, 0),
-                0xd8 => (17, 0),
-                0xc4 | 0xd9 => (self.be(1)? as usize, 0),
-                0xc5 | 0xda => (self.be(2)? as usize, 0),
-                0xc6 | 0xdb => (self.be(4)? as usize, 0),
-                0xc7 => (self.be(1)? as usize + 1, 0),
-                0xc8 => (self.be(2)? as usize + 1, 0),
-                0xc9 => (self.be(4)? as usize + 1, 0),
-                0xdc => (0, self.be(2)? as usize),
-                0xdd => (0, self.be(4)? as usize),
-                0xde => (0, 2 * self.be(2)? as usize),
-                0xdf => (0, 2 * self.be(4)? as usize),
-                0xc1 => return Err("reserved marker 0xc1".to_owned()),
-            };
-            self.take(len)?;
-            for _ in 0..children {
-                self.skip(depth + 1)?;
+        /// Skips one value of any type, containers and all, without
+        /// recursion: `pending` counts the values still to pass over.
+        fn skip(&mut self) -> Result<()> {
+            let mut pending: usize = 1;
+            while pending > 0 {
+                // Every value takes at least one byte.
+                if pending > self.buf.len() {
+                    return Err("truncated".to_owned());
+                }
+                pending -= 1;
+                let marker = self.byte()?;
+                let (len, children) = match marker {
+                    0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                    0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+                    0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+                    0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+                    0xcc | 0xd0 => (1, 0),
+                    0xcd | 0xd1 => (2, 0),
+                    0xce | 0xd2 | 0xca => (4, 0),
+                    0xcf | 0xd3 | 0xcb => (8, 0),
+                    0xd4 => (2, 0),
+                    0xd5 => (3, 0),
+                    0xd6 => (5, 0),
+                    0xd7 => (9, 0),
+                    0xd8 => (17, 0),
+                    0xc4 | 0xd9 => (self.be(1)? as usize, 0),
+                    0xc5 | 0xda => (self.be(2)? as usize, 0),
+                    0xc6 | 0xdb => (self.be(4)? as usize, 0),
+                    0xc7 => (self.be(1)? as usize + 1, 0),
+                    0xc8 => (self.be(2)? as usize + 1, 0),
+                    0xc9 => (self.be(4)? as usize + 1, 0),
+                    0xdc => (0, self.be(2)? as usize),
+                    0xdd => (0, self.be(4)? as usize),
+                    0xde => (0, 2 * self.be(2)? as usize),
+                    0xdf => (0, 2 * self.be(4)? as usize),
+                    0xc1 => return Err("reserved marker 0xc1".to_owned()),
+                };
+                self.take(len)?;
+                pending += children;
             }
             Ok(())
         }
@@ -387,8 +430,8 @@ mod listing {
         pub(super) fn object_record(&mut self) -> Result<ObjectRecord> {
             let mut versions = None;
             for _ in 0..self.map_len()? {
-                match self.str_bytes()? {
-                    b"v" => {
+                match name_code(self.str_bytes()?) {
+                    V => {
                         let count = self.array_len()?;
                         // Each version takes at least a few bytes: a corrupt
                         // count cannot reserve more than the record holds.
@@ -398,7 +441,7 @@ mod listing {
                         }
                         versions = Some(list);
                     }
-                    _ => self.skip(0)?,
+                    _ => self.skip()?,
                 }
             }
             Ok(ObjectRecord {
@@ -411,16 +454,16 @@ mod listing {
                 (None, None, None, None, None, None, None);
             let mut delete_marker = false;
             for _ in 0..self.map_len()? {
-                match self.str_bytes()? {
-                    b"vid" => vid = Some(self.uuid()?),
-                    b"did" => did = Some(self.uuid()?),
-                    b"mt" => mt = Some(self.int_as::<i64>("mt")?),
-                    b"dm" => delete_marker = self.bool()?,
-                    b"sz" => sz = Some(self.int_as::<u64>("sz")?),
-                    b"et" => et = Some(self.str()?.to_owned()),
-                    b"ec" => ec = Some(self.erasure()?),
-                    b"in" => inline = Some(self.bool()?),
-                    _ => self.skip(0)?,
+                match name_code(self.str_bytes()?) {
+                    VID => vid = Some(self.uuid()?),
+                    DID => did = Some(self.uuid()?),
+                    MT => mt = Some(self.int_as::<i64>("mt")?),
+                    DM => delete_marker = self.bool()?,
+                    SZ => sz = Some(self.int_as::<u64>("sz")?),
+                    ET => et = Some(self.str()?.to_owned()),
+                    EC => ec = Some(self.erasure()?),
+                    IN => inline = Some(self.bool()?),
+                    _ => self.skip()?,
                 }
             }
             let missing = |field: &str| format!("missing field `{field}`");
@@ -441,17 +484,10 @@ mod listing {
         fn erasure(&mut self) -> Result<ErasureMeta> {
             let mut fields: [Option<u32>; 6] = [None; 6];
             for _ in 0..self.map_len()? {
-                let slot = match self.str_bytes()? {
-                    b"d" => 0,
-                    b"p" => 1,
-                    b"b" => 2,
-                    b"i" => 3,
-                    b"r" => 4,
-                    b"h" => 5,
-                    _ => {
-                        self.skip(0)?;
-                        continue;
-                    }
+                let code = name_code(self.str_bytes()?);
+                let Some(slot) = ERASURE_FIELDS.iter().position(|&f| f == code) else {
+                    self.skip()?;
+                    continue;
                 };
                 fields[slot] = Some(if slot == 2 {
                     self.int_as::<u32>("b")?
