@@ -112,6 +112,11 @@ impl SetLister {
     /// is a write that never reached write quorum and sits only on unlisted
     /// drives; such a write was not acknowledged, and a full listing would
     /// show it only if it happened to reach read quorum.
+    ///
+    /// The argument also needs every acknowledged version to stay on write
+    /// quorum, which clusters under restarts do not yet always keep
+    /// (ARCHITECTURE.md); so `ObjectLayer::list_objects` uses this only
+    /// when every drive is this process's.
     pub(crate) fn fewest_drives(
         set: &ErasureSet,
         bucket: &str,
