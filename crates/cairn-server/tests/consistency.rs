@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use common::{ServerOptions, TestServer, md5_hex, test_data, wait_until};
+use common::{ServerOptions, TestServer, md5_hex, test_data, wait_until, wipe};
 
 const MIB: usize = 1024 * 1024;
 
@@ -426,17 +426,6 @@ async fn issue_6_a_listing_on_fewer_drives_still_follows_quorum_over_a_stale_dri
         "{}",
         server.log_text()
     );
-}
-
-fn wipe(drive: &std::path::Path) {
-    for entry in std::fs::read_dir(drive).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
 }
 
 /// A listing needs only 2 of the 4 drives of a complete set (issue 6), but

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use common::{ServerOptions, TestServer, shard_files, test_data, wait_until};
+use common::{ServerOptions, TestServer, shard_files, test_data, wait_until, wipe};
 
 const BUCKET: &str = "heal";
 
@@ -150,17 +150,6 @@ async fn issue_5_a_write_with_a_drive_failing_is_healed_when_it_returns() {
             *data,
             "{key} from the healed drive and one other"
         );
-    }
-}
-
-fn wipe(drive: &Path) {
-    for entry in std::fs::read_dir(drive).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
     }
 }
 

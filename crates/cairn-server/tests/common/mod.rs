@@ -552,6 +552,19 @@ pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Removes everything in a drive's directory while a server may be using
+/// it: the drive comes back empty, as a replaced one does.
+pub fn wipe(drive: &Path) {
+    for entry in std::fs::read_dir(drive).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
 /// Every shard file under `drive`, without the staging files of shard
 /// replacements (`.<name>.<id>.new`; one interrupted by a kill is an orphan
 /// for the scanner).
