@@ -44,6 +44,10 @@ pub const MAX_FRAME_SIZE: u32 = 1 << 20;
 pub enum CallError {
     /// The peer cannot be reached, or the connection failed mid-call.
     Unreachable(String),
+    /// This request's stream was reset (by either side: an aborted shard
+    /// write resets its own) while the connection stays up: the request
+    /// failed, the peer did not.
+    Stream(String),
     /// The peer refused the request before running it.
     Refused(Refusal, String),
     /// The peer answered something this node cannot decode.
@@ -54,6 +58,7 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            CallError::Stream(why) => write!(f, "request failed: {why}"),
             CallError::Refused(_, why) => write!(f, "refused our request: {why}"),
             CallError::Protocol(why) => write!(f, "protocol error: {why}"),
         }
@@ -131,6 +136,12 @@ impl Peer {
             .map(|(_, err)| err.to_string())
     }
 
+    /// Forgets the last connection failure, so that the next call connects
+    /// at once instead of failing fast: the peer has said it is back.
+    pub fn forget_failure(&self) {
+        *self.failure.lock().expect("peer failure") = None;
+    }
+
     fn current(&self) -> Option<Conn> {
         let mut conn = self.conn.lock().expect("peer connection");
         match &*conn {
@@ -203,7 +214,9 @@ impl Peer {
             .timer(hyper_util::rt::TokioTimer::new())
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| CallError::Unreachable(format!("HTTP/2 handshake: {e}")))?;
+            .map_err(|e| {
+                CallError::Unreachable(format!("HTTP/2 handshake: {}", with_causes(&e)))
+            })?;
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
         let node = self.node.clone();
@@ -277,12 +290,12 @@ impl Peer {
         conn.send
             .ready()
             .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+            .map_err(|e| CallError::Unreachable(with_causes(&e)))?;
         let resp = conn
             .send
             .send_request(req)
             .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+            .map_err(|e| classify(&e, conn))?;
         if let Some(refusal) = resp
             .headers()
             .get(HEADER_REFUSAL)
@@ -368,12 +381,39 @@ impl VersionRange {
     }
 }
 
+/// A failed request's error: a reset of its own stream on a connection
+/// that is still up is the request's failure ([`CallError::Stream`]);
+/// anything else is the connection's.
+fn classify(err: &hyper::Error, conn: &Conn) -> CallError {
+    let reset = std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .is_some_and(h2::Error::is_reset);
+    if reset && conn.usable() {
+        CallError::Stream(with_causes(err))
+    } else {
+        CallError::Unreachable(with_causes(err))
+    }
+}
+
+/// An error and its causes: hyper's own text ("http2 error") says nothing
+/// of what happened.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 pub async fn read_body(resp: Response<Incoming>) -> Result<Bytes, CallError> {
     resp.into_body()
         .collect()
         .await
         .map(|c| c.to_bytes())
-        .map_err(|e| CallError::Unreachable(format!("reading the answer: {e}")))
+        .map_err(|e| CallError::Unreachable(format!("reading the answer: {}", with_causes(&e))))
 }
 
 pub fn full(bytes: Bytes) -> ReqBody {

@@ -75,7 +75,9 @@ impl LockNode {
                         Ok(_) => return vec![false; locks.len()],
                         // An older peer after a reconnect: fall back below.
                         Err(CallError::Refused(..) | CallError::Protocol(_)) => {}
-                        Err(CallError::Unreachable(_)) => return vec![false; locks.len()],
+                        Err(CallError::Unreachable(_) | CallError::Stream(_)) => {
+                            return vec![false; locks.len()];
+                        }
                     }
                 }
                 // Version 1: one request per lock.

@@ -28,4 +28,4 @@ pub use faults::Faults;
 pub use locktable::LockTable;
 pub use proto::VersionRange;
 pub use remote_disk::RemoteDisk;
-pub use server::InternodeServer;
+pub use server::{InternodeServer, RejoinHook};

@@ -49,6 +49,10 @@ impl RemoteDisk {
 
     fn offline(&self, err: &CallError) -> DiskError {
         let reason = format!("node {} {err}", self.peer.node);
+        if matches!(err, CallError::Stream(_)) {
+            // This request failed; the drive and its node did not.
+            return DiskError::Offline(reason);
+        }
         self.online.store(false, Ordering::Relaxed);
         *self.reason.lock().expect("reason") = Some(reason.clone());
         DiskError::Offline(reason)

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use cairn_disk::{Disk, DiskError, Format, ListQuery, ListUploadsQuery, MetaOp, ShardReader};
+use futures::future::BoxFuture;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,6 +31,13 @@ const MAX_ARGS: usize = 8 << 20;
 const HANDLE_IDLE: Duration = Duration::from_secs(600);
 /// The same refusal is logged at most this often per peer.
 const LOG_EVERY: Duration = Duration::from_secs(30);
+/// How long a peer's `rejoin` waits for this node to take its drives back.
+const REJOIN_WAIT: Duration = Duration::from_secs(10);
+
+/// What this node does when a peer says it has (re)started: bring that
+/// peer's drives back into service now. Its argument is the peer's
+/// `host:port`.
+pub type RejoinHook = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
 pub struct InternodeServer {
     local: Arc<LocalNode>,
@@ -38,6 +46,9 @@ pub struct InternodeServer {
     handles: Mutex<HashMap<u64, OpenShard>>,
     next_handle: AtomicU64,
     logged: Mutex<HashMap<(String, &'static str), Instant>>,
+    /// Set once the object layer is up; until then a `rejoin` has nothing
+    /// to bring back.
+    rejoin: OnceLock<RejoinHook>,
 }
 
 type Answer = Response<Bytes>;
@@ -85,7 +96,13 @@ impl InternodeServer {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             logged: Mutex::new(HashMap::new()),
+            rejoin: OnceLock::new(),
         }
+    }
+
+    /// Sets what a peer's `rejoin` runs (once; later calls are ignored).
+    pub fn on_rejoin(&self, hook: RejoinHook) {
+        let _ = self.rejoin.set(hook);
     }
 
     pub fn is_internode(path: &str) -> bool {
@@ -148,6 +165,9 @@ impl InternodeServer {
                 self.local.node, self.local.versions
             );
             return refuse(Refusal::Version, StatusCode::UPGRADE_REQUIRED, message);
+        }
+        if op == "rejoin" {
+            return self.rejoin(&node).await;
         }
         if let Some(lock_op) = op.strip_prefix("lock/") {
             return self.lock_op(lock_op, version, body).await;
@@ -248,6 +268,20 @@ impl InternodeServer {
             time_ms: self.local.key.now_ms(),
         };
         answer(StatusCode::OK, proto::encode(&hello))
+    }
+
+    /// A peer that has just started asks this node to take its drives back
+    /// before it reports ready, so that a rolling restart moving on at its
+    /// "ready" never finds this node still counting them offline.
+    async fn rejoin(&self, node: &str) -> Answer {
+        if let Some(hook) = self.rejoin.get()
+            && tokio::time::timeout(REJOIN_WAIT, hook(node.to_owned()))
+                .await
+                .is_err()
+        {
+            tracing::warn!(%node, "node restarted, but its drives did not all come back within {REJOIN_WAIT:?}; the drive monitor keeps trying");
+        }
+        answer(StatusCode::OK, proto::encode(&()))
     }
 
     async fn lock_op(&self, op: &str, version: u32, body: Incoming) -> Answer {

@@ -47,7 +47,7 @@ pub use healq::{HealQueue, HealQueueStats, spawn_healer};
 pub use janitor::{abort_stale_uploads, spawn_janitor};
 pub use jobs::{DriveCounters, Failure, JobKind, JobState, MAX_FAILURES, spawn_jobs};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
-pub use monitor::{heal_bucket_records, spawn_drive_monitor};
+pub use monitor::{heal_bucket_records, reconnect_drives, spawn_drive_monitor};
 pub use multipart::{
     CompleteFinalizer, CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult,
     MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,

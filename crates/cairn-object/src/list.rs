@@ -287,7 +287,7 @@ impl SetLister {
                     }
                 }
             } else {
-                self.resolve_entry(&min, found)
+                self.resolve_entry(&min, found)?
             };
             self.decided = Some(min);
             if let Some(listed) = decision {
@@ -347,17 +347,17 @@ impl SetLister {
     }
 
     /// Decides whether an entry that some drives listed is visible.
-    fn resolve_entry(&self, name: &str, found: Vec<Option<ListEntry>>) -> Option<Listed> {
+    fn resolve_entry(&self, name: &str, found: Vec<Option<ListEntry>>) -> Result<Option<Listed>> {
         let is_prefix = found
             .iter()
             .flatten()
             .any(|e| matches!(e, ListEntry::Prefix(_)));
         if is_prefix {
             let count = found.iter().flatten().count();
-            return (count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned()));
+            return Ok((count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned())));
         }
         if let Some(listed) = self.agreed(name, &found) {
-            return listed;
+            return Ok(listed);
         }
         let reads: Vec<Result<ReadObject, DiskError>> = found
             .into_iter()
@@ -371,13 +371,16 @@ impl SetLister {
                 _ => Err(DiskError::NotFound),
             })
             .collect();
-        // An entry without a readable version is left out: it is a write
-        // that never reached quorum, or unreadable until drives return.
-        match resolve(&self.disks, self.read_quorum, ReadData::None, reads) {
-            Ok(Some(resolved)) if !resolved.version.delete_marker => Some(Listed::Object(
+        // An entry without a readable version is left out when it is a
+        // write that never reached quorum. When one could be hiding on the
+        // drives that failed (`resolve` says so with a read-quorum error),
+        // the listing fails like a GET of the key would: leaving out an
+        // acknowledged key would tell a sync tool it was deleted.
+        match resolve(&self.disks, self.read_quorum, ReadData::None, reads)? {
+            Some(resolved) if !resolved.version.delete_marker => Ok(Some(Listed::Object(
                 object_info(&self.bucket, name, &resolved.version),
-            )),
-            _ => None,
+            ))),
+            _ => Ok(None),
         }
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cairn_disk::{DiskError, MetaOp};
+use cairn_disk::{Disk, DiskError, MetaOp};
+use futures::future::join_all;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -48,6 +49,27 @@ pub fn spawn_drive_monitor(
             }
         }
     })
+}
+
+/// Brings back now every offline drive that `wanted` picks, as the
+/// monitor's next round would: a peer that says it has restarted gets its
+/// drives back in service before it reports ready.
+pub async fn reconnect_drives(layer: &ObjectLayer, wanted: impl Fn(&dyn Disk) -> bool) {
+    let mut probes = Vec::new();
+    for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
+        for slot in 0..set.size() {
+            let disk = &set.disks[slot];
+            if disk.is_online() || !wanted(disk.as_ref()) {
+                continue;
+            }
+            probes.push(async move {
+                if probe(set, slot, &mut HashMap::new()).await {
+                    layer.queue_refill(set, slot).await;
+                }
+            });
+        }
+    }
+    join_all(probes).await;
 }
 
 /// Tries to bring the drive in `slot` back; true when it came back empty

@@ -253,9 +253,12 @@ impl ErasureSet {
 /// read quorum agrees on.
 ///
 /// A version is readable when at least its `data_shards` drives hold it. If
-/// none is, the answer is "not found" only when no readable version can be
-/// hiding on the drives that did not answer; otherwise it is a read-quorum
-/// error (503), never a false "not found".
+/// none is, the answer is "not found" only when no acknowledged version can
+/// be hiding on the drives that did not answer; otherwise it is a
+/// read-quorum error (503), never a false "not found". An acknowledged
+/// version reached write quorum, so one that could not be on write quorum
+/// even with every unanswered drive holding it is a write that failed, or
+/// what a later acknowledged DELETE left on drives that were away.
 pub(crate) fn resolve(
     disks: &[Arc<dyn Disk>],
     read_quorum: usize,
@@ -293,7 +296,12 @@ pub(crate) fn resolve(
         .map(|(identity, (_, version))| (*identity, version.clone()));
     let Some((identity, version)) = best else {
         let hidden = groups.values().any(|(count, version)| {
-            count + unanswered >= usize::from(version.erasure.data_shards).max(1)
+            let erasure = &version.erasure;
+            let acknowledged = write_quorum(
+                usize::from(erasure.data_shards),
+                usize::from(erasure.parity_shards),
+            );
+            count + unanswered >= acknowledged.max(1)
         });
         if answered + bucket_missing < read_quorum || hidden {
             return Err(Error::ReadQuorum {

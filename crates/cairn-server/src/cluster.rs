@@ -16,6 +16,9 @@ use cairn_s3::Credentials;
 use crate::config::EnvSettings;
 use crate::topology::{self, Endpoint};
 
+/// How long a starting node waits for its peers to take its drives back.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(12);
+
 pub struct Cluster {
     /// This node, `host:port` as the drive URLs name it.
     pub this: String,
@@ -170,6 +173,52 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Has every peer take this node's drives back into service before this
+    /// node reports ready. A peer counts a restarted node's drives offline
+    /// until its drive monitor's next round; a rolling restart that stops
+    /// the next node at this node's "ready" would otherwise leave writes
+    /// with fewer drives than the set's parity allows for (issue 4).
+    /// Peers that are down or do not answer in time are logged and skipped.
+    pub async fn announce(&self) {
+        let mut calls = tokio::task::JoinSet::new();
+        for peer in self.peers.values().cloned() {
+            calls.spawn(async move {
+                let answer =
+                    tokio::time::timeout(ANNOUNCE_WAIT, peer.call::<(), ()>("rejoin", None, &()))
+                        .await;
+                (peer, answer)
+            });
+        }
+        while let Some(Ok((peer, answer))) = calls.join_next().await {
+            match answer {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::info!(node = %peer.node, %err, "could not tell node that this node is back; it will find out at its next drive check")
+                }
+                Err(_) => {
+                    tracing::warn!(node = %peer.node, "node did not confirm within {ANNOUNCE_WAIT:?} that it uses this node's drives again")
+                }
+            }
+        }
+    }
+
+    /// The hook a peer's `rejoin` runs here: forget that the peer was
+    /// unreachable and bring its drives back now.
+    pub fn rejoin_hook(&self, layer: Arc<cairn_object::ObjectLayer>) -> cairn_net::RejoinHook {
+        let peers = self.peers.clone();
+        Arc::new(move |node: String| {
+            let layer = layer.clone();
+            let peer = peers.get(&node).cloned();
+            Box::pin(async move {
+                let Some(peer) = peer else { return };
+                peer.forget_failure();
+                let prefix = format!("http://{node}/");
+                cairn_object::reconnect_drives(&layer, |disk| disk.endpoint().starts_with(&prefix))
+                    .await;
+            })
+        })
     }
 
     /// Each peer's state, for start-up logs.

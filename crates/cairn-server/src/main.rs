@@ -328,6 +328,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         (None, None) => unreachable!("a listener is bound"),
     };
 
+    if let (Some(cluster), Some(internode)) = (&cluster, &app.internode) {
+        internode.on_rejoin(cluster.rejoin_hook(layer.clone()));
+        cluster.announce().await;
+    }
+
     report_startup(
         &local,
         &root.access_key,

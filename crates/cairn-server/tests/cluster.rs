@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,7 +94,13 @@ impl Ledger {
 
 /// One load worker: PUT, GET, LIST and DELETE over its own keys, checking
 /// every answer against the ledger, until `stop` or its bounds.
-async fn worker(client: Client, id: usize, ledger: Arc<Ledger>, stop: Arc<AtomicBool>) {
+async fn worker(
+    client: Client,
+    id: usize,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+    logs: Vec<PathBuf>,
+) {
     let started = Instant::now();
     let mut seed = (id as u64) << 32;
     for op in 0..5_000u64 {
@@ -120,7 +127,11 @@ async fn worker(client: Client, id: usize, ledger: Arc<Ledger>, stop: Arc<Atomic
                         "GET {key} returned something no acknowledged state explains"
                     );
                 }
-                Err(e) => ledger.failures.lock().unwrap().push(e),
+                Err(e) => ledger
+                    .failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{e}\n{}", log_lines_naming(&logs, &key))),
             },
             8 => {
                 let listed = client
@@ -131,20 +142,39 @@ async fn worker(client: Client, id: usize, ledger: Arc<Ledger>, stop: Arc<Atomic
                     .await;
                 match listed {
                     Ok(out) => {
-                        let names: Vec<&str> =
-                            out.contents().iter().filter_map(|o| o.key()).collect();
-                        for (key, states) in ledger.keys.lock().unwrap().iter() {
-                            if !key.starts_with(&format!("w{id}/")) || states.len() != 1 {
-                                continue;
-                            }
-                            assert_eq!(
-                                names.contains(&key.as_str()),
-                                states[0].is_some(),
-                                "LIST after write disagrees on {key}"
+                        let names: Vec<String> = out
+                            .contents()
+                            .iter()
+                            .filter_map(|o| o.key().map(str::to_owned))
+                            .collect();
+                        let wrong: Vec<(String, Option<u64>)> = ledger
+                            .keys
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|(key, states)| {
+                                key.starts_with(&format!("w{id}/"))
+                                    && states.len() == 1
+                                    && names.contains(key) != states[0].is_some()
+                            })
+                            .map(|(key, states)| (key.clone(), states[0]))
+                            .collect();
+                        if let Some((key, state)) = wrong.first() {
+                            let again = get(&client, key).await;
+                            panic!(
+                                "LIST after write disagrees on {key}: acknowledged {state:?}, \
+                                 listed {}; a GET now finds {:?}\n{}",
+                                !state.is_some(),
+                                again.map(|found| found.map(|d| d.len())),
+                                log_lines_naming(&logs, key)
                             );
                         }
                     }
-                    Err(e) => ledger.failures.lock().unwrap().push(format!("list: {e}")),
+                    Err(e) => ledger.failures.lock().unwrap().push(format!(
+                        "list: {:?} {e}\n{}",
+                        sdk_status(&e),
+                        log_lines_naming(&logs, "storage unavailable")
+                    )),
                 }
             }
             _ => match client.delete_object().bucket(BUCKET).key(&key).send().await {
@@ -154,6 +184,24 @@ async fn worker(client: Client, id: usize, ledger: Arc<Ledger>, stop: Arc<Atomic
         }
         ledger.ops.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The lines of the nodes' logs that name `key` (and no longer key), to
+/// explain a failure.
+fn log_lines_naming(logs: &[PathBuf], key: &str) -> String {
+    let mut out = String::new();
+    for (idx, log) in logs.iter().enumerate() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            let named = line
+                .match_indices(key)
+                .any(|(at, _)| !line[at + key.len()..].starts_with(|c: char| c.is_ascii_digit()));
+            if named {
+                out.push_str(&format!("node {}: {line}\n", idx + 1));
+            }
+        }
+    }
+    out
 }
 
 /// Every key reads back as one of its possible states through `client`.
@@ -336,6 +384,7 @@ async fn issue_4_killing_a_node_under_load_loses_nothing() {
                 w,
                 ledger.clone(),
                 stop.clone(),
+                cluster.nodes.iter().map(|n| n.log.clone()).collect(),
             ))
         })
         .collect();
@@ -492,7 +541,16 @@ async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
     let ledger = Arc::new(Ledger::default());
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
-        .map(|w| tokio::spawn(worker(client.clone(), w, ledger.clone(), stop.clone())))
+        .map(|w| {
+            let logs = cluster.nodes.iter().map(|n| n.log.clone()).collect();
+            tokio::spawn(worker(
+                client.clone(),
+                w,
+                ledger.clone(),
+                stop.clone(),
+                logs,
+            ))
+        })
         .collect();
     blocking(|| {
         assert!(wait_until(Duration::from_secs(60), || ledger
@@ -642,6 +700,96 @@ async fn issue_4_partition_isolated_node_refuses_majority_serves() {
             .log_text(3)
             .contains("cut off by the test fault injection")
     );
+}
+
+/// Cuts the nodes in `isolated` off from every other node, and heals every
+/// other cut.
+fn isolate(cluster: &TestCluster, faults: &[PathBuf], isolated: &[usize]) {
+    for (idx, file) in faults.iter().enumerate() {
+        let blocked: Vec<usize> = if isolated.contains(&idx) {
+            (0..faults.len()).filter(|&other| other != idx).collect()
+        } else {
+            isolated.to_vec()
+        };
+        let text: String = blocked
+            .iter()
+            .map(|&other| format!("block {}\n", cluster.nodes[other].addr))
+            .collect();
+        std::fs::write(file, text).unwrap();
+    }
+}
+
+/// A DELETE acknowledged while node 4 was away leaves the old version on
+/// node 4's 2 drives. When node 4 is back and node 3 away before healing
+/// has removed it, that old copy (2 drives, plus at most node 3's 2) cannot
+/// be an acknowledged version (write quorum 5): GET must say 404 and the
+/// listing must leave the key out. Both answered 503 before, which made
+/// listings fail during rolling restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_a_delete_made_while_a_node_was_away_holds_when_another_goes() {
+    let mut cluster = TestCluster::prepare(4, 2, &[]);
+    let faults: Vec<PathBuf> = (0..4)
+        .map(|i| cluster.dir.path().join(format!("faults{i}")))
+        .collect();
+    for (idx, file) in faults.iter().enumerate() {
+        std::fs::write(file, "").unwrap();
+        cluster.nodes[idx].env = vec![(
+            "CAIRN_TEST_FAULTS_FILE".to_owned(),
+            file.display().to_string(),
+        )];
+    }
+    blocking(|| cluster.start_all());
+    let client = cluster.client(0);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    put(&client, "gone", body(1)).await.unwrap();
+    put(&client, "kept", body(2)).await.unwrap();
+
+    isolate(&cluster, &faults, &[3]);
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(15), || cluster
+            .health(3, "cluster")
+            == 503))
+    });
+    client
+        .delete_object()
+        .bucket(BUCKET)
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
+    // Node 3 goes too; then node 4 comes back, before anything could heal
+    // (healing removes a leftover only while every drive answers).
+    isolate(&cluster, &faults, &[2, 3]);
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(15), || cluster
+            .health(0, "cluster")
+            == 503))
+    });
+    isolate(&cluster, &faults, &[2]);
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(20), || cluster
+            .health(0, "cluster")
+            == 200))
+    });
+    assert_eq!(get(&client, "gone").await, Ok(None));
+    assert_eq!(get(&client, "kept").await, Ok(Some(body(2))));
+    let listed = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("listing with node 3 away: {:?} {e}", sdk_status(&e)));
+    let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(names, ["kept"]);
+
+    isolate(&cluster, &faults, &[]);
+    blocking(|| {
+        assert!(wait_until(Duration::from_secs(20), || (0..4)
+            .all(|n| cluster.health(n, "cluster") == 200)))
+    });
+    for idx in 0..4 {
+        assert_eq!(get(&cluster.client(idx), "gone").await, Ok(None));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
