@@ -199,6 +199,9 @@ pub struct EnvSettings {
     pub internode_secret: Option<String>,
     /// How long a cluster lock lasts without refresh (`CAIRN_LOCK_LEASE`).
     pub lock_lease: Duration,
+    /// How often the drive monitor checks drives and probes offline ones
+    /// (`CAIRN_DRIVE_CHECK_INTERVAL`).
+    pub drive_check_interval: Duration,
     /// Test-only: the internode protocol versions this node announces
     /// (`CAIRN_TEST_INTERNODE_VERSIONS`, `min-max`), to run mixed-version clusters.
     pub test_internode_versions: Option<cairn_net::VersionRange>,
@@ -300,6 +303,10 @@ pub fn env_settings() -> Result<EnvSettings> {
             .unwrap_or(100_000),
         internode_secret: lookup("INTERNODE_SECRET")?.map(|s| s.value),
         lock_lease: duration("LOCK_LEASE", Duration::from_secs(30))?,
+        drive_check_interval: match duration("DRIVE_CHECK_INTERVAL", Duration::from_secs(2))? {
+            d if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
+            d => bail!("CAIRN_DRIVE_CHECK_INTERVAL must be 100ms to 1h, got {d:?}"),
+        },
         test_internode_versions,
         test_clock_skew_ms,
         parity,

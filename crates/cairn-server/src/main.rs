@@ -222,6 +222,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         parity: env.parity,
         stale_upload_expiry: env.stale_uploads_expiry,
         janitor_interval: env.stale_uploads_cleanup_interval,
+        monitor_interval: env.drive_check_interval,
         ..ObjectConfig::default()
     };
 

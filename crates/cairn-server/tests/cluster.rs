@@ -702,6 +702,57 @@ async fn issue_4_partition_isolated_node_refuses_majority_serves() {
     );
 }
 
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// How many drives of the (one) set node `idx` counts online, from its
+/// admin API.
+fn online_at(cluster: &TestCluster, idx: usize) -> u64 {
+    let addr = &cluster.nodes[idx].addr;
+    let path = "/cairn/admin/v1/heal/status";
+    let headers = common::signed_headers(addr, "GET", path, &[], EMPTY_SHA256, &[]);
+    let headers: Vec<(&str, String)> = headers.into_iter().collect();
+    let resp = common::raw_request(addr, "GET", path, &headers, b"").unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let status: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    status["sets"][0]["online"].as_u64().expect("online count")
+}
+
+/// A restarted node reports ready only once its peers use its drives
+/// again, so a rolling restart can stop the next node at once. Drive checks
+/// run an hour apart here: only the restarted node's `rejoin` can bring its
+/// drives back at its peers in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_a_restarted_node_is_back_at_its_peers_when_it_reports_ready() {
+    let mut cluster = blocking(|| start_cluster(&[("CAIRN_DRIVE_CHECK_INTERVAL", "1h")]));
+    let client = cluster.client(0);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    put(&client, "k1", body(1)).await.unwrap();
+    blocking(|| cluster.stop(3));
+    put(&client, "k2", body(2)).await.unwrap();
+    assert_eq!(online_at(&cluster, 0), 6, "node 1 with node 4 stopped");
+    blocking(|| cluster.start_node(3));
+    for idx in 0..4 {
+        assert_eq!(
+            online_at(&cluster, idx),
+            8,
+            "node {} once node 4 reports ready",
+            idx + 1
+        );
+    }
+    // The next node can go at once: writes still reach 6 drives.
+    blocking(|| cluster.stop(2));
+    put(&client, "k3", body(3)).await.unwrap();
+    assert!(
+        !cluster.log_text(0).contains("ok=5"),
+        "{}",
+        cluster.log_text(0)
+    );
+    let last = cluster.client(3);
+    for (key, seed) in [("k1", 1), ("k2", 2), ("k3", 3)] {
+        assert_eq!(get(&last, key).await, Ok(Some(body(seed))), "{key}");
+    }
+}
+
 /// Cuts the nodes in `isolated` off from every other node, and heals every
 /// other cut.
 fn isolate(cluster: &TestCluster, faults: &[PathBuf], isolated: &[usize]) {
