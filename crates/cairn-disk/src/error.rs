@@ -32,10 +32,16 @@ pub enum DiskError {
     },
     #[error("metadata store: {0}")]
     Store(String),
+    /// The drive has no space left for what was asked. Nothing of it was kept.
+    #[error("drive full: {0}")]
+    Full(String),
 }
 
 impl DiskError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> DiskError {
+        if source.kind() == io::ErrorKind::StorageFull {
+            return DiskError::Full(format!("{}: {source}", context.into()));
+        }
         DiskError::Io {
             context: context.into(),
             source,

@@ -19,6 +19,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -66,6 +67,55 @@ pub struct LocalDisk {
     /// One connection attempt at a time: in a cluster, this node and its
     /// peers may all bring the drive online at once.
     connecting: tokio::sync::Mutex<()>,
+    relief: Arc<Relief>,
+}
+
+/// Frees a full drive's trash at once. Shard files of replaced and deleted
+/// versions wait an hour in the trash for reads that resolved them; on a
+/// full drive that hour would keep every DELETE from making room, so the
+/// first write that finds no space empties the trash (a read that already
+/// opened a file keeps it; one that resolved a deleted version but has not
+/// opened its next part yet fails instead), and until a shard write
+/// completes again, deleted shard files are removed instead of trashed.
+struct Relief {
+    trash: PathBuf,
+    endpoint: String,
+    busy: AtomicBool,
+    /// Set when a write found the drive full, cleared by the next shard
+    /// write that completes: meanwhile deleted shard files skip the trash.
+    full: AtomicBool,
+}
+
+impl Relief {
+    fn free_trash(self: &Arc<Self>) {
+        self.full.store(true, Ordering::Release);
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.busy.store(false, Ordering::Release);
+            return;
+        };
+        let relief = self.clone();
+        runtime.spawn_blocking(move || {
+            let mut freed = 0u64;
+            let mut files = 0usize;
+            if let Ok(entries) = fs::read_dir(&relief.trash) {
+                for entry in entries.flatten() {
+                    let size = entry.metadata().map_or(0, |m| m.len());
+                    if fs::remove_file(entry.path()).is_ok() {
+                        freed += size;
+                        files += 1;
+                    }
+                }
+            }
+            tracing::warn!(
+                drive = %relief.endpoint, files, freed_bytes = freed,
+                "drive full: emptied its trash of deleted and replaced data at once instead of after an hour"
+            );
+            relief.busy.store(false, Ordering::Release);
+        });
+    }
 }
 
 enum State {
@@ -133,12 +183,19 @@ impl LocalDisk {
             })?;
         }
         let endpoint = root.display().to_string();
+        let relief = Arc::new(Relief {
+            trash: sys_dir(&root).join("trash"),
+            endpoint: endpoint.clone(),
+            busy: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+        });
         Ok(LocalDisk {
             root,
             endpoint,
             options,
             state: RwLock::new(State::Offline("not connected yet".to_owned())),
             connecting: tokio::sync::Mutex::new(()),
+            relief,
         })
     }
 
@@ -168,6 +225,10 @@ impl LocalDisk {
 
     /// Records an I/O failure: a drive whose root vanished goes offline at once.
     fn note_error(&self, err: DiskError) -> DiskError {
+        if matches!(err, DiskError::Full(_)) {
+            self.relief.free_trash();
+            return err;
+        }
         let check = match &*self.state.read().expect("drive state lock") {
             State::Online(online) => online.liveness.check(),
             State::Offline(_) => return err,
@@ -432,6 +493,7 @@ impl Disk for LocalDisk {
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
         let online = self.online()?;
         let path = Self::shard_path(&self.root, data_id, part);
+        let relief = self.relief.clone();
         let result = blocking(move || {
             let dir = path.parent().expect("shard path has a parent").to_owned();
             if !dir.exists() {
@@ -441,7 +503,7 @@ impl Disk for LocalDisk {
                 fsync_dir(data_dir)
                     .map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
             }
-            LocalShardWriter::create(path, dir, online.liveness.clone(), None)
+            LocalShardWriter::create(path, dir, online.liveness.clone(), None, relief)
         })
         .await;
         match result {
@@ -453,6 +515,7 @@ impl Disk for LocalDisk {
     async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
         let online = self.online()?;
         let target = Self::shard_path(&self.root, data_id, part);
+        let relief = self.relief.clone();
         let result = blocking(move || {
             let dir = target.parent().expect("shard path has a parent").to_owned();
             fs::create_dir_all(&dir)
@@ -462,7 +525,7 @@ impl Disk for LocalDisk {
                 .expect("shard file name")
                 .to_string_lossy();
             let path = dir.join(format!(".{name}.{}.new", Uuid::new_v4().simple()));
-            LocalShardWriter::create(path, dir, online.liveness.clone(), Some(target))
+            LocalShardWriter::create(path, dir, online.liveness.clone(), Some(target), relief)
         })
         .await;
         match result {
@@ -514,11 +577,18 @@ impl Disk for LocalDisk {
             })
             .collect();
         let trash = sys_dir(&self.root).join("trash");
+        let full = self.relief.full.load(Ordering::Acquire);
         blocking(move || {
             fs::create_dir_all(&trash)
                 .map_err(|e| DiskError::io(format!("creating {}", trash.display()), e))?;
             for (from, to) in moves {
-                match fs::rename(&from, &to) {
+                // A drive that ran out of space frees deleted data at once.
+                let moved = if full {
+                    fs::remove_file(&from)
+                } else {
+                    fs::rename(&from, &to)
+                };
+                match moved {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                     Err(err) => {
@@ -655,6 +725,7 @@ struct LocalShardWriter {
     liveness: Arc<Liveness>,
     /// For a replacement: the final path, which the finished file is renamed over.
     replaces: Option<PathBuf>,
+    relief: Arc<Relief>,
 }
 
 impl LocalShardWriter {
@@ -664,6 +735,7 @@ impl LocalShardWriter {
         dir: PathBuf,
         liveness: Arc<Liveness>,
         replaces: Option<PathBuf>,
+        relief: Arc<Relief>,
     ) -> Result<LocalShardWriter> {
         let file = fs::OpenOptions::new()
             .write(true)
@@ -676,6 +748,7 @@ impl LocalShardWriter {
             dir,
             liveness,
             replaces,
+            relief,
         })
     }
 }
@@ -693,7 +766,12 @@ impl ShardWriter for LocalShardWriter {
                 .map_err(|e| DiskError::io(format!("writing {}", path.display()), e))?;
             Ok(file)
         })
-        .await?;
+        .await
+        .inspect_err(|err| {
+            if matches!(err, DiskError::Full(_)) {
+                self.relief.free_trash();
+            }
+        })?;
         self.file = Some(file);
         Ok(())
     }
@@ -713,7 +791,9 @@ impl ShardWriter for LocalShardWriter {
             fsync_dir(&self.dir)
                 .map_err(|e| DiskError::io(format!("syncing {}", self.dir.display()), e))?;
             // A file written into a directory that was since removed is not durable anywhere.
-            self.liveness.check()
+            self.liveness.check()?;
+            self.relief.full.store(false, Ordering::Release);
+            Ok(())
         })
         .await
     }

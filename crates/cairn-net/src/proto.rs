@@ -161,6 +161,7 @@ pub enum WireDiskError {
     Corrupt { what: String, detail: String },
     Io { context: String, message: String },
     Store(String),
+    Full(String),
 }
 
 impl From<&DiskError> for WireDiskError {
@@ -181,6 +182,7 @@ impl From<&DiskError> for WireDiskError {
                 message: source.to_string(),
             },
             DiskError::Store(msg) => WireDiskError::Store(msg.clone()),
+            DiskError::Full(msg) => WireDiskError::Full(msg.clone()),
         }
     }
 }
@@ -204,6 +206,7 @@ impl WireDiskError {
                 source: std::io::Error::other(message),
             },
             WireDiskError::Store(msg) => DiskError::Store(msg),
+            WireDiskError::Full(msg) => DiskError::Full(msg),
         }
     }
 }

@@ -56,6 +56,13 @@ pub enum Error {
         needed: usize,
         errors: Vec<String>,
     },
+    /// Too many drives had no space left for write quorum.
+    #[error("storage full: {full} drives have no space left and write quorum needs {needed} ({})", errors.join("; "))]
+    StorageFull {
+        full: usize,
+        needed: usize,
+        errors: Vec<String>,
+    },
     #[error("read quorum not reached: {ok} of {needed} drives answered ({})", errors.join("; "))]
     ReadQuorum {
         ok: usize,

@@ -19,7 +19,7 @@ use crate::error::{BodyError, Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{part_resource, upload_resource};
 use crate::put::{ShardTarget, Stored, VersionCommit, delete_removed, hex, remove_shards_on};
-use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
 use crate::types::{BodyStream, ObjectInfo, PutOptions};
 
 /// Every part but the last must be at least this large (S3's limit).
@@ -265,11 +265,12 @@ impl ErasureSet {
             }
             // What did get written is below read quorum: invisible, and
             // removed by the stale-upload cleaner.
-            return Err(Error::WriteQuorum {
+            return Err(write_failed(
+                &layout.disks_by_shard,
+                &results,
                 ok,
-                needed: layout.write_quorum(),
-                errors: describe_errors(&layout.disks_by_shard, &results),
-            });
+                layout.write_quorum(),
+            ));
         }
         Ok(upload_info(bucket, key, &upload))
     }
@@ -365,11 +366,12 @@ impl ErasureSet {
             if missing >= layout.write_quorum() {
                 return Err(Error::NoSuchUpload);
             }
-            return Err(Error::WriteQuorum {
+            return Err(write_failed(
+                &layout.disks_by_shard,
+                &results,
                 ok,
-                needed: layout.write_quorum(),
-                errors: describe_errors(&layout.disks_by_shard, &results),
-            });
+                layout.write_quorum(),
+            ));
         }
         delete_removed(&layout.disks_by_shard, &results, None).await;
         Ok(part_info(&part))

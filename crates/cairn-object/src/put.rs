@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
-use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
 
 /// Frames queued per drive ahead of its writer: bounds memory per request
@@ -442,11 +442,9 @@ impl ErasureSet {
             if let Err(err) = streamed {
                 let results = fan.finish(false).await;
                 return Err(match err {
-                    Error::WriteQuorum { ok, needed, .. } => Error::WriteQuorum {
-                        ok,
-                        needed,
-                        errors: describe_errors(disks_by_shard, &results),
-                    },
+                    Error::WriteQuorum { ok, needed, .. } => {
+                        write_failed(disks_by_shard, &results, ok, needed)
+                    }
                     other => other,
                 });
             }
@@ -470,11 +468,7 @@ impl ErasureSet {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             if ok < write_quorum {
                 remove_shards_on(disks_by_shard, data_id, part, results).await;
-                return Err(Error::WriteQuorum {
-                    ok,
-                    needed: write_quorum,
-                    errors: describe_errors(disks_by_shard, results),
-                });
+                return Err(write_failed(disks_by_shard, results, ok, write_quorum));
             }
         }
         Ok(Encoded { size, md5, stored })
@@ -629,11 +623,7 @@ impl ErasureSet {
             if bucket_missing >= write_quorum {
                 return Err(Error::BucketNotFound);
             }
-            return Err(Error::WriteQuorum {
-                ok,
-                needed: write_quorum,
-                errors: describe_errors(disks_by_shard, &results),
-            });
+            return Err(write_failed(disks_by_shard, &results, ok, write_quorum));
         }
         drop(guard);
         if ok < disks_by_shard.len() {

@@ -53,6 +53,31 @@ pub(crate) fn write_quorum(data_shards: usize, parity_shards: usize) -> usize {
     data_shards + usize::from(data_shards == parity_shards)
 }
 
+/// The error of a write that reached `ok` drives where `needed` were
+/// required: [`Error::StorageFull`] when the drives that are full alone
+/// kept it from write quorum, else [`Error::WriteQuorum`].
+pub(crate) fn write_failed<T>(
+    disks: &[Arc<dyn Disk>],
+    results: &[Result<T, DiskError>],
+    ok: usize,
+    needed: usize,
+) -> Error {
+    let full = results
+        .iter()
+        .filter(|r| matches!(r, Err(DiskError::Full(_))))
+        .count();
+    let errors = describe_errors(disks, results);
+    if full > 0 && results.len() - full < needed {
+        Error::StorageFull {
+            full,
+            needed,
+            errors,
+        }
+    } else {
+        Error::WriteQuorum { ok, needed, errors }
+    }
+}
+
 /// Runs `op` on every drive at once; results come back in slot order.
 pub(crate) async fn fan_out<'a, T, F, Fut>(
     disks: &'a [Arc<dyn Disk>],

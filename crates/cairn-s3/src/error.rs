@@ -110,6 +110,16 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             EntityTooLarge,
             "Your proposed upload of {size} bytes exceeds the maximum allowed object size of {max} bytes"
         ),
+        err @ Error::StorageFull { .. } => {
+            tracing::warn!(%err, %location, "request refused: storage full");
+            // MinIO's code and status, which its users' tooling knows.
+            let mut s3 = S3Error::with_message(
+                S3ErrorCode::Custom("XMinioStorageFull".into()),
+                "Storage is full: too many drives have no space left for this write. Delete objects (their space is freed at once) or add capacity.",
+            );
+            s3.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            s3
+        }
         err @ (Error::WriteQuorum { .. }
         | Error::ReadQuorum { .. }
         | Error::LockTimeout { .. }

@@ -402,3 +402,89 @@ async fn issue_2_every_read_verifies_block_hashes() {
     assert_eq!(status, Some(503));
     assert_eq!(code.as_deref(), Some("ServiceUnavailable"));
 }
+
+/// Unmounts the tmpfs drives after the server that used them has gone
+/// (declare it before the server: locals drop in reverse order).
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::process::Command::new("umount").arg(path).status();
+        }
+        if let Some(parent) = self.0.first().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+/// Drives that run out of space (4 tmpfs mounts of 24 MiB, as root) answer
+/// 507 `XMinioStorageFull`, MinIO's code, not 503 "drives offline"; what is
+/// stored stays readable; and deleting objects makes room at once, although
+/// deleted data otherwise waits an hour in each drive's trash.
+#[tokio::test]
+async fn issue_2_full_drives_say_so_and_deletes_make_room() {
+    let dir = common::TempDir::new("full");
+    let _mounts = Mounts((1..=4).map(|i| dir.path().join(format!("d{i}"))).collect());
+    let server = TestServer::start_in(dir, ServerOptions::drives(4), |drive| {
+        std::fs::create_dir_all(drive).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+            .arg(drive)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs drive needs root");
+    });
+    let client = client(&server);
+    client.create_bucket().bucket("deg").send().await.unwrap();
+    // Each 1 MiB object takes 512 KiB per drive: 24 MiB fill within 48.
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..60u64 {
+        let data = test_data(1 << 20, i);
+        match put(&client, &format!("k{i}"), &data).await {
+            Ok(()) => stored.push((format!("k{i}"), data)),
+            Err(err) => {
+                refused = Some(err);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some((Some(507), Some("XMinioStorageFull".to_owned()))),
+        "after {} objects",
+        stored.len()
+    );
+    assert!(stored.len() >= 20, "only {} objects fit", stored.len());
+    for (key, data) in &stored {
+        assert_eq!(get(&client, key).await.as_ref(), Ok(data), "{key}");
+    }
+    // Deleting makes room for the next write (the first one that found the
+    // drives full also emptied their trash).
+    for (key, _) in stored.drain(..10) {
+        client
+            .delete_object()
+            .bucket("deg")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let data = test_data(1 << 20, 1000);
+    let mut written = false;
+    for _ in 0..20 {
+        if put(&client, "after", &data).await.is_ok() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written, "no room after deleting 10 MiB of objects");
+    assert_eq!(get(&client, "after").await, Ok(data));
+    for (key, data) in &stored {
+        assert_eq!(get(&client, key).await.as_ref(), Ok(data), "{key}");
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(log.contains("drive full: emptied its trash"), "{log}");
+}
