@@ -7,10 +7,10 @@ use std::sync::Arc;
 use cairn_disk::{Disk, DiskError, MetaOp, ReadData};
 
 use crate::conditions::Preconditions;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layer::Shared;
 use crate::put::object_info;
-use crate::set::{ErasureSet, describe_errors, fan_out, write_quorum};
+use crate::set::{ErasureSet, fan_out, write_failed, write_quorum};
 use crate::types::ObjectInfo;
 
 /// Computes an object's new metadata from its current state.
@@ -29,7 +29,7 @@ impl ErasureSet {
         touch: bool,
         preconditions: &Preconditions,
     ) -> Result<ObjectInfo> {
-        let _guard = self.lock_object_write(shared, bucket, key).await?;
+        let guard = self.lock_object_write(shared, bucket, key).await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         let old = resolved.version;
         let info = object_info(bucket, key, &old);
@@ -51,6 +51,8 @@ impl ErasureSet {
                 meta,
                 mod_time_ns,
             };
+        // A writer that lost its lease must not commit: another may hold the key now.
+        guard.check()?;
         let results = fan_out(&holders, |_, disk| {
             disk.commit(change(meta.clone(), mod_time_ns))
         })
@@ -81,11 +83,7 @@ impl ErasureSet {
                     "undoing a failed metadata update did not complete everywhere"
                 );
             }
-            return Err(Error::WriteQuorum {
-                ok,
-                needed,
-                errors: describe_errors(&holders, &results),
-            });
+            return Err(write_failed(&holders, &results, ok, needed));
         }
         let mut version = old;
         version.meta = meta;

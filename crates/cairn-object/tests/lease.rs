@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
 use cairn_object::{
-    BodyStream, BootstrapOptions, Error, HeldLock, Locker, ObjectConfig, PoolSpec, PutOptions,
+    BodyStream, BootstrapOptions, Error, HeldLock, Locker, ObjectConfig, PoolSpec, Preconditions,
+    PutOptions,
 };
 use futures::future::BoxFuture;
 
@@ -91,12 +92,26 @@ async fn issue_4_a_writer_that_lost_its_lease_does_not_commit() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::LockLost { .. }), "{err:?}");
+    // A metadata-only change (tagging, a copy onto itself) abandons too.
+    let update: cairn_object::MetaUpdate = Box::new(|_| {
+        Ok(std::collections::BTreeMap::from([(
+            "x-amz-meta-changed".to_owned(),
+            "yes".to_owned(),
+        )]))
+    });
+    let err = layer
+        .update_object_meta("lease", "kept", update, true, &Preconditions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err:?}");
 
     lost.store(false, Ordering::Relaxed);
-    assert_eq!(
-        layer.head_object("lease", "kept").await.unwrap().size,
-        5,
-        "the first version stays"
+    let kept = layer.head_object("lease", "kept").await.unwrap();
+    assert_eq!(kept.size, 5, "the first version stays");
+    assert!(
+        !kept.meta.contains_key("x-amz-meta-changed"),
+        "its metadata too: {:?}",
+        kept.meta
     );
     assert!(matches!(
         layer.head_object("lease", "new").await,
