@@ -606,13 +606,13 @@ async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue_4_partition_isolated_node_refuses_majority_serves() {
+/// A 4-node cluster whose nodes each watch their own fault file (empty: no
+/// partition yet), returned with the files.
+fn start_with_fault_files() -> (TestCluster, Vec<PathBuf>) {
     let mut cluster = TestCluster::prepare(4, 2, &[]);
-    let faults: Vec<std::path::PathBuf> = (0..4)
+    let faults: Vec<PathBuf> = (0..4)
         .map(|i| cluster.dir.path().join(format!("faults{i}")))
         .collect();
-    // Every node watches its own fault file (empty: no partition yet).
     for (idx, file) in faults.iter().enumerate() {
         std::fs::write(file, "").unwrap();
         cluster.nodes[idx].env = vec![(
@@ -620,7 +620,13 @@ async fn issue_4_partition_isolated_node_refuses_majority_serves() {
             file.display().to_string(),
         )];
     }
-    blocking(|| cluster.start_all());
+    cluster.start_all();
+    (cluster, faults)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_4_partition_isolated_node_refuses_majority_serves() {
+    let (cluster, faults) = blocking(start_with_fault_files);
     let majority = cluster.client(0);
     let isolated = common::client_for(
         &format!("http://{}", cluster.nodes[3].addr),
@@ -778,18 +784,7 @@ fn isolate(cluster: &TestCluster, faults: &[PathBuf], isolated: &[usize]) {
 /// listings fail during rolling restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue_4_a_delete_made_while_a_node_was_away_holds_when_another_goes() {
-    let mut cluster = TestCluster::prepare(4, 2, &[]);
-    let faults: Vec<PathBuf> = (0..4)
-        .map(|i| cluster.dir.path().join(format!("faults{i}")))
-        .collect();
-    for (idx, file) in faults.iter().enumerate() {
-        std::fs::write(file, "").unwrap();
-        cluster.nodes[idx].env = vec![(
-            "CAIRN_TEST_FAULTS_FILE".to_owned(),
-            file.display().to_string(),
-        )];
-    }
-    blocking(|| cluster.start_all());
+    let (cluster, faults) = blocking(start_with_fault_files);
     let client = cluster.client(0);
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
     put(&client, "gone", body(1)).await.unwrap();
