@@ -98,17 +98,7 @@ impl Relief {
         };
         let relief = self.clone();
         runtime.spawn_blocking(move || {
-            let mut freed = 0u64;
-            let mut files = 0usize;
-            if let Ok(entries) = fs::read_dir(&relief.trash) {
-                for entry in entries.flatten() {
-                    let size = entry.metadata().map_or(0, |m| m.len());
-                    if fs::remove_file(entry.path()).is_ok() {
-                        freed += size;
-                        files += 1;
-                    }
-                }
-            }
+            let (files, freed) = empty_trash(&relief.trash, 0).unwrap_or_default();
             tracing::warn!(
                 drive = %relief.endpoint, files, freed_bytes = freed,
                 "drive full: emptied its trash of deleted and replaced data at once instead of after an hour"
@@ -628,28 +618,7 @@ impl Disk for LocalDisk {
     async fn purge_trash(&self, grace: std::time::Duration) -> Result<usize> {
         self.online()?;
         let trash = sys_dir(&self.root).join("trash");
-        blocking(move || {
-            let entries = match fs::read_dir(&trash) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-                Err(err) => return Err(DiskError::io(format!("reading {}", trash.display()), err)),
-            };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let mut purged = 0;
-            for entry in entries.flatten() {
-                // The rename into the trash set the change time.
-                let Ok(meta) = entry.metadata() else { continue };
-                if now - meta.ctime() >= grace.as_secs() as i64
-                    && fs::remove_file(entry.path()).is_ok()
-                {
-                    purged += 1;
-                }
-            }
-            Ok(purged)
-        })
-        .await
+        blocking(move || empty_trash(&trash, grace.as_secs() as i64).map(|(files, _)| files)).await
     }
 
     async fn remove_orphans(&self, grace: std::time::Duration) -> Result<usize> {
@@ -716,6 +685,29 @@ impl Disk for LocalDisk {
         let query = query.clone();
         blocking(move || online.store.list_uploads(&query)).await
     }
+}
+
+/// Removes the files in `trash` that went there at least `grace_secs`
+/// ago; returns how many, and their bytes.
+fn empty_trash(trash: &Path, grace_secs: i64) -> Result<(usize, u64)> {
+    let entries = match fs::read_dir(trash) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(err) => return Err(DiskError::io(format!("reading {}", trash.display()), err)),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        // The rename into the trash set the change time.
+        let Ok(meta) = entry.metadata() else { continue };
+        if now - meta.ctime() >= grace_secs && fs::remove_file(entry.path()).is_ok() {
+            files += 1;
+            bytes += meta.len();
+        }
+    }
+    Ok((files, bytes))
 }
 
 struct LocalShardWriter {

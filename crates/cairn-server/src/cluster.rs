@@ -191,7 +191,8 @@ impl Cluster {
                 (peer, answer)
             });
         }
-        while let Some(Ok((peer, answer))) = calls.join_next().await {
+        while let Some(joined) = calls.join_next().await {
+            let Ok((peer, answer)) = joined else { continue };
             match answer {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
