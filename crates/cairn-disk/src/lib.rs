@@ -13,6 +13,7 @@
 //!
 //! This crate knows nothing of erasure coding, quorum or S3.
 
+mod direct;
 mod error;
 mod format;
 mod local;

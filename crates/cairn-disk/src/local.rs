@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::direct::Stage;
 use crate::error::{DiskError, Result};
 use crate::format::Format;
 use crate::meta::BucketRecord;
@@ -68,6 +69,9 @@ pub struct LocalDisk {
     /// peers may all bring the drive online at once.
     connecting: tokio::sync::Mutex<()>,
     relief: Arc<Relief>,
+    /// The drive's file system takes `O_DIRECT` writes, as far as known
+    /// (tmpfs does not); shared with its shard writers ([`crate::direct`]).
+    direct_ok: Arc<AtomicBool>,
 }
 
 /// Frees a full drive's trash at once. Shard files of replaced and deleted
@@ -186,6 +190,7 @@ impl LocalDisk {
             state: RwLock::new(State::Offline("not connected yet".to_owned())),
             connecting: tokio::sync::Mutex::new(()),
             relief,
+            direct_ok: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -484,6 +489,7 @@ impl Disk for LocalDisk {
         let online = self.online()?;
         let path = Self::shard_path(&self.root, data_id, part);
         let relief = self.relief.clone();
+        let direct_ok = self.direct_ok.clone();
         let result = blocking(move || {
             let dir = path.parent().expect("shard path has a parent").to_owned();
             if !dir.exists() {
@@ -493,7 +499,7 @@ impl Disk for LocalDisk {
                 fsync_dir(data_dir)
                     .map_err(|e| DiskError::io(format!("syncing {}", data_dir.display()), e))?;
             }
-            LocalShardWriter::create(path, dir, online.liveness.clone(), None, relief)
+            LocalShardWriter::create(path, dir, online.liveness.clone(), None, relief, direct_ok)
         })
         .await;
         match result {
@@ -506,6 +512,7 @@ impl Disk for LocalDisk {
         let online = self.online()?;
         let target = Self::shard_path(&self.root, data_id, part);
         let relief = self.relief.clone();
+        let direct_ok = self.direct_ok.clone();
         let result = blocking(move || {
             let dir = target.parent().expect("shard path has a parent").to_owned();
             fs::create_dir_all(&dir)
@@ -515,7 +522,14 @@ impl Disk for LocalDisk {
                 .expect("shard file name")
                 .to_string_lossy();
             let path = dir.join(format!(".{name}.{}.new", Uuid::new_v4().simple()));
-            LocalShardWriter::create(path, dir, online.liveness.clone(), Some(target), relief)
+            LocalShardWriter::create(
+                path,
+                dir,
+                online.liveness.clone(),
+                Some(target),
+                relief,
+                direct_ok,
+            )
         })
         .await;
         match result {
@@ -712,12 +726,16 @@ fn empty_trash(trash: &Path, grace_secs: i64) -> Result<(usize, u64)> {
 
 struct LocalShardWriter {
     file: Option<fs::File>,
+    /// Where frames wait to be written around the page cache; `None` when
+    /// every staging buffer was in use, and the file is written through it.
+    stage: Option<Stage>,
     path: PathBuf,
     dir: PathBuf,
     liveness: Arc<Liveness>,
     /// For a replacement: the final path, which the finished file is renamed over.
     replaces: Option<PathBuf>,
     relief: Arc<Relief>,
+    direct_ok: Arc<AtomicBool>,
 }
 
 impl LocalShardWriter {
@@ -728,6 +746,7 @@ impl LocalShardWriter {
         liveness: Arc<Liveness>,
         replaces: Option<PathBuf>,
         relief: Arc<Relief>,
+        direct_ok: Arc<AtomicBool>,
     ) -> Result<LocalShardWriter> {
         let file = fs::OpenOptions::new()
             .write(true)
@@ -736,11 +755,13 @@ impl LocalShardWriter {
             .map_err(|e| DiskError::io(format!("creating {}", path.display()), e))?;
         Ok(LocalShardWriter {
             file: Some(file),
+            stage: Stage::take(),
             path,
             dir,
             liveness,
             replaces,
             relief,
+            direct_ok,
         })
     }
 }
@@ -753,10 +774,15 @@ impl ShardWriter for LocalShardWriter {
             .take()
             .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
         let path = self.path.clone();
-        let file = blocking(move || {
-            file.write_all(&frame)
-                .map_err(|e| DiskError::io(format!("writing {}", path.display()), e))?;
-            Ok(file)
+        let mut stage = self.stage.take();
+        let direct_ok = self.direct_ok.clone();
+        let (file, stage) = blocking(move || {
+            match &mut stage {
+                Some(stage) => stage.write(&file, &frame, &direct_ok),
+                None => file.write_all(&frame),
+            }
+            .map_err(|e| DiskError::io(format!("writing {}", path.display()), e))?;
+            Ok((file, stage))
         })
         .await
         .inspect_err(|err| {
@@ -765,6 +791,7 @@ impl ShardWriter for LocalShardWriter {
             }
         })?;
         self.file = Some(file);
+        self.stage = stage;
         Ok(())
     }
 
@@ -773,7 +800,13 @@ impl ShardWriter for LocalShardWriter {
             .file
             .take()
             .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
+        let mut stage = self.stage.take();
         blocking(move || {
+            if let Some(stage) = &mut stage {
+                stage
+                    .flush(&file)
+                    .map_err(|e| DiskError::io(format!("writing {}", self.path.display()), e))?;
+            }
             file.sync_data()
                 .map_err(|e| DiskError::io(format!("syncing {}", self.path.display()), e))?;
             if let Some(target) = &self.replaces {
