@@ -132,6 +132,7 @@ impl Stage {
     }
 
     /// Bytes written with `O_DIRECT` so far.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn direct_bytes(&self) -> u64 {
         self.direct_bytes
     }

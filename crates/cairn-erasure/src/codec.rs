@@ -139,19 +139,42 @@ impl Erasure {
 
     /// Encodes one block into `total_shards()` framed shards, data shards first.
     pub fn encode(&mut self, block: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-        if block.len() > self.block_size {
+        self.encode_chunks(&[block])
+    }
+
+    /// Encodes the block that is the concatenation of `chunks` (as a body
+    /// arrives: the pieces need not be copied into one buffer first) into
+    /// `total_shards()` framed shards, data shards first.
+    pub fn encode_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C]) -> Result<Vec<Vec<u8>>, Error> {
+        let block_len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+        if block_len > self.block_size {
             return Err(Error::BlockTooLarge {
-                len: block.len(),
+                len: block_len,
                 block_size: self.block_size,
             });
         }
-        let shard_size = self.shard_size(block.len());
+        let shard_size = self.shard_size(block_len);
         let mut frames = Vec::with_capacity(self.total_shards());
-        for shard_idx in 0..self.data_shards {
-            let mut frame = vec![0u8; HASH_LEN + shard_size];
-            let start = (shard_idx * shard_size).min(block.len());
-            let end = (start + shard_size).min(block.len());
-            frame[HASH_LEN..HASH_LEN + (end - start)].copy_from_slice(&block[start..end]);
+        let mut pieces = chunks.iter().map(|c| c.as_ref());
+        let mut piece: &[u8] = &[];
+        for _ in 0..self.data_shards {
+            // Filled from the chunks, not zeroed first; only the last data
+            // shard's padding is written twice.
+            let mut frame = Vec::with_capacity(HASH_LEN + shard_size);
+            frame.extend_from_slice(&[0u8; HASH_LEN]);
+            while frame.len() < HASH_LEN + shard_size {
+                if piece.is_empty() {
+                    match pieces.next() {
+                        Some(next) => piece = next,
+                        None => break,
+                    }
+                    continue;
+                }
+                let take = (HASH_LEN + shard_size - frame.len()).min(piece.len());
+                frame.extend_from_slice(&piece[..take]);
+                piece = &piece[take..];
+            }
+            frame.resize(HASH_LEN + shard_size, 0);
             frames.push(frame);
         }
         if self.parity_shards > 0 && shard_size > 0 {
@@ -480,6 +503,26 @@ mod tests {
             }
             let shards: Vec<Option<Vec<u8>>> = payloads(&erasure, &frames).into_iter().map(Some).collect();
             prop_assert_eq!(decode(&mut erasure, &shards, block.len()), block);
+        }
+
+        /// A block given in pieces, cut anywhere, encodes to the same frames
+        /// as the block in one piece (issue 6: PUTs no longer copy a body's
+        /// chunks into one buffer first).
+        #[test]
+        fn issue_6_chunks_encode_like_the_whole_block(
+            block in proptest::collection::vec(any::<u8>(), 0..5000),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+            data_shards in 1usize..=8,
+        ) {
+            let parity_shards = data_shards / 2;
+            let mut erasure = Erasure::new(data_shards, parity_shards, 8192, BitrotAlgo::DEFAULT).unwrap();
+            let whole = erasure.encode(&block).unwrap();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(block.len() + 1)).collect();
+            at.push(0);
+            at.push(block.len());
+            at.sort_unstable();
+            let chunks: Vec<&[u8]> = at.windows(2).map(|w| &block[w[0]..w[1]]).collect();
+            prop_assert_eq!(erasure.encode_chunks(&chunks).unwrap(), whole);
         }
     }
 }

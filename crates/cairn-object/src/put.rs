@@ -64,9 +64,9 @@ impl BlockReader {
     }
 
     /// The next block: full-sized except the last; `None` at the end.
-    async fn next_block(&mut self) -> Result<Option<Vec<u8>>> {
-        let mut block = Vec::with_capacity(self.block_size);
-        while block.len() < self.block_size {
+    async fn next_block(&mut self) -> Result<Option<Block>> {
+        let mut block = Block::default();
+        while block.len < self.block_size {
             if self.pending.is_empty() {
                 if self.done {
                     break;
@@ -97,14 +97,23 @@ impl BlockReader {
                     }
                 }
             }
-            let take = (self.block_size - block.len()).min(self.pending.len());
-            block.extend_from_slice(&self.pending.split_to(take));
+            let take = (self.block_size - block.len).min(self.pending.len());
+            block.chunks.push(self.pending.split_to(take));
+            block.len += take;
         }
-        if block.is_empty() {
+        if block.len == 0 {
             return Ok(None);
         }
         Ok(Some(block))
     }
+}
+
+/// One erasure block as the body delivered it: its chunks, not copied into
+/// one buffer (the encoder copies each byte once, into its shard's frame).
+#[derive(Default)]
+struct Block {
+    chunks: Vec<Bytes>,
+    len: usize,
 }
 
 /// Encodes blocks off the async runtime, carrying the codec and MD5 state along.
@@ -114,21 +123,22 @@ struct Encoder {
 }
 
 impl Encoder {
-    async fn encode(&mut self, block: Vec<u8>) -> Result<Vec<Vec<u8>>> {
-        if block.len() <= INLINE_ENCODE_MAX {
+    async fn encode(&mut self, block: Block) -> Result<Vec<Vec<u8>>> {
+        if block.len <= INLINE_ENCODE_MAX {
             // A small block is encoded in microseconds: cheaper here than
             // a hand-off to the blocking pool and back.
             let erasure = self.erasure.as_mut().expect("encoder in use");
-            self.md5.as_mut().expect("encoder in use").update(&block);
+            let md5 = self.md5.as_mut().expect("encoder in use");
+            block.chunks.iter().for_each(|chunk| md5.update(chunk));
             return erasure
-                .encode(&block)
+                .encode_chunks(&block.chunks)
                 .map_err(|e| Error::Internal(e.to_string()));
         }
         let mut erasure = self.erasure.take().expect("encoder in use");
         let mut md5 = self.md5.take().expect("encoder in use");
         let (erasure, md5, frames) = tokio::task::spawn_blocking(move || {
-            md5.update(&block);
-            let frames = erasure.encode(&block);
+            block.chunks.iter().for_each(|chunk| md5.update(chunk));
+            let frames = erasure.encode_chunks(&block.chunks);
             (erasure, md5, frames)
         })
         .await
