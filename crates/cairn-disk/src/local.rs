@@ -70,7 +70,8 @@ pub struct LocalDisk {
     connecting: tokio::sync::Mutex<()>,
     relief: Arc<Relief>,
     /// The drive's file system takes `O_DIRECT` writes, as far as known
-    /// (tmpfs does not); shared with its shard writers ([`crate::direct`]).
+    /// (tmpfs before Linux 6.6 does not); shared with its shard writers
+    /// ([`crate::direct`]).
     direct_ok: Arc<AtomicBool>,
 }
 
@@ -801,10 +802,11 @@ impl ShardWriter for LocalShardWriter {
             .take()
             .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
         let mut stage = self.stage.take();
+        let direct_ok = self.direct_ok.clone();
         blocking(move || {
             if let Some(stage) = &mut stage {
                 stage
-                    .flush(&file)
+                    .flush(&file, &direct_ok)
                     .map_err(|e| DiskError::io(format!("writing {}", self.path.display()), e))?;
             }
             file.sync_data()
