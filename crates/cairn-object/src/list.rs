@@ -59,6 +59,19 @@ pub(crate) struct SetLister {
     /// The last key or prefix decided, shown or not: where drives joining
     /// the merge start.
     decided: Option<String>,
+    /// Scratch for [`SetLister::next`]: one entry per drive.
+    found: Vec<Option<ListEntry>>,
+}
+
+/// Records `name` as the last decided, reusing the string's buffer.
+fn set_decided(decided: &mut Option<String>, name: &str) {
+    match decided {
+        Some(decided) => {
+            decided.clear();
+            decided.push_str(name);
+        }
+        None => *decided = Some(name.to_owned()),
+    }
 }
 
 /// Rotates which drives a subset listing starts on, to spread the reads.
@@ -90,6 +103,7 @@ impl SetLister {
                 .collect(),
             subset: false,
             decided: None,
+            found: Vec::new(),
         }
     }
 
@@ -258,38 +272,46 @@ impl SetLister {
             else {
                 return Ok(None);
             };
+            // The entries of the smallest name, by drive, gathered into a
+            // vector reused from key to key; the name is read from the
+            // entries, not copied per key.
+            let mut found = std::mem::take(&mut self.found);
+            found.clear();
             let first = self.cursors[min_idx].buf.pop_front().expect("listed entry");
-            let min = first.name().to_owned();
-            let mut found: Vec<Option<ListEntry>> = Vec::with_capacity(self.cursors.len());
-            let mut first = Some(first);
             for (idx, cursor) in self.cursors.iter_mut().enumerate() {
-                if idx == min_idx {
-                    found.push(first.take());
-                } else if cursor.buf.front().is_some_and(|e| e.name() == min) {
+                if idx != min_idx && cursor.buf.front().is_some_and(|e| e.name() == first.name()) {
                     found.push(cursor.buf.pop_front());
                 } else {
                     found.push(None);
                 }
             }
+            found[min_idx] = Some(first);
+            let min = found[min_idx].as_ref().expect("just set").name();
             let decision = if self.subset {
-                match self.subset_decides(&min, &found) {
-                    Some(decision) => decision,
+                match self.subset_decides(min, &found) {
+                    Some(decision) => {
+                        set_decided(&mut self.decided, min);
+                        decision
+                    }
                     None => {
                         // The listed drives disagree: put the entries back
                         // and merge every drive from the last decided key.
-                        for (cursor, entry) in self.cursors.iter_mut().zip(found) {
+                        for (cursor, entry) in self.cursors.iter_mut().zip(found.drain(..)) {
                             if let Some(entry) = entry {
                                 cursor.buf.push_front(entry);
                             }
                         }
+                        self.found = found;
                         self.list_all_drives();
                         continue;
                     }
                 }
             } else {
-                self.resolve_entry(&min, found)?
+                set_decided(&mut self.decided, min);
+                let decided = self.decided.as_deref().expect("just set");
+                self.resolve_entry(decided, &mut found)?
             };
-            self.decided = Some(min);
+            self.found = found;
             if let Some(listed) = decision {
                 return Ok(Some(listed));
             }
@@ -347,7 +369,11 @@ impl SetLister {
     }
 
     /// Decides whether an entry that some drives listed is visible.
-    fn resolve_entry(&self, name: &str, found: Vec<Option<ListEntry>>) -> Result<Option<Listed>> {
+    fn resolve_entry(
+        &self,
+        name: &str,
+        found: &mut Vec<Option<ListEntry>>,
+    ) -> Result<Option<Listed>> {
         let is_prefix = found
             .iter()
             .flatten()
@@ -356,11 +382,11 @@ impl SetLister {
             let count = found.iter().flatten().count();
             return Ok((count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned())));
         }
-        if let Some(listed) = self.agreed(name, &found) {
+        if let Some(listed) = self.agreed(name, found) {
             return Ok(listed);
         }
         let reads: Vec<Result<ReadObject, DiskError>> = found
-            .into_iter()
+            .drain(..)
             .zip(&self.cursors)
             .map(|(entry, cursor)| match entry {
                 Some(ListEntry::Object { record, .. }) => Ok(ReadObject {
@@ -403,6 +429,9 @@ impl MergedLister {
     }
 
     pub(crate) async fn next(&mut self) -> Result<Option<Listed>> {
+        if let [only] = self.listers.as_mut_slice() {
+            return only.next().await;
+        }
         if !self.primed {
             let firsts = join_all(self.listers.iter_mut().map(|l| l.next())).await;
             for (head, first) in self.heads.iter_mut().zip(firsts) {
