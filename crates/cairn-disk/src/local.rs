@@ -92,6 +92,13 @@ struct Relief {
 }
 
 impl Relief {
+    /// Frees the trash when `err` says the drive is full.
+    fn on_error(self: &Arc<Self>, err: &DiskError) {
+        if matches!(err, DiskError::Full(_)) {
+            self.free_trash();
+        }
+    }
+
     fn free_trash(self: &Arc<Self>) {
         self.full.store(true, Ordering::Release);
         if self.busy.swap(true, Ordering::AcqRel) {
@@ -786,11 +793,7 @@ impl ShardWriter for LocalShardWriter {
             Ok((file, stage))
         })
         .await
-        .inspect_err(|err| {
-            if matches!(err, DiskError::Full(_)) {
-                self.relief.free_trash();
-            }
-        })?;
+        .inspect_err(|err| self.relief.on_error(err))?;
         self.file = Some(file);
         self.stage = stage;
         Ok(())
@@ -803,6 +806,8 @@ impl ShardWriter for LocalShardWriter {
             .ok_or_else(|| DiskError::Store("shard writer used after a failed write".to_owned()))?;
         let mut stage = self.stage.take();
         let direct_ok = self.direct_ok.clone();
+        // What is still staged is written here: a full drive can show here.
+        let relief = self.relief.clone();
         blocking(move || {
             if let Some(stage) = &mut stage {
                 stage
@@ -823,6 +828,7 @@ impl ShardWriter for LocalShardWriter {
             Ok(())
         })
         .await
+        .inspect_err(|err| relief.on_error(err))
     }
 
     async fn abort(mut self: Box<Self>) {
