@@ -3,7 +3,9 @@
 //!
 //! The main types are [`Erasure`], which splits one block of an object into
 //! `data_shards + parity_shards` framed shards and joins them back, and
-//! [`BitrotAlgo`], the hash that protects each framed shard.
+//! [`BitrotAlgo`], the hash that protects each framed shard. [`Md5State`]
+//! and [`Md5Lanes`] compute PUT bodies' MD5s (their ETags), up to four
+//! streams side by side.
 //!
 //! This crate is pure: it does no I/O and nothing async, so it can be
 //! property-tested and fuzzed in isolation. It depends on no other Cairn crate.
@@ -19,7 +21,9 @@
 mod bitrot;
 mod codec;
 mod error;
+mod md5;
 
 pub use bitrot::{BitrotAlgo, HASH_LEN};
 pub use codec::{DEFAULT_BLOCK_SIZE, Erasure};
 pub use error::Error;
+pub use md5::{MD5_LANES, Md5Lanes, Md5State};

@@ -14,15 +14,15 @@ use cairn_disk::{
     Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, PartMeta, ReadData,
     RemovedVersion,
 };
-use cairn_erasure::{BitrotAlgo, Erasure};
+use cairn_erasure::{BitrotAlgo, Erasure, Md5State};
 use futures::StreamExt;
-use md5::{Digest, Md5};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
+use crate::etag_md5;
 use crate::layer::Shared;
 use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
@@ -116,40 +116,75 @@ struct Block {
     len: usize,
 }
 
-/// Encodes blocks off the async runtime, carrying the codec and MD5 state along.
+/// Encodes blocks off the async runtime, carrying the codec and MD5 state
+/// along. A large block's MD5 is computed on a hashing thread
+/// (`etag_md5::submit`) while the block is encoded; the next block waits for
+/// that state before it is handed over.
 struct Encoder {
     erasure: Option<Erasure>,
-    md5: Option<Md5>,
+    md5: Option<Md5State>,
+    hashing: Option<oneshot::Receiver<Md5State>>,
 }
 
 impl Encoder {
-    async fn encode(&mut self, block: Block) -> Result<Vec<Vec<u8>>> {
+    fn new(erasure: Erasure) -> Encoder {
+        Encoder {
+            erasure: Some(erasure),
+            md5: Some(Md5State::default()),
+            hashing: None,
+        }
+    }
+
+    /// The MD5 state after every block handed over so far.
+    async fn md5_state(&mut self) -> Result<Md5State> {
+        match self.hashing.take() {
+            Some(hashing) => hashing
+                .await
+                .map_err(|_| Error::Internal("the MD5 thread stopped".to_owned())),
+            None => Ok(self.md5.take().expect("encoder in use")),
+        }
+    }
+
+    async fn encode(
+        &mut self,
+        block: Block,
+        budget: Option<&Arc<OwnedSemaphorePermit>>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut md5 = self.md5_state().await?;
         if block.len <= INLINE_ENCODE_MAX {
             // A small block is encoded in microseconds: cheaper here than
             // a hand-off to the blocking pool and back.
-            let erasure = self.erasure.as_mut().expect("encoder in use");
-            let md5 = self.md5.as_mut().expect("encoder in use");
             block.chunks.iter().for_each(|chunk| md5.update(chunk));
+            self.md5 = Some(md5);
+            let erasure = self.erasure.as_mut().expect("encoder in use");
             return erasure
                 .encode_chunks(&block.chunks)
                 .map_err(|e| Error::Internal(e.to_string()));
         }
+        let mut unhashed = None;
+        // The hashing thread holds the block's share of the write budget
+        // while it holds the block's bytes.
+        match etag_md5::submit(md5, block.chunks.clone(), budget.cloned()) {
+            Ok(hashing) => self.hashing = Some(hashing),
+            Err(md5) => unhashed = Some(md5),
+        }
         let mut erasure = self.erasure.take().expect("encoder in use");
-        let mut md5 = self.md5.take().expect("encoder in use");
         let (erasure, md5, frames) = tokio::task::spawn_blocking(move || {
-            block.chunks.iter().for_each(|chunk| md5.update(chunk));
+            if let Some(md5) = &mut unhashed {
+                block.chunks.iter().for_each(|chunk| md5.update(chunk));
+            }
             let frames = erasure.encode_chunks(&block.chunks);
-            (erasure, md5, frames)
+            (erasure, unhashed, frames)
         })
         .await
         .map_err(|e| Error::Internal(format!("encoder task: {e}")))?;
         self.erasure = Some(erasure);
-        self.md5 = Some(md5);
+        self.md5 = md5;
         frames.map_err(|e| Error::Internal(e.to_string()))
     }
 
-    fn md5(self) -> [u8; 16] {
-        self.md5.expect("encoder in use").finalize().into()
+    async fn md5(mut self) -> Result<[u8; 16]> {
+        Ok(self.md5_state().await?.finalize())
     }
 }
 
@@ -396,10 +431,7 @@ impl ErasureSet {
             && opts.size.is_some_and(|size| {
                 erasure.shard_file_size(size) <= shared.config.inline_threshold as u64
             });
-        let mut encoder = Encoder {
-            erasure: Some(erasure),
-            md5: Some(Md5::new()),
-        };
+        let mut encoder = Encoder::new(erasure);
         let mut blocks = BlockReader::new(body, layout.block_size, opts.size);
         let write_quorum = layout.write_quorum();
         let disks_by_shard = &layout.disks_by_shard;
@@ -407,7 +439,7 @@ impl ErasureSet {
         let pending = if inline {
             let mut shards: Vec<Vec<u8>> = vec![Vec::new(); n];
             while let Some(block) = blocks.next_block().await? {
-                for (shard, frame) in shards.iter_mut().zip(encoder.encode(block).await?) {
+                for (shard, frame) in shards.iter_mut().zip(encoder.encode(block, None).await?) {
                     shard.extend_from_slice(&frame);
                 }
             }
@@ -436,8 +468,9 @@ impl ErasureSet {
                     let Some(block) = blocks.next_block().await? else {
                         break;
                     };
-                    let frames = encoder.encode(block).await?;
-                    fan.send(frames, Arc::new(budget)).await;
+                    let budget = Arc::new(budget);
+                    let frames = encoder.encode(block, Some(&budget)).await?;
+                    fan.send(frames, budget).await;
                     if fan.alive() < write_quorum {
                         return Err(Error::WriteQuorum {
                             ok: fan.alive(),
@@ -461,7 +494,15 @@ impl ErasureSet {
             Pending::Files(fan)
         };
         let size = blocks.total;
-        let md5 = encoder.md5();
+        let md5 = match encoder.md5().await {
+            Ok(md5) => md5,
+            Err(err) => {
+                if let Pending::Files(fan) = pending {
+                    fan.finish(false).await;
+                }
+                return Err(err);
+            }
+        };
 
         // The body is complete: check it before anything becomes durable.
         let checked = check_body(opts, size, &md5);

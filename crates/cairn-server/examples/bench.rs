@@ -479,6 +479,36 @@ fn hashes() {
     rate("md5 (md-5 crate)", &|d| {
         std::hint::black_box(md5::Md5::digest(d));
     });
+    // Four PUT streams' MD5s on Cairn's hashing thread, side by side: the
+    // figure is their combined rate, on the thread's one core.
+    let shared = bytes::Bytes::copy_from_slice(&data);
+    rate("md5, 4 streams side by side", &|_| {
+        // A runtime of its own, on a thread of its own: `main` is async.
+        let hash = || async {
+            let quarter = shared.len() / 4;
+            let streams = (0..4).map(|s| {
+                let stream = shared.slice(s * quarter..(s + 1) * quarter);
+                async move {
+                    let mut state = cairn_erasure::Md5State::default();
+                    for start in (0..stream.len()).step_by(1 << 20) {
+                        let chunk = stream.slice(start..(start + (1 << 20)).min(stream.len()));
+                        state = match cairn_object::submit_md5(state, vec![chunk], ()) {
+                            Ok(hashing) => hashing.await.expect("hashing thread"),
+                            Err(_) => panic!("no hashing thread"),
+                        };
+                    }
+                    state.finalize()
+                }
+            });
+            std::hint::black_box(futures::future::join_all(streams).await);
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().build();
+                runtime.unwrap().block_on(hash());
+            });
+        });
+    });
     rate("sha256 (sha2 crate)", &|d| {
         std::hint::black_box(sha2::Sha256::digest(d));
     });
