@@ -9,7 +9,7 @@ use cairn_disk::{Disk, DiskError, ListEntry, ListQuery, ReadData, ReadObject};
 use futures::future::join_all;
 
 use crate::error::{Error, Result};
-use crate::put::object_info;
+use crate::put::{into_object_info, object_info};
 use crate::set::{ErasureSet, resolve};
 use crate::types::{ListOptions, ObjectInfo};
 
@@ -71,6 +71,39 @@ fn set_decided(decided: &mut Option<String>, name: &str) {
             decided.push_str(name);
         }
         None => *decided = Some(name.to_owned()),
+    }
+}
+
+/// What the drives that listed a key agree on, decided without `resolve`.
+enum Agreed {
+    /// A common prefix.
+    Prefix,
+    /// A delete marker: nothing to show.
+    Hidden,
+    /// The object whose entry is at this index of the drives' entries.
+    Object(usize),
+}
+
+/// The listing entry the drives agreed on, moved out of their entries (a
+/// page of 1000 keys would otherwise copy 2000 strings).
+fn take_agreed(bucket: &str, agreed: Agreed, found: &mut [Option<ListEntry>]) -> Option<Listed> {
+    match agreed {
+        Agreed::Hidden => None,
+        Agreed::Prefix => match found.iter_mut().find_map(Option::take) {
+            Some(ListEntry::Prefix(prefix)) => Some(Listed::Prefix(prefix)),
+            _ => unreachable!("agreed on a prefix"),
+        },
+        Agreed::Object(idx) => match found[idx].take() {
+            Some(ListEntry::Object { key, record }) => {
+                let version = record.versions.into_iter().next();
+                Some(Listed::Object(into_object_info(
+                    bucket,
+                    key,
+                    version.expect("agreed on its first version"),
+                )))
+            }
+            _ => unreachable!("agreed on an object"),
+        },
     }
 }
 
@@ -288,10 +321,10 @@ impl SetLister {
             found[min_idx] = Some(first);
             let min = found[min_idx].as_ref().expect("just set").name();
             let decision = if self.subset {
-                match self.subset_decides(min, &found) {
-                    Some(decision) => {
+                match self.subset_decides(&found) {
+                    Some(agreed) => {
                         set_decided(&mut self.decided, min);
-                        decision
+                        take_agreed(&self.bucket, agreed, &mut found)
                     }
                     None => {
                         // The listed drives disagree: put the entries back
@@ -318,9 +351,9 @@ impl SetLister {
         }
     }
 
-    /// While only a subset is listed: the entry when every listed drive has
-    /// it and they agree (`Some(None)` for a delete marker), else `None`.
-    fn subset_decides(&self, name: &str, found: &[Option<ListEntry>]) -> Option<Option<Listed>> {
+    /// While only a subset is listed: what every listed drive agrees on,
+    /// if each has the entry and they agree.
+    fn subset_decides(&self, found: &[Option<ListEntry>]) -> Option<Agreed> {
         let listed = self.cursors.iter().filter(|c| c.active).count();
         if found.iter().flatten().count() < listed {
             return None;
@@ -330,19 +363,21 @@ impl SetLister {
             .flatten()
             .all(|e| matches!(e, ListEntry::Prefix(_)))
         {
-            return Some(Some(Listed::Prefix(name.to_owned())));
+            return Some(Agreed::Prefix);
         }
-        self.agreed(name, found)
+        self.agreed(found)
     }
 
     /// The common case, decided without [`resolve`]'s bookkeeping: every
     /// drive that listed the key has the same first version, no version on
     /// any of them is newer, and enough drives hold it to read it: then it
     /// is what `resolve` would pick.
-    fn agreed(&self, name: &str, found: &[Option<ListEntry>]) -> Option<Option<Listed>> {
+    fn agreed(&self, found: &[Option<ListEntry>]) -> Option<Agreed> {
         let mut newest = None;
         let mut count = 0;
-        for entry in found.iter().flatten() {
+        let mut holder = 0;
+        for (idx, entry) in found.iter().enumerate() {
+            let Some(entry) = entry else { continue };
             let ListEntry::Object { record, .. } = entry else {
                 return None;
             };
@@ -352,7 +387,10 @@ impl SetLister {
                 return None;
             }
             match newest {
-                None => newest = Some(first),
+                None => {
+                    newest = Some(first);
+                    holder = idx;
+                }
                 Some(seen) if seen.identity() == first.identity() => {}
                 Some(_) => return None,
             }
@@ -362,10 +400,11 @@ impl SetLister {
         if count < usize::from(version.erasure.data_shards).max(1) {
             return None;
         }
-        Some(
-            (!version.delete_marker)
-                .then(|| Listed::Object(object_info(&self.bucket, name, version))),
-        )
+        Some(if version.delete_marker {
+            Agreed::Hidden
+        } else {
+            Agreed::Object(holder)
+        })
     }
 
     /// Decides whether an entry that some drives listed is visible.
@@ -382,8 +421,8 @@ impl SetLister {
             let count = found.iter().flatten().count();
             return Ok((count >= self.read_quorum).then(|| Listed::Prefix(name.to_owned())));
         }
-        if let Some(listed) = self.agreed(name, found) {
-            return Ok(listed);
+        if let Some(agreed) = self.agreed(found) {
+            return Ok(take_agreed(&self.bucket, agreed, found));
         }
         let reads: Vec<Result<ReadObject, DiskError>> = found
             .drain(..)

@@ -346,6 +346,20 @@ pub(crate) fn unhex_text(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// [`object_info`] of a version and key that are no longer needed.
+pub(crate) fn into_object_info(bucket: &str, key: String, version: ObjectVersion) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_owned(),
+        key,
+        size: version.size,
+        etag: version.etag,
+        mod_time_ns: version.mod_time_ns,
+        version_id: (!version.version_id.is_nil()).then_some(version.version_id),
+        meta: version.meta,
+        parts_count: version.parts.len(),
+    }
+}
+
 pub(crate) fn object_info(bucket: &str, key: &str, version: &ObjectVersion) -> ObjectInfo {
     ObjectInfo {
         bucket: bucket.to_owned(),
