@@ -6,6 +6,7 @@
 //! shard files, never metadata that points at missing data. Small objects
 //! skip shard files and go into the metadata commit itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -346,29 +347,38 @@ pub(crate) fn unhex_text(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-/// [`object_info`] of a version and key that are no longer needed.
-pub(crate) fn into_object_info(bucket: &str, key: String, version: ObjectVersion) -> ObjectInfo {
+/// [`object_info`] of a version and key that are no longer needed: their
+/// strings are moved, not copied.
+pub(crate) fn into_object_info(
+    bucket: &str,
+    key: String,
+    mut version: ObjectVersion,
+) -> ObjectInfo {
+    let etag = std::mem::take(&mut version.etag);
+    let meta = std::mem::take(&mut version.meta);
+    info_of(bucket, key, etag, meta, &version)
+}
+
+pub(crate) fn object_info(bucket: &str, key: &str, version: &ObjectVersion) -> ObjectInfo {
+    let (etag, meta) = (version.etag.clone(), version.meta.clone());
+    info_of(bucket, key.to_owned(), etag, meta, version)
+}
+
+fn info_of(
+    bucket: &str,
+    key: String,
+    etag: String,
+    meta: BTreeMap<String, String>,
+    version: &ObjectVersion,
+) -> ObjectInfo {
     ObjectInfo {
         bucket: bucket.to_owned(),
         key,
         size: version.size,
-        etag: version.etag,
+        etag,
         mod_time_ns: version.mod_time_ns,
         version_id: (!version.version_id.is_nil()).then_some(version.version_id),
-        meta: version.meta,
-        parts_count: version.parts.len(),
-    }
-}
-
-pub(crate) fn object_info(bucket: &str, key: &str, version: &ObjectVersion) -> ObjectInfo {
-    ObjectInfo {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        size: version.size,
-        etag: version.etag.clone(),
-        mod_time_ns: version.mod_time_ns,
-        version_id: (!version.version_id.is_nil()).then_some(version.version_id),
-        meta: version.meta.clone(),
+        meta,
         parts_count: version.parts.len(),
     }
 }
@@ -508,21 +518,15 @@ impl ErasureSet {
             Pending::Files(fan)
         };
         let size = blocks.total;
-        let md5 = match encoder.md5().await {
-            Ok(md5) => md5,
-            Err(err) => {
-                if let Pending::Files(fan) = pending {
-                    fan.finish(false).await;
-                }
-                return Err(err);
-            }
-        };
 
         // The body is complete: check it before anything becomes durable.
-        let checked = check_body(opts, size, &md5);
-        let stored = match (pending, checked) {
-            (Pending::Inline(shards), Ok(())) => Stored::Inline(shards),
-            (Pending::Files(fan), Ok(())) => Stored::Files(fan.finish(true).await),
+        let checked = encoder
+            .md5()
+            .await
+            .and_then(|md5| check_body(opts, size, &md5).map(|()| md5));
+        let (stored, md5) = match (pending, checked) {
+            (Pending::Inline(shards), Ok(md5)) => (Stored::Inline(shards), md5),
+            (Pending::Files(fan), Ok(md5)) => (Stored::Files(fan.finish(true).await), md5),
             (Pending::Inline(_), Err(err)) => return Err(err),
             (Pending::Files(fan), Err(err)) => {
                 fan.finish(false).await;

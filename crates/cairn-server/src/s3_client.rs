@@ -67,10 +67,7 @@ pub type OpResult<T> = std::result::Result<T, OpError>;
 
 /// The value of `<tag>` in an XML document, if present.
 pub fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let len = xml[start..].find(&format!("</{tag}>"))?;
-    Some(&xml[start..start + len])
+    xml_values(xml, tag).next()
 }
 
 /// Every value of `<tag>` in `xml`, in order (one pass over the text).
