@@ -2,16 +2,21 @@
 //! that up to four streams are hashed side by side
 //! (`cairn_erasure::Md5Lanes`, 2.2 times the rate of one stream on a core).
 //!
-//! A PUT hands each large block to [`submit`] and keeps encoding it
-//! meanwhile; a thread takes up to four streams' blocks from one queue and
-//! hashes them side by side, or alone when only one is waiting, taking in
-//! newly queued blocks between slices of 64 KiB. A stream has at most one
-//! block queued, since it waits for its state before handing over the next
-//! one, and the block keeps its share of the write budget until it is
-//! hashed, so the queue holds no memory the budget does not count.
+//! A PUT opens an [`Md5Stream`] and pushes each large block into it without
+//! waiting: the block is queued behind the stream's earlier blocks, and the
+//! PUT reads and encodes the next one meanwhile. A thread takes up to four
+//! streams with queued blocks and hashes them side by side (or one alone),
+//! carrying on with a stream's next queued block when one ends. When fewer
+//! than four streams have blocks queued but other PUTs are still sending
+//! theirs, the thread waits for them up to [`GATHER_WAIT`]: idle lanes cost
+//! as much as full ones, and no PUT waits for its MD5 until its body ends. A
+//! queued block keeps its share of the write budget until it is hashed, so
+//! the queues hold no memory the budget does not count, and a PUT that runs
+//! ahead of the hashing thread stops at the budget.
 
-use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_erasure::{MD5_LANES as LANES, Md5Lanes, Md5State};
@@ -20,44 +25,162 @@ use tokio::sync::oneshot;
 /// Blocks of 64 bytes a thread hashes before it looks for newly queued work.
 const SLICE_BLOCKS: usize = 1024;
 
-/// Hashes `chunks` after `state` on a hashing thread, beside other streams'
-/// blocks; the receiver gets the state back. `hold` is dropped with the
-/// chunks once they are hashed (a PUT's share of the write budget, which
-/// counts their memory). `Err` returns the state when no hashing thread
-/// could be started: the caller then hashes the chunks itself.
-pub fn submit(
-    state: Md5State,
-    chunks: Vec<Bytes>,
-    hold: impl Send + 'static,
-) -> Result<oneshot::Receiver<Md5State>, Md5State> {
-    let Some(threads) = threads() else {
-        return Err(state);
-    };
-    let (done, received) = oneshot::channel();
-    threads
-        .queue
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push_back(Job {
-            state,
-            chunks,
-            _hold: Box::new(hold),
-            done,
-        });
-    threads.ready.notify_one();
-    Ok(received)
+/// How long a thread with fewer than four streams in hand waits for the next
+/// block of another stream in progress. A stream at 100 MiB/s hands over a
+/// 1 MiB block every 10 ms; the PUTs themselves do not wait, as their blocks
+/// are already queued.
+const GATHER_WAIT: Duration = Duration::from_millis(8);
+
+/// The hashing threads stopped (a panic while hashing this stream).
+#[derive(Debug)]
+pub struct HashingStopped;
+
+/// One body's MD5, hashed on the hashing threads beside other bodies'.
+/// Until the first [`push`](Md5Stream::push) it is hashed on the caller's
+/// thread; dropping it unfinished drops its queued blocks.
+pub struct Md5Stream {
+    /// The state while nothing was handed to the threads.
+    here: Option<Md5State>,
+    /// The stream's slot on the threads, once something was handed over.
+    id: Option<u64>,
+    threads: Option<&'static Threads>,
 }
 
-struct Job {
-    state: Md5State,
+impl Default for Md5Stream {
+    fn default() -> Self {
+        Md5Stream {
+            here: Some(Md5State::default()),
+            id: None,
+            threads: threads(),
+        }
+    }
+}
+
+impl Md5Stream {
+    /// Whether blocks pushed go to a hashing thread; if none could be
+    /// started, the caller hashes with [`update`](Md5Stream::update).
+    pub fn threaded() -> bool {
+        threads().is_some()
+    }
+
+    /// Hashes `chunks` after everything before: on this thread when nothing
+    /// was handed over yet, else queued behind what was.
+    pub fn update(&mut self, chunks: &[Bytes]) {
+        match &mut self.here {
+            Some(state) => chunks.iter().for_each(|chunk| state.update(chunk)),
+            None => self.push(chunks.to_vec(), ()),
+        }
+    }
+
+    /// Queues `chunks` to be hashed after everything before, on a hashing
+    /// thread; `hold` is dropped with them once they are hashed (a PUT's
+    /// share of the write budget, which counts their memory). Hashes here
+    /// when no hashing thread could be started.
+    pub fn push(&mut self, chunks: Vec<Bytes>, hold: impl Send + 'static) {
+        let Some(threads) = self.threads else {
+            if let Some(state) = &mut self.here {
+                chunks.iter().for_each(|chunk| state.update(chunk));
+            }
+            return;
+        };
+        let mut inner = threads.lock();
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                let state = self.here.take().expect("a stream not yet handed over");
+                inner.slots.insert(
+                    id,
+                    Slot {
+                        state: Some(state),
+                        queued: VecDeque::new(),
+                        done: None,
+                    },
+                );
+                self.id = Some(id);
+                id
+            }
+        };
+        // The slot is gone only if a panic on a hashing thread dropped it;
+        // `finish` reports that.
+        if let Some(slot) = inner.slots.get_mut(&id) {
+            slot.queued.push_back(Queued {
+                chunks,
+                _hold: Box::new(hold),
+            });
+            if slot.state.is_some() && slot.queued.len() == 1 {
+                inner.runnable.push_back(id);
+            }
+        }
+        drop(inner);
+        threads.ready.notify_all();
+    }
+
+    /// The state after every block, once the threads have hashed them.
+    pub async fn finish(mut self) -> Result<Md5State, HashingStopped> {
+        if let Some(state) = self.here.take() {
+            return Ok(state);
+        }
+        let (Some(id), Some(threads)) = (self.id.take(), self.threads) else {
+            return Err(HashingStopped);
+        };
+        let received = {
+            let mut inner = threads.lock();
+            let Some(slot) = inner.slots.get_mut(&id) else {
+                return Err(HashingStopped);
+            };
+            if slot.queued.is_empty()
+                && let Some(state) = slot.state.take()
+            {
+                inner.slots.remove(&id);
+                return Ok(state);
+            }
+            let (done, received) = oneshot::channel();
+            slot.done = Some(done);
+            received
+        };
+        // A thread waiting to fill its lanes must not keep this PUT waiting.
+        threads.ready.notify_all();
+        received.await.map_err(|_| HashingStopped)
+    }
+}
+
+impl Drop for Md5Stream {
+    fn drop(&mut self) {
+        if let (Some(id), Some(threads)) = (self.id, self.threads) {
+            // Frees the queued blocks and their budget; a thread hashing
+            // one of them drops it when it finds the slot gone.
+            threads.lock().slots.remove(&id);
+        }
+    }
+}
+
+/// A block waiting in its stream's queue.
+struct Queued {
     chunks: Vec<Bytes>,
     _hold: Box<dyn Send>,
-    done: oneshot::Sender<Md5State>,
+}
+
+/// A stream as the threads see it.
+struct Slot {
+    /// `None` while a thread hashes the stream.
+    state: Option<Md5State>,
+    queued: VecDeque<Queued>,
+    /// Set when the PUT waits for the final state.
+    done: Option<oneshot::Sender<Md5State>>,
+}
+
+struct Inner {
+    slots: HashMap<u64, Slot>,
+    /// Streams with blocks queued and no thread hashing them, oldest first.
+    runnable: VecDeque<u64>,
+    next_id: u64,
 }
 
 /// The queue the hashing threads take their work from.
 struct Threads {
-    queue: Mutex<VecDeque<Job>>,
+    inner: Mutex<Inner>,
     ready: Condvar,
 }
 
@@ -68,42 +191,81 @@ struct Threads {
 fn threads() -> Option<&'static Threads> {
     static THREADS: OnceLock<Option<&'static Threads>> = OnceLock::new();
     *THREADS.get_or_init(|| {
-        let threads: &'static Threads = Box::leak(Box::new(Threads {
-            queue: Mutex::new(VecDeque::new()),
-            ready: Condvar::new(),
-        }));
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4));
-        let mut started = 0;
-        for i in 0..count {
-            let spawned = std::thread::Builder::new()
-                .name(format!("cairn-md5-{i}"))
-                .spawn(move || threads.run());
-            match spawned {
-                Ok(_) => started += 1,
-                Err(err) => tracing::warn!("cannot start an MD5 thread: {err}"),
-            }
-        }
-        (started > 0).then_some(threads)
+        start_threads(count)
     })
 }
 
+/// `count` hashing threads around a queue of their own, which lives as long
+/// as the process.
+fn start_threads(count: usize) -> Option<&'static Threads> {
+    let threads: &'static Threads = Box::leak(Box::new(Threads {
+        inner: Mutex::new(Inner {
+            slots: HashMap::new(),
+            runnable: VecDeque::new(),
+            next_id: 0,
+        }),
+        ready: Condvar::new(),
+    }));
+    let mut started = 0;
+    for i in 0..count {
+        let spawned = std::thread::Builder::new()
+            .name(format!("cairn-md5-{i}"))
+            .spawn(move || threads.run());
+        match spawned {
+            Ok(_) => started += 1,
+            Err(err) => tracing::warn!("cannot start an MD5 thread: {err}"),
+        }
+    }
+    (started > 0).then_some(threads)
+}
+
 impl Threads {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn run(&self) {
         let mut lanes: Vec<Stream> = Vec::with_capacity(LANES);
+        // Since when the lanes, short of four, have waited for other
+        // streams' next blocks.
+        let mut short_since: Option<Instant> = None;
         loop {
-            {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                while lanes.is_empty() && queue.is_empty() {
-                    queue = self
-                        .ready
-                        .wait(queue)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                while lanes.len() < LANES {
-                    let Some(job) = queue.pop_front() else { break };
-                    lanes.push(Stream::new(job));
-                }
+            let mut inner = self.lock();
+            if inner.settle(&mut lanes) {
+                // A stream caught up with its PUT: give its next block the
+                // whole wait.
+                short_since = None;
             }
+            loop {
+                inner.fill(&mut lanes);
+                if lanes.len() == LANES {
+                    short_since = None;
+                    break;
+                }
+                if lanes.is_empty() {
+                    short_since = None;
+                    inner = self
+                        .ready
+                        .wait(inner)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                if !inner.worth_waiting(&lanes) {
+                    break;
+                }
+                let since = *short_since.get_or_insert_with(Instant::now);
+                let left = GATHER_WAIT.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                inner = self
+                    .ready
+                    .wait_timeout(inner, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            drop(inner);
             // A bug here must not leave every later PUT waiting on a dead
             // thread: the streams in hand are dropped (their PUTs fail with
             // an internal error) and the thread goes on.
@@ -112,84 +274,182 @@ impl Threads {
             }));
             if hashed.is_err() {
                 tracing::error!("the MD5 thread panicked; failing {} PUTs", lanes.len());
-                lanes.clear();
+                let mut inner = self.lock();
+                for stream in lanes.drain(..) {
+                    inner.slots.remove(&stream.id);
+                }
             }
         }
     }
 }
 
-/// Hashes up to `max` blocks of each stream in `lanes`, then returns the
-/// states of those that are done.
-fn hash_slice(lanes: &mut Vec<Stream>, max: usize) {
-    if let [alone] = lanes.as_mut_slice() {
+impl Inner {
+    /// Takes streams with queued blocks into `lanes`, up to four.
+    fn fill(&mut self, lanes: &mut Vec<Stream>) {
+        while lanes.len() < LANES {
+            let Some(id) = self.runnable.pop_front() else {
+                break;
+            };
+            let Some(state) = self.slots.get_mut(&id).and_then(|slot| slot.state.take()) else {
+                continue;
+            };
+            if let Some(stream) = self.next(id, state) {
+                lanes.push(stream);
+            }
+        }
+    }
+
+    /// Moves streams whose block is hashed on to their next queued block, or
+    /// gives their state back; true if a stream left the lanes to wait for
+    /// its PUT's next block.
+    fn settle(&mut self, lanes: &mut Vec<Stream>) -> bool {
+        let mut caught_up = false;
+        let mut i = 0;
+        while i < lanes.len() {
+            if lanes[i].blocks_left > 0 {
+                i += 1;
+                continue;
+            }
+            let stream = lanes.swap_remove(i);
+            let id = stream.id;
+            match self.next(id, stream.into_state()) {
+                Some(next) => lanes.push(next),
+                None => caught_up |= self.slots.contains_key(&id),
+            }
+        }
+        caught_up
+    }
+
+    /// Stream `id`'s next queued block with whole 64-byte blocks in it,
+    /// continuing `state`; or, when none is queued, the state goes back to
+    /// the slot (or to the PUT, if it waits for it).
+    fn next(&mut self, id: u64, mut state: Md5State) -> Option<Stream> {
+        loop {
+            // The PUT was dropped meanwhile: its blocks go with the state.
+            let slot = self.slots.get_mut(&id)?;
+            if let Some(block) = slot.queued.pop_front() {
+                let stream = Stream::new(id, state, block);
+                if stream.blocks_left > 0 {
+                    return Some(stream);
+                }
+                state = stream.into_state();
+                continue;
+            }
+            match slot.done.take() {
+                Some(done) => {
+                    self.slots.remove(&id);
+                    // The PUT may have been abandoned meanwhile.
+                    let _ = done.send(state);
+                }
+                None => slot.state = Some(state),
+            }
+            return None;
+        }
+    }
+
+    /// Whether lanes that are not all full should wait for other streams'
+    /// next blocks: some stream in progress has none queued yet (its PUT is
+    /// still reading it), and no PUT waits for a stream in hand.
+    fn worth_waiting(&self, lanes: &[Stream]) -> bool {
+        lanes.len() < LANES
+            && lanes.iter().all(|s| {
+                self.slots
+                    .get(&s.id)
+                    .is_some_and(|slot| slot.done.is_none())
+            })
+            && self
+                .slots
+                .values()
+                .any(|slot| slot.state.is_some() && slot.queued.is_empty() && slot.done.is_none())
+    }
+}
+
+/// Hashes up to `max` blocks of each stream in `lanes`.
+fn hash_slice(lanes: &mut [Stream], max: usize) {
+    if let [alone] = lanes {
         alone.hash_alone(max);
     } else {
         hash_side_by_side(lanes, max);
     }
-    let mut i = 0;
-    while i < lanes.len() {
-        if lanes[i].blocks_left == 0 {
-            lanes.swap_remove(i).finish();
-        } else {
-            i += 1;
-        }
-    }
 }
 
-/// One stream's job on a hashing thread: where it is in its chunks, and how
-/// many whole 64-byte blocks are left.
+/// One stream's block in a thread's hands: where it is in the block's
+/// chunks, and how many whole 64-byte blocks are left.
 struct Stream {
-    job: Job,
+    id: u64,
+    state: Md5State,
+    chunks: Vec<Bytes>,
+    _hold: Box<dyn Send>,
     chunk: usize,
     offset: usize,
     blocks_left: usize,
 }
 
 impl Stream {
-    fn new(mut job: Job) -> Stream {
+    fn new(id: u64, mut state: Md5State, block: Queued) -> Stream {
+        let Queued { chunks, _hold } = block;
         // Complete the state's unfinished block first, so that the rest
         // is whole blocks read straight from the chunks.
-        let (mut chunk, mut offset) = (0, 0);
-        while job.state.partial_len() > 0 && chunk < job.chunks.len() {
-            let data = &job.chunks[chunk][offset..];
-            let take = (64 - job.state.partial_len()).min(data.len());
-            job.state.update(&data[..take]);
-            offset += take;
-            if offset == job.chunks[chunk].len() {
-                chunk += 1;
-                offset = 0;
+        let mut stream = Stream {
+            id,
+            state: Md5State::default(),
+            chunks,
+            _hold,
+            chunk: 0,
+            offset: 0,
+            blocks_left: 0,
+        };
+        let mut carried = state.partial_len();
+        if carried > 0 {
+            let mut at = (0, 0);
+            while carried < 64 && at.0 < stream.chunks.len() {
+                let data = &stream.chunks[at.0][at.1..];
+                let take = (64 - carried).min(data.len());
+                state.update(&data[..take]);
+                carried += take;
+                at.1 += take;
+                if at.1 == stream.chunks[at.0].len() {
+                    at = (at.0 + 1, 0);
+                }
             }
+            (stream.chunk, stream.offset) = at;
         }
-        let left: usize = job.chunks[chunk.min(job.chunks.len())..]
+        let left: usize = stream.chunks[stream.chunk.min(stream.chunks.len())..]
             .iter()
             .map(Bytes::len)
             .sum::<usize>()
-            - offset;
-        Stream {
-            job,
-            chunk,
-            offset,
-            blocks_left: left / 64,
-        }
+            - stream.offset;
+        stream.state = state;
+        stream.blocks_left = left / 64;
+        stream
     }
 
-    /// Copies the next 64 bytes into `block`.
-    fn next_block(&mut self, block: &mut [u8; 64]) {
+    /// The next 64 bytes: borrowed from the chunk that holds them whole, or
+    /// copied into `scratch` when they straddle two.
+    fn next_block<'a>(&'a mut self, scratch: &'a mut [u8; 64]) -> &'a [u8; 64] {
+        let (chunk, offset) = (self.chunk, self.offset);
+        if self.chunks[chunk].len() - offset >= 64 {
+            self.advance(64);
+            let this: &'a Stream = self;
+            return this.chunks[chunk][offset..]
+                .first_chunk()
+                .expect("64 bytes left in the chunk");
+        }
         let mut filled = 0;
         while filled < 64 {
-            let data = &self.job.chunks[self.chunk][self.offset..];
+            let data = &self.chunks[self.chunk][self.offset..];
             let take = (64 - filled).min(data.len());
-            block[filled..filled + take].copy_from_slice(&data[..take]);
+            scratch[filled..filled + take].copy_from_slice(&data[..take]);
             filled += take;
             self.advance(take);
         }
+        scratch
     }
 
     fn advance(&mut self, bytes: usize) {
         self.offset += bytes;
-        while self.chunk < self.job.chunks.len() && self.offset >= self.job.chunks[self.chunk].len()
-        {
-            self.offset -= self.job.chunks[self.chunk].len();
+        while self.chunk < self.chunks.len() && self.offset >= self.chunks[self.chunk].len() {
+            self.offset -= self.chunks[self.chunk].len();
             self.chunk += 1;
         }
     }
@@ -199,32 +459,30 @@ impl Stream {
         let want = max.min(self.blocks_left);
         let mut done = 0;
         while done < want {
-            let data = &self.job.chunks[self.chunk][self.offset..];
+            let data = &self.chunks[self.chunk][self.offset..];
             let n = (data.len() / 64).min(want - done);
             if n > 0 {
-                self.job.state.update(&data[..64 * n]);
+                self.state.update(&data[..64 * n]);
                 self.advance(64 * n);
             } else {
                 // The block straddles two chunks.
-                let mut block = [0u8; 64];
-                self.next_block(&mut block);
-                self.job.state.update(&block);
+                let mut scratch = [0u8; 64];
+                let block = *self.next_block(&mut scratch);
+                self.state.update(&block);
             }
             done += n.max(1);
         }
         self.blocks_left -= done;
     }
 
-    /// Hashes what is left (under one block) and returns the state.
-    fn finish(mut self) {
-        for chunk in &self.job.chunks[self.chunk.min(self.job.chunks.len())..] {
-            self.job.state.update(&chunk[self.offset..]);
+    /// Hashes what is left of the block (under 64 bytes) and returns the
+    /// state; the chunks, and what was held with them, are dropped.
+    fn into_state(mut self) -> Md5State {
+        for chunk in &self.chunks[self.chunk.min(self.chunks.len())..] {
+            self.state.update(&chunk[self.offset..]);
             self.offset = 0;
         }
-        // The PUT may have been abandoned meanwhile: nobody to tell then.
-        let _ = self.job.done.send(self.job.state);
-        // Dropping the job frees the chunks and what `submit` was asked to
-        // hold with them.
+        self.state
     }
 }
 
@@ -237,20 +495,17 @@ fn hash_side_by_side(lanes: &mut [Stream], max: usize) {
         .min()
         .unwrap_or(0)
         .min(max);
-    if n == 0 {
-        // A stream is done (and may hold a partial block).
-        return;
-    }
-    let mut hashing = Md5Lanes::new(lanes.iter().map(|s| &s.job.state));
-    let mut blocks = [[0u8; 64]; LANES];
+    let mut hashing = Md5Lanes::new(lanes.iter().map(|s| &s.state));
+    let mut scratch = [[0u8; 64]; LANES];
     for _ in 0..n {
-        for (stream, block) in lanes.iter_mut().zip(blocks.iter_mut()) {
-            stream.next_block(block);
+        let mut blocks = [&[0u8; 64]; LANES];
+        for ((stream, scratch), block) in lanes.iter_mut().zip(&mut scratch).zip(&mut blocks) {
+            *block = stream.next_block(scratch);
         }
-        hashing.compress(&blocks);
+        hashing.compress(blocks);
     }
     for (lane, stream) in lanes.iter_mut().enumerate() {
-        hashing.store(lane, n, &mut stream.job.state);
+        hashing.store(lane, n, &mut stream.state);
         stream.blocks_left -= n;
     }
 }
@@ -284,8 +539,37 @@ mod tests {
             .collect()
     }
 
-    /// Streams of different lengths, cut into chunks anywhere, joining and
-    /// leaving the lanes at slice boundaries, as the thread runs them.
+    /// Runs `inner`'s streams as a thread does, without waiting: fill the
+    /// lanes, hash a slice of `max` blocks, settle; `push` is called between
+    /// slices to queue late blocks.
+    fn drain(inner: &mut Inner, max: usize, mut push: impl FnMut(&mut Inner, usize)) {
+        let mut lanes = Vec::new();
+        for round in 0..100_000 {
+            push(inner, round);
+            inner.settle(&mut lanes);
+            inner.fill(&mut lanes);
+            if lanes.is_empty() && inner.runnable.is_empty() && inner.slots.is_empty() {
+                return;
+            }
+            hash_slice(&mut lanes, max);
+        }
+        panic!("streams left unhashed");
+    }
+
+    fn queue(inner: &mut Inner, id: u64, chunks: Vec<Bytes>) {
+        let slot = inner.slots.get_mut(&id).expect("open stream");
+        slot.queued.push_back(Queued {
+            chunks,
+            _hold: Box::new(()),
+        });
+        if slot.state.is_some() && slot.queued.len() == 1 {
+            inner.runnable.push_back(id);
+        }
+    }
+
+    /// Streams of different lengths, each cut into several blocks and each
+    /// block into chunks anywhere, some blocks queued late, joining and
+    /// leaving the lanes at slice boundaries as a thread runs them.
     #[test]
     fn uneven_streams_side_by_side() {
         let lengths = [
@@ -297,45 +581,66 @@ mod tests {
             0,
             64 * 33,
         ];
-        let mut waiting: VecDeque<(Job, Vec<u8>, oneshot::Receiver<Md5State>)> = lengths
-            .iter()
-            .enumerate()
-            .map(|(s, &len)| {
-                let data = bytes(s as u8, len);
-                // A state that already holds an unfinished block.
-                let (head, rest) = data.split_at((s * 13).min(len));
-                let mut state = Md5State::default();
-                state.update(head);
-                let chunks = cut(rest, &[s * 17, s * 101 + 5, 64 * s + 1]);
-                let (done, received) = oneshot::channel();
-                let job = Job {
-                    state,
-                    chunks,
-                    _hold: Box::new(()),
-                    done,
-                };
-                (job, data, received)
+        let mut inner = Inner {
+            slots: HashMap::new(),
+            runnable: VecDeque::new(),
+            next_id: 0,
+        };
+        let mut late = Vec::new();
+        let mut results = Vec::new();
+        for (s, &len) in lengths.iter().enumerate() {
+            let data = bytes(s as u8, len);
+            // A state that already holds an unfinished block.
+            let (head, rest) = data.split_at((s * 13).min(len));
+            let mut state = Md5State::default();
+            state.update(head);
+            let (done, received) = oneshot::channel();
+            let id = s as u64;
+            inner.slots.insert(
+                id,
+                Slot {
+                    state: Some(state),
+                    queued: VecDeque::new(),
+                    done: Some(done),
+                },
+            );
+            // Three blocks: two queued now, the last after `s` slices.
+            let (a, rest) = rest.split_at(rest.len() / 3);
+            let (b, c) = rest.split_at(rest.len() / 2);
+            queue(&mut inner, id, cut(a, &[s * 17, 5]));
+            queue(&mut inner, id, cut(b, &[s * 101 + 5, 64 * s + 1]));
+            late.push((s, id, cut(c, &[s * 7 + 3])));
+            results.push((data, received));
+        }
+        // A stream only sends its state once its last block is hashed, so
+        // hold the states back until every block is queued.
+        for slot in inner.slots.values_mut() {
+            slot.done = None;
+        }
+        let mut dones: Vec<_> = results
+            .iter_mut()
+            .map(|(_, received)| {
+                let (done, rx) = oneshot::channel();
+                *received = rx;
+                Some(done)
             })
             .collect();
-        let mut lanes = Vec::new();
-        let mut results = Vec::new();
-        for _ in 0..1000 {
-            while lanes.len() < LANES {
-                let Some((job, data, received)) = waiting.pop_front() else {
-                    break;
-                };
-                lanes.push(Stream::new(job));
-                results.push((data, received));
+        drain(&mut inner, 5, |inner, round| {
+            for (s, id, chunks) in &mut late {
+                if *s == round {
+                    queue(inner, *id, std::mem::take(chunks));
+                    let slot = inner.slots.get_mut(id).expect("open stream");
+                    slot.done = dones[*s].take();
+                    // As `finish` does when the stream is idle.
+                    if slot.queued.is_empty()
+                        && let Some(state) = slot.state.take()
+                    {
+                        let _ = slot.done.take().expect("done").send(state);
+                        inner.slots.remove(id);
+                    }
+                }
             }
-            if lanes.is_empty() {
-                break;
-            }
-            hash_slice(&mut lanes, 5);
-        }
-        assert!(
-            lanes.is_empty() && waiting.is_empty(),
-            "every stream finished"
-        );
+        });
         for (data, mut received) in results {
             let state = received
                 .try_recv()
@@ -344,42 +649,104 @@ mod tests {
         }
     }
 
+    /// Polls `done` every millisecond for up to five seconds.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        for _ in 0..5000 {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    /// A PUT that fails drops its stream: the blocks it queued, and the
+    /// write budget they hold, are freed without being hashed to the end.
+    #[test]
+    fn issue_6_a_dropped_stream_frees_its_queued_blocks() {
+        let held = std::sync::Arc::new(());
+        let mut md5 = Md5Stream::default();
+        for block in 0..16u8 {
+            md5.push(vec![Bytes::from(bytes(block, 1 << 20))], held.clone());
+        }
+        drop(md5);
+        assert!(
+            eventually(|| std::sync::Arc::strong_count(&held) == 1),
+            "{} holds left",
+            std::sync::Arc::strong_count(&held) - 1
+        );
+    }
+
+    /// A stream whose PUT has stopped sending (a slow client) keeps the
+    /// hashing thread waiting at most `GATHER_WAIT` for each of the others'
+    /// blocks: theirs are hashed before anyone waits for them.
+    #[test]
+    fn a_stalled_stream_does_not_hold_up_the_others() {
+        // Threads of its own: other tests' streams would fill the lanes.
+        let threads = start_threads(1);
+        let open = || Md5Stream {
+            here: Some(Md5State::default()),
+            id: None,
+            threads,
+        };
+        let mut stalled = open();
+        stalled.push(vec![Bytes::from(bytes(9, 100_000))], ());
+        let data = bytes(1, 3 << 20);
+        let held = std::sync::Arc::new(());
+        let mut md5 = open();
+        for block in data.chunks(1 << 20) {
+            md5.push(vec![Bytes::copy_from_slice(block)], held.clone());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(
+            eventually(|| std::sync::Arc::strong_count(&held) == 1),
+            "blocks hashed while another stream stalls"
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let state = runtime.block_on(md5.finish()).expect("hashing thread");
+        assert_eq!(state.finalize(), reference(&data));
+        drop(stalled);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Any number of concurrent streams, each cut into blocks and chunks
-        /// anywhere, hash on the threads to what one `md-5` pass gives.
+        /// anywhere, some blocks hashed on the caller's thread before the
+        /// first hand-over, hash on the threads to what one `md-5` pass
+        /// gives.
         #[test]
         fn issue_6_streams_hashed_side_by_side_match_md5(
             streams in prop::collection::vec(
                 (0usize..300_000, prop::collection::vec(any::<usize>(), 0..6), prop::collection::vec(any::<usize>(), 0..8)),
                 1..7,
             ),
-            inline_first in any::<bool>(),
+            here_first in any::<bool>(),
         ) {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
             runtime.block_on(async {
                 let tasks: Vec<_> = streams.into_iter().enumerate().map(|(s, (len, block_cuts, chunk_cuts))| {
                     tokio::spawn(async move {
                         let data = bytes(s as u8, len);
-                        let mut state = Md5State::default();
+                        let mut md5 = Md5Stream::default();
                         let mut points: Vec<usize> = block_cuts.iter().map(|c| c % (len + 1)).collect();
                         points.push(0);
                         points.push(len);
                         points.sort_unstable();
                         for (b, w) in points.windows(2).enumerate() {
-                            let block = &data[w[0]..w[1]];
-                            if inline_first && b == 0 {
-                                state.update(block);
-                                continue;
+                            let chunks = cut(&data[w[0]..w[1]], &chunk_cuts);
+                            if here_first && b == 0 || b % 3 == 2 {
+                                // Hashed here, or queued behind blocks handed over.
+                                md5.update(&chunks);
+                            } else {
+                                md5.push(chunks, ());
                             }
-                            let chunks = cut(block, &chunk_cuts);
-                            state = match submit(state, chunks, ()) {
-                                Ok(received) => received.await.expect("hashing thread answers"),
-                                Err(_) => panic!("no hashing thread"),
-                            };
+                            tokio::task::yield_now().await;
                         }
-                        (state.finalize(), reference(&data))
+                        let state = tokio::time::timeout(Duration::from_secs(10), md5.finish()).await;
+                        (state.expect("hashed in time").expect("hashing thread").finalize(), reference(&data))
                     })
                 }).collect();
                 for task in tasks {

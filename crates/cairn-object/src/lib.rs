@@ -42,7 +42,7 @@ pub use bootstrap::{
 };
 pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
-pub use etag_md5::submit as submit_md5;
+pub use etag_md5::Md5Stream;
 pub use get::{GetObject, GetOptions, ObjectStream};
 pub use heal::{DriveHeal, HealReport, HealResult};
 pub use healq::{HealQueue, HealQueueStats, spawn_healer};

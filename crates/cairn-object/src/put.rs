@@ -15,15 +15,15 @@ use cairn_disk::{
     Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, PartMeta, ReadData,
     RemovedVersion,
 };
-use cairn_erasure::{BitrotAlgo, Erasure, Md5State};
+use cairn_erasure::{BitrotAlgo, Erasure};
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
-use crate::etag_md5;
+use crate::etag_md5::{HashingStopped, Md5Stream};
 use crate::layer::Shared;
 use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
@@ -34,6 +34,11 @@ const WRITER_QUEUE: usize = 1;
 
 /// Blocks up to this size are encoded on the request's own thread.
 const INLINE_ENCODE_MAX: usize = 64 << 10;
+
+/// The alignment of frames in memory and, through the block size, in shard
+/// files: what `O_DIRECT` writes need (a multiple of drives' logical block
+/// sizes, 512 or 4096 bytes).
+const DIRECT_ALIGN: usize = 4096;
 
 /// The unit of the server-wide write budget (`Shared::write_budget`).
 pub(crate) const BUDGET_UNIT: usize = 64 << 10;
@@ -117,32 +122,20 @@ struct Block {
     len: usize,
 }
 
-/// Encodes blocks off the async runtime, carrying the codec and MD5 state
-/// along. A large block's MD5 is computed on a hashing thread
-/// (`etag_md5::submit`) while the block is encoded; the next block waits for
-/// that state before it is handed over.
+/// Encodes blocks off the async runtime, carrying the codec and the body's
+/// MD5 along. A large block's MD5 is computed on a hashing thread
+/// (`etag_md5`) behind the body's earlier blocks, while this one is encoded
+/// and the next read; only the end of the body waits for it.
 struct Encoder {
     erasure: Option<Erasure>,
-    md5: Option<Md5State>,
-    hashing: Option<oneshot::Receiver<Md5State>>,
+    md5: Md5Stream,
 }
 
 impl Encoder {
     fn new(erasure: Erasure) -> Encoder {
         Encoder {
             erasure: Some(erasure),
-            md5: Some(Md5State::default()),
-            hashing: None,
-        }
-    }
-
-    /// The MD5 state after every block handed over so far.
-    async fn md5_state(&mut self) -> Result<Md5State> {
-        match self.hashing.take() {
-            Some(hashing) => hashing
-                .await
-                .map_err(|_| Error::Internal("the MD5 thread stopped".to_owned())),
-            None => Ok(self.md5.take().expect("encoder in use")),
+            md5: Md5Stream::default(),
         }
     }
 
@@ -150,42 +143,51 @@ impl Encoder {
         &mut self,
         block: Block,
         budget: Option<&Arc<OwnedSemaphorePermit>>,
-    ) -> Result<Vec<Vec<u8>>> {
-        let mut md5 = self.md5_state().await?;
+    ) -> Result<Vec<Bytes>> {
         if block.len <= INLINE_ENCODE_MAX {
             // A small block is encoded in microseconds: cheaper here than
             // a hand-off to the blocking pool and back.
-            block.chunks.iter().for_each(|chunk| md5.update(chunk));
-            self.md5 = Some(md5);
+            self.md5.update(&block.chunks);
             let erasure = self.erasure.as_mut().expect("encoder in use");
             return erasure
                 .encode_chunks(&block.chunks)
+                .map(|frames| frames.into_iter().map(Bytes::from).collect())
                 .map_err(|e| Error::Internal(e.to_string()));
         }
+        // With no hashing thread, the block is hashed beside its encoding.
         let mut unhashed = None;
-        // The hashing thread holds the block's share of the write budget
-        // while it holds the block's bytes.
-        match etag_md5::submit(md5, block.chunks.clone(), budget.cloned()) {
-            Ok(hashing) => self.hashing = Some(hashing),
-            Err(md5) => unhashed = Some(md5),
+        if Md5Stream::threaded() {
+            // The hashing thread holds the block's share of the write budget
+            // while it holds the block's bytes.
+            self.md5.push(block.chunks.clone(), budget.cloned());
+        } else {
+            unhashed = Some(std::mem::take(&mut self.md5));
         }
         let mut erasure = self.erasure.take().expect("encoder in use");
         let (erasure, md5, frames) = tokio::task::spawn_blocking(move || {
             if let Some(md5) = &mut unhashed {
-                block.chunks.iter().for_each(|chunk| md5.update(chunk));
+                md5.update(&block.chunks);
             }
-            let frames = erasure.encode_chunks(&block.chunks);
+            // Frames start aligned, so that a drive can write them as they
+            // are, without the page cache (`cairn_disk`'s `direct.rs`).
+            let frames = erasure.encode_chunks_aligned(&block.chunks, DIRECT_ALIGN);
             (erasure, unhashed, frames)
         })
         .await
         .map_err(|e| Error::Internal(format!("encoder task: {e}")))?;
         self.erasure = Some(erasure);
-        self.md5 = md5;
+        if let Some(md5) = md5 {
+            self.md5 = md5;
+        }
         frames.map_err(|e| Error::Internal(e.to_string()))
     }
 
-    async fn md5(mut self) -> Result<[u8; 16]> {
-        Ok(self.md5_state().await?.finalize())
+    async fn md5(self) -> Result<[u8; 16]> {
+        let state =
+            self.md5.finish().await.map_err(|_: HashingStopped| {
+                Error::Internal("the MD5 thread stopped".to_owned())
+            })?;
+        Ok(state.finalize())
     }
 }
 
@@ -245,12 +247,12 @@ impl ShardFanOut {
 
     /// Queues frame `i` for shard `i`; a writer that failed stops receiving.
     /// `budget` is released once every drive has its frame.
-    async fn send(&mut self, frames: Vec<Vec<u8>>, budget: Arc<OwnedSemaphorePermit>) {
+    async fn send(&mut self, frames: Vec<Bytes>, budget: Arc<OwnedSemaphorePermit>) {
         let sends = self.senders.iter().zip(frames).map(|(sender, frame)| {
             let budget = budget.clone();
             async move {
                 match sender {
-                    Some(sender) => sender.send((Bytes::from(frame), budget)).await.is_ok(),
+                    Some(sender) => sender.send((frame, budget)).await.is_ok(),
                     None => false,
                 }
             }
@@ -398,7 +400,13 @@ impl ErasureSet {
                 .collect(),
             data_shards: self.data_shards,
             parity_shards: self.parity_shards,
-            block_size: shared.config.block_size,
+            // Whole blocks' frames fill whole aligned pages, so shard files
+            // are written without a staging copy.
+            block_size: cairn_erasure::frame_aligned_block_size(
+                shared.config.block_size,
+                self.data_shards,
+                DIRECT_ALIGN,
+            ),
             rotation,
         }
     }

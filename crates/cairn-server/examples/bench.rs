@@ -489,15 +489,12 @@ fn hashes() {
             let streams = (0..4).map(|s| {
                 let stream = shared.slice(s * quarter..(s + 1) * quarter);
                 async move {
-                    let mut state = cairn_erasure::Md5State::default();
+                    let mut md5 = cairn_object::Md5Stream::default();
                     for start in (0..stream.len()).step_by(1 << 20) {
                         let chunk = stream.slice(start..(start + (1 << 20)).min(stream.len()));
-                        state = match cairn_object::submit_md5(state, vec![chunk], ()) {
-                            Ok(hashing) => hashing.await.expect("hashing thread"),
-                            Err(_) => panic!("no hashing thread"),
-                        };
+                        md5.push(vec![chunk], ());
                     }
-                    state.finalize()
+                    md5.finish().await.expect("hashing thread").finalize()
                 }
             });
             std::hint::black_box(futures::future::join_all(streams).await);
