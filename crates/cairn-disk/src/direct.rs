@@ -56,8 +56,6 @@ pub(crate) struct Stage {
     direct: bool,
     /// Bytes this stage wrote with `O_DIRECT`.
     direct_bytes: u64,
-    /// Bytes copied into the buffer (the rest went from where they were).
-    staged_bytes: u64,
 }
 
 impl Stage {
@@ -79,7 +77,6 @@ impl Stage {
             offset: 0,
             direct: false,
             direct_bytes: 0,
-            staged_bytes: 0,
         })
     }
 
@@ -92,56 +89,26 @@ impl Stage {
         mut data: &[u8],
         direct_ok: &AtomicBool,
     ) -> io::Result<()> {
-        // A frame that starts at an aligned address, at an aligned place in
-        // the file with nothing staged before it, goes to the drive as it
-        // is: the PUT path allocates frames so and sizes blocks so that
-        // frames are whole aligned pages, which saves copying every shard
-        // byte into the staging buffer. What is left of it is staged.
-        let whole = data.len() / ALIGN * ALIGN;
-        if self.len == 0
-            && whole > 0
-            && self.offset.is_multiple_of(ALIGN as u64)
-            && (data.as_ptr() as usize).is_multiple_of(ALIGN)
-            && self.direct_on(file, direct_ok)
-        {
-            write_all_at(
-                file,
-                &data[..whole],
-                &mut self.offset,
-                &mut self.direct,
-                &mut self.direct_bytes,
-                direct_ok,
-            )?;
-            data = &data[whole..];
-        }
         while !data.is_empty() {
             let take = (STAGE - self.len).min(data.len());
             let at = self.start + self.len;
             self.buf[at..at + take].copy_from_slice(&data[..take]);
             self.len += take;
-            self.staged_bytes += take as u64;
             data = &data[take..];
             if self.len == STAGE {
-                self.direct_on(file, direct_ok);
+                if !self.direct && direct_ok.load(Ordering::Relaxed) {
+                    match set_direct(file, true) {
+                        Ok(()) => self.direct = true,
+                        // The file system does no direct I/O (tmpfs before 6.6 says
+                        // EINVAL): the drive's files go through the cache.
+                        Err(_) => direct_ok.store(false, Ordering::Relaxed),
+                    }
+                }
                 self.write_out(file, 0..STAGE, direct_ok)?;
                 self.len = 0;
             }
         }
         Ok(())
-    }
-
-    /// Turns `O_DIRECT` on for the file unless the drive refused it before;
-    /// whether it is on.
-    fn direct_on(&mut self, file: &File, direct_ok: &AtomicBool) -> bool {
-        if !self.direct && direct_ok.load(Ordering::Relaxed) {
-            match set_direct(file, true) {
-                Ok(()) => self.direct = true,
-                // The file system does no direct I/O (tmpfs before 6.6 says
-                // EINVAL): the drive's files go through the cache.
-                Err(_) => direct_ok.store(false, Ordering::Relaxed),
-            }
-        }
-        self.direct
     }
 
     /// Writes out what is staged: the aligned part with `O_DIRECT` if it is
@@ -171,21 +138,30 @@ impl Stage {
         range: std::ops::Range<usize>,
         direct_ok: &AtomicBool,
     ) -> io::Result<()> {
-        let window = self.start + range.start..self.start + range.end;
-        write_all_at(
-            file,
-            &self.buf[window],
-            &mut self.offset,
-            &mut self.direct,
-            &mut self.direct_bytes,
-            direct_ok,
-        )
-    }
-
-    /// Bytes copied into the staging buffer so far.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn staged_bytes(&self) -> u64 {
-        self.staged_bytes
+        let (mut at, end) = (self.start + range.start, self.start + range.end);
+        while at < end {
+            match file.write_at(&self.buf[at..end], self.offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    at += n;
+                    self.offset += n as u64;
+                    if self.direct {
+                        self.direct_bytes += n as u64;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err)
+                    if self.direct
+                        && err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    set_direct(file, false)?;
+                    self.direct = false;
+                    direct_ok.store(false, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Bytes written with `O_DIRECT` so far.
@@ -205,43 +181,6 @@ impl Drop for Stage {
         drop(pool);
         IN_USE.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Writes `data` at `*offset`, the file's end, advancing it. A direct write
-/// the drive refuses (`EINVAL`: its blocks are larger than [`ALIGN`]) turns
-/// `O_DIRECT` off for the file and the drive, and the rest goes through the
-/// page cache.
-fn write_all_at(
-    file: &File,
-    mut data: &[u8],
-    offset: &mut u64,
-    direct: &mut bool,
-    direct_bytes: &mut u64,
-    direct_ok: &AtomicBool,
-) -> io::Result<()> {
-    while !data.is_empty() {
-        match file.write_at(data, *offset) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                data = &data[n..];
-                *offset += n as u64;
-                if *direct {
-                    *direct_bytes += n as u64;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err)
-                if *direct
-                    && err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-            {
-                set_direct(file, false)?;
-                *direct = false;
-                direct_ok.store(false, Ordering::Relaxed);
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
 }
 
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
@@ -292,72 +231,8 @@ mod tests {
     #[test]
     fn issue_6_direct_shard_writes() {
         frames_of_any_size_come_back_byte_for_byte();
-        aligned_frames_are_written_as_they_are();
         a_refused_direct_write_falls_back();
         staging_buffers_are_bounded();
-    }
-
-    /// `pattern(len, seed)` at an address that is (or, with `aligned`
-    /// false, is not) a multiple of `ALIGN`: the buffer, and where it is.
-    fn placed(len: usize, seed: u8, aligned: bool) -> (Vec<u8>, usize) {
-        let mut buf = vec![0u8; len + ALIGN + 1];
-        let mut start = buf.as_ptr().align_offset(ALIGN);
-        if !aligned {
-            start += 1;
-        }
-        buf[start..start + len].copy_from_slice(&pattern(len, seed));
-        (buf, start)
-    }
-
-    /// Frames that are whole aligned pages at aligned addresses (as the PUT
-    /// path makes them) are written from where they are, not staged; an
-    /// unaligned one, or one after staged bytes, is staged, and the file
-    /// is right either way.
-    fn aligned_frames_are_written_as_they_are() {
-        let dir = scratch_dirs().remove(0);
-        let frame = 512 << 10;
-        for (case, frames) in [
-            vec![(frame, true), (frame, true), (frame, true), (1000, false)],
-            vec![(1000, false), (frame, true), (frame, true)],
-            vec![
-                (frame, true),
-                (frame, false),
-                (frame, true),
-                (3 * ALIGN, true),
-            ],
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let path = dir.join(format!("aligned-{case}"));
-            let file = File::create_new(&path).unwrap();
-            let direct_ok = AtomicBool::new(true);
-            let mut stage = Stage::take().expect("a staging buffer");
-            let mut expected = Vec::new();
-            for (i, &(len, aligned)) in frames.iter().enumerate() {
-                let (buf, start) = placed(len, i as u8, aligned);
-                stage
-                    .write(&file, &buf[start..start + len], &direct_ok)
-                    .unwrap();
-                expected.extend_from_slice(&buf[start..start + len]);
-            }
-            stage.flush(&file, &direct_ok).unwrap();
-            file.sync_data().unwrap();
-            assert_eq!(std::fs::read(&path).unwrap(), expected, "case {case}");
-            if direct_ok.load(Ordering::Relaxed) {
-                assert_eq!(
-                    stage.direct_bytes(),
-                    (expected.len() / ALIGN * ALIGN) as u64,
-                    "case {case}"
-                );
-                // Case 0: only the unaligned tail; case 1: everything after
-                // the unaligned head is staged too; case 2: the unaligned
-                // frame only, which ends aligned.
-                let staged = [1000, 1000 + 2 * frame, frame][case];
-                assert_eq!(stage.staged_bytes(), staged as u64, "case {case}");
-            }
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn frames_of_any_size_come_back_byte_for_byte() {
@@ -431,10 +306,8 @@ mod tests {
         let mut stage = Stage::take().expect("a staging buffer");
         // A window one byte off alignment: every direct write is refused.
         stage.start = if stage.start == 0 { 1 } else { stage.start - 1 };
-        // A frame one byte off too, so that it is staged.
-        let (buf, start) = placed(2 * STAGE + 100, 7, false);
-        let frame = &buf[start..start + 2 * STAGE + 100];
-        stage.write(&file, frame, &direct_ok).unwrap();
+        let frame = pattern(2 * STAGE + 100, 7);
+        stage.write(&file, &frame, &direct_ok).unwrap();
         stage.flush(&file, &direct_ok).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), frame);
         assert_eq!(stage.direct_bytes(), 0);

@@ -1,4 +1,3 @@
-use bytes::Bytes;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::bitrot::{BitrotAlgo, HASH_LEN};
@@ -9,20 +8,6 @@ pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 
 /// The most shards one set can have (DESIGN.md section 2 caps sets at 16 drives).
 const MAX_SHARDS: usize = 256;
-
-/// The block size nearest `target` (not above it) whose frames, each a hash
-/// and `block / data_shards` bytes, are whole multiples of `align` bytes: a
-/// drive can then write such frames as they are with `O_DIRECT`, without
-/// first copying them into an aligned buffer. A target too small for one
-/// aligned frame is returned as it is. The block size is stored with each
-/// version, so objects written with another one read as before.
-pub fn frame_aligned_block_size(target: usize, data_shards: usize, align: usize) -> usize {
-    let frames = (target.div_ceil(data_shards.max(1)) + HASH_LEN) / align.max(1);
-    if frames == 0 || align <= HASH_LEN || align % 2 == 1 {
-        return target;
-    }
-    data_shards.max(1) * (frames * align - HASH_LEN)
-}
 
 /// Reed-Solomon coding of one object's blocks into framed shards.
 ///
@@ -161,33 +146,6 @@ impl Erasure {
     /// arrives: the pieces need not be copied into one buffer first) into
     /// `total_shards()` framed shards, data shards first.
     pub fn encode_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C]) -> Result<Vec<Vec<u8>>, Error> {
-        let frames = self.encode_frames(chunks, 1)?;
-        Ok(frames.into_iter().map(|(frame, _)| frame).collect())
-    }
-
-    /// [`encode_chunks`](Erasure::encode_chunks), with each frame starting
-    /// at an address that is a multiple of `align` (a power of two), for
-    /// writes that bypass the page cache.
-    pub fn encode_chunks_aligned<C: AsRef<[u8]>>(
-        &mut self,
-        chunks: &[C],
-        align: usize,
-    ) -> Result<Vec<Bytes>, Error> {
-        let frames = self.encode_frames(chunks, align)?;
-        Ok(frames
-            .into_iter()
-            .map(|(frame, start)| Bytes::from(frame).slice(start..))
-            .collect())
-    }
-
-    /// The frames of one block, each in a buffer of its own from offset
-    /// `start` on, which is where the buffer's address is a multiple of
-    /// `align`.
-    fn encode_frames<C: AsRef<[u8]>>(
-        &mut self,
-        chunks: &[C],
-        align: usize,
-    ) -> Result<Vec<(Vec<u8>, usize)>, Error> {
         let block_len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
         if block_len > self.block_size {
             return Err(Error::BlockTooLarge {
@@ -196,24 +154,15 @@ impl Erasure {
             });
         }
         let shard_size = self.shard_size(block_len);
-        let frame_len = HASH_LEN + shard_size;
-        // A buffer whose frame starts aligned: the bytes before it are
-        // zeroed (at most `align - 1` of them), the frame itself is not.
-        let buffer = || {
-            let mut buf: Vec<u8> = Vec::with_capacity(frame_len + align - 1);
-            let start = buf.as_ptr().align_offset(align.max(1)).min(align - 1);
-            buf.resize(start + HASH_LEN, 0);
-            (buf, start)
-        };
         let mut frames = Vec::with_capacity(self.total_shards());
         let mut pieces = chunks.iter().map(|c| c.as_ref());
         let mut piece: &[u8] = &[];
         for _ in 0..self.data_shards {
             // Filled from the chunks, not zeroed first; only the last data
             // shard's padding is written twice.
-            let (mut frame, start) = buffer();
-            let end = start + frame_len;
-            while frame.len() < end {
+            let mut frame = Vec::with_capacity(HASH_LEN + shard_size);
+            frame.extend_from_slice(&[0u8; HASH_LEN]);
+            while frame.len() < HASH_LEN + shard_size {
                 if piece.is_empty() {
                     match pieces.next() {
                         Some(next) => piece = next,
@@ -221,12 +170,12 @@ impl Erasure {
                     }
                     continue;
                 }
-                let take = (end - frame.len()).min(piece.len());
+                let take = (HASH_LEN + shard_size - frame.len()).min(piece.len());
                 frame.extend_from_slice(&piece[..take]);
                 piece = &piece[take..];
             }
-            frame.resize(end, 0);
-            frames.push((frame, start));
+            frame.resize(HASH_LEN + shard_size, 0);
+            frames.push(frame);
         }
         if self.parity_shards > 0 && shard_size > 0 {
             let encoder = match &mut self.encoder {
@@ -241,26 +190,25 @@ impl Erasure {
                         .map_err(codec_err)?,
                 ),
             };
-            for (frame, start) in &frames {
+            for frame in &frames {
                 encoder
-                    .add_original_shard(&frame[start + HASH_LEN..])
+                    .add_original_shard(&frame[HASH_LEN..])
                     .map_err(codec_err)?;
             }
             let result = encoder.encode().map_err(codec_err)?;
             for parity in result.recovery_iter() {
-                let (mut frame, start) = buffer();
+                let mut frame = Vec::with_capacity(HASH_LEN + shard_size);
+                frame.extend_from_slice(&[0u8; HASH_LEN]);
                 frame.extend_from_slice(parity);
-                frames.push((frame, start));
+                frames.push(frame);
             }
         } else {
             for _ in 0..self.parity_shards {
-                let (mut frame, start) = buffer();
-                frame.resize(start + frame_len, 0);
-                frames.push((frame, start));
+                frames.push(vec![0u8; HASH_LEN + shard_size]);
             }
         }
-        for (frame, start) in &mut frames {
-            self.algo.seal(&mut frame[*start..]);
+        for frame in &mut frames {
+            self.algo.seal(frame);
         }
         Ok(frames)
     }
@@ -576,64 +524,5 @@ mod tests {
             let chunks: Vec<&[u8]> = at.windows(2).map(|w| &block[w[0]..w[1]]).collect();
             prop_assert_eq!(erasure.encode_chunks(&chunks).unwrap(), whole);
         }
-
-        /// Frames encoded for direct writes are the same bytes, each
-        /// starting at an aligned address (issue 6: no staging copy).
-        #[test]
-        fn issue_6_aligned_frames_are_the_same_frames(
-            block in proptest::collection::vec(any::<u8>(), 0..20000),
-            cut in any::<proptest::sample::Index>(),
-            data_shards in 1usize..=8,
-            align_log in 0u32..13,
-        ) {
-            let align = 1 << align_log;
-            let parity_shards = data_shards / 2;
-            let mut erasure = Erasure::new(data_shards, parity_shards, 20000, BitrotAlgo::DEFAULT).unwrap();
-            let whole = erasure.encode(&block).unwrap();
-            let at = cut.index(block.len() + 1);
-            let aligned = erasure.encode_chunks_aligned(&[&block[..at], &block[at..]], align).unwrap();
-            prop_assert_eq!(aligned.len(), whole.len());
-            for (frame, want) in aligned.iter().zip(&whole) {
-                prop_assert_eq!(&frame[..], &want[..]);
-                prop_assert_eq!(frame.as_ptr() as usize % align, 0);
-            }
-        }
-
-        /// A frame-aligned block size is at most the target, within one
-        /// aligned frame per data shard of it, and makes every full block's
-        /// frame a whole multiple of the alignment.
-        #[test]
-        fn issue_6_frame_aligned_block_sizes(
-            target in 1usize..(4 << 20),
-            data_shards in 1usize..=16,
-        ) {
-            let block = frame_aligned_block_size(target, data_shards, 4096);
-            let erasure = Erasure::new(data_shards, 1, block.max(data_shards), BitrotAlgo::DEFAULT).unwrap();
-            if target.div_ceil(data_shards) + HASH_LEN < 4096 {
-                prop_assert_eq!(block, target);
-            } else {
-                prop_assert!(block <= target && block + data_shards * 4096 > target, "{} for {}", block, target);
-                prop_assert_eq!(erasure.frame_size(block) % 4096, 0);
-                prop_assert_eq!(erasure.shard_size(block) * data_shards, block);
-            }
-        }
-    }
-
-    #[test]
-    fn frame_aligned_block_size_for_the_default_layouts() {
-        // EC 2+2: frames of exactly 512 KiB.
-        assert_eq!(
-            frame_aligned_block_size(DEFAULT_BLOCK_SIZE, 2, 4096),
-            1_048_544
-        );
-        assert_eq!(
-            frame_aligned_block_size(DEFAULT_BLOCK_SIZE, 12, 4096),
-            1_032_000
-        );
-        assert_eq!(
-            frame_aligned_block_size(DEFAULT_BLOCK_SIZE, 1, 4096),
-            1_048_560
-        );
-        assert_eq!(frame_aligned_block_size(1000, 2, 4096), 1000);
     }
 }

@@ -35,11 +35,6 @@ const WRITER_QUEUE: usize = 1;
 /// Blocks up to this size are encoded on the request's own thread.
 const INLINE_ENCODE_MAX: usize = 64 << 10;
 
-/// The alignment of frames in memory and, through the block size, in shard
-/// files: what `O_DIRECT` writes need (a multiple of drives' logical block
-/// sizes, 512 or 4096 bytes).
-const DIRECT_ALIGN: usize = 4096;
-
 /// The unit of the server-wide write budget (`Shared::write_budget`).
 pub(crate) const BUDGET_UNIT: usize = 64 << 10;
 
@@ -168,9 +163,9 @@ impl Encoder {
             if let Some(md5) = &mut unhashed {
                 md5.update(&block.chunks);
             }
-            // Frames start aligned, so that a drive can write them as they
-            // are, without the page cache (`cairn_disk`'s `direct.rs`).
-            let frames = erasure.encode_chunks_aligned(&block.chunks, DIRECT_ALIGN);
+            let frames = erasure
+                .encode_chunks(&block.chunks)
+                .map(|frames| frames.into_iter().map(Bytes::from).collect());
             (erasure, unhashed, frames)
         })
         .await
@@ -400,13 +395,7 @@ impl ErasureSet {
                 .collect(),
             data_shards: self.data_shards,
             parity_shards: self.parity_shards,
-            // Whole blocks' frames fill whole aligned pages, so shard files
-            // are written without a staging copy.
-            block_size: cairn_erasure::frame_aligned_block_size(
-                shared.config.block_size,
-                self.data_shards,
-                DIRECT_ALIGN,
-            ),
+            block_size: shared.config.block_size,
             rotation,
         }
     }
