@@ -39,36 +39,46 @@ pub struct HashingStopped;
 /// Until the first [`push`](Md5Stream::push) it is hashed on the caller's
 /// thread; dropping it unfinished drops its queued blocks.
 pub struct Md5Stream {
-    /// The state while nothing was handed to the threads.
-    here: Option<Md5State>,
-    /// The stream's slot on the threads, once something was handed over.
-    id: Option<u64>,
+    at: At,
     threads: Option<&'static Threads>,
+}
+
+/// Where a stream's state is.
+enum At {
+    /// Here: nothing was handed to the threads yet.
+    Here(Md5State),
+    /// In slot `id` on the threads.
+    Threads(u64),
+    /// Taken by `finish`.
+    Done,
 }
 
 impl Default for Md5Stream {
     fn default() -> Self {
-        Md5Stream {
-            here: Some(Md5State::default()),
-            id: None,
-            threads: threads(),
-        }
+        Md5Stream::on(threads())
     }
 }
 
 impl Md5Stream {
+    fn on(threads: Option<&'static Threads>) -> Md5Stream {
+        Md5Stream {
+            at: At::Here(Md5State::default()),
+            threads,
+        }
+    }
+
     /// Whether blocks pushed go to a hashing thread; if none could be
     /// started, the caller hashes with [`update`](Md5Stream::update).
-    pub fn threaded() -> bool {
-        threads().is_some()
+    pub fn threaded(&self) -> bool {
+        self.threads.is_some()
     }
 
     /// Hashes `chunks` after everything before: on this thread when nothing
     /// was handed over yet, else queued behind what was.
     pub fn update(&mut self, chunks: &[Bytes]) {
-        match &mut self.here {
-            Some(state) => chunks.iter().for_each(|chunk| state.update(chunk)),
-            None => self.push(chunks.to_vec(), ()),
+        match &mut self.at {
+            At::Here(state) => chunks.iter().for_each(|chunk| state.update(chunk)),
+            _ => self.push(chunks.to_vec(), ()),
         }
     }
 
@@ -78,18 +88,17 @@ impl Md5Stream {
     /// when no hashing thread could be started.
     pub fn push(&mut self, chunks: Vec<Bytes>, hold: impl Send + 'static) {
         let Some(threads) = self.threads else {
-            if let Some(state) = &mut self.here {
+            if let At::Here(state) = &mut self.at {
                 chunks.iter().for_each(|chunk| state.update(chunk));
             }
             return;
         };
         let mut inner = threads.lock();
-        let id = match self.id {
-            Some(id) => id,
-            None => {
+        let id = match std::mem::replace(&mut self.at, At::Done) {
+            At::Threads(id) => id,
+            At::Here(state) => {
                 let id = inner.next_id;
                 inner.next_id += 1;
-                let state = self.here.take().expect("a stream not yet handed over");
                 inner.slots.insert(
                     id,
                     Slot {
@@ -98,10 +107,11 @@ impl Md5Stream {
                         done: None,
                     },
                 );
-                self.id = Some(id);
                 id
             }
+            At::Done => unreachable!("`finish` takes the stream"),
         };
+        self.at = At::Threads(id);
         // The slot is gone only if a panic on a hashing thread dropped it;
         // `finish` reports that.
         if let Some(slot) = inner.slots.get_mut(&id) {
@@ -119,12 +129,12 @@ impl Md5Stream {
 
     /// The state after every block, once the threads have hashed them.
     pub async fn finish(mut self) -> Result<Md5State, HashingStopped> {
-        if let Some(state) = self.here.take() {
-            return Ok(state);
-        }
-        let (Some(id), Some(threads)) = (self.id.take(), self.threads) else {
-            return Err(HashingStopped);
+        let id = match std::mem::replace(&mut self.at, At::Done) {
+            At::Here(state) => return Ok(state),
+            At::Threads(id) => id,
+            At::Done => unreachable!("`finish` takes the stream"),
         };
+        let threads = self.threads.ok_or(HashingStopped)?;
         let received = {
             let mut inner = threads.lock();
             let Some(slot) = inner.slots.get_mut(&id) else {
@@ -148,10 +158,10 @@ impl Md5Stream {
 
 impl Drop for Md5Stream {
     fn drop(&mut self) {
-        if let (Some(id), Some(threads)) = (self.id, self.threads) {
+        if let (At::Threads(id), Some(threads)) = (&self.at, self.threads) {
             // Frees the queued blocks and their budget; a thread hashing
             // one of them drops it when it finds the slot gone.
-            threads.lock().slots.remove(&id);
+            threads.lock().slots.remove(id);
         }
     }
 }
@@ -386,40 +396,30 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(id: u64, mut state: Md5State, block: Queued) -> Stream {
+    fn new(id: u64, state: Md5State, block: Queued) -> Stream {
         let Queued { chunks, _hold } = block;
-        // Complete the state's unfinished block first, so that the rest
-        // is whole blocks read straight from the chunks.
         let mut stream = Stream {
             id,
-            state: Md5State::default(),
+            state,
             chunks,
             _hold,
             chunk: 0,
             offset: 0,
             blocks_left: 0,
         };
-        let mut carried = state.partial_len();
-        if carried > 0 {
-            let mut at = (0, 0);
-            while carried < 64 && at.0 < stream.chunks.len() {
-                let data = &stream.chunks[at.0][at.1..];
-                let take = (64 - carried).min(data.len());
-                state.update(&data[..take]);
-                carried += take;
-                at.1 += take;
-                if at.1 == stream.chunks[at.0].len() {
-                    at = (at.0 + 1, 0);
-                }
-            }
-            (stream.chunk, stream.offset) = at;
+        // Complete the state's unfinished block first, so that the rest
+        // is whole blocks read straight from the chunks.
+        while stream.state.partial_len() > 0 && stream.chunk < stream.chunks.len() {
+            let data = &stream.chunks[stream.chunk][stream.offset..];
+            let take = (64 - stream.state.partial_len()).min(data.len());
+            stream.state.update(&data[..take]);
+            stream.advance(take);
         }
         let left: usize = stream.chunks[stream.chunk.min(stream.chunks.len())..]
             .iter()
             .map(Bytes::len)
             .sum::<usize>()
             - stream.offset;
-        stream.state = state;
         stream.blocks_left = left / 64;
         stream
     }
@@ -684,11 +684,7 @@ mod tests {
     fn a_stalled_stream_does_not_hold_up_the_others() {
         // Threads of its own: other tests' streams would fill the lanes.
         let threads = start_threads(1);
-        let open = || Md5Stream {
-            here: Some(Md5State::default()),
-            id: None,
-            threads,
-        };
+        let open = || Md5Stream::on(threads);
         let mut stalled = open();
         stalled.push(vec![Bytes::from(bytes(9, 100_000))], ());
         let data = bytes(1, 3 << 20);

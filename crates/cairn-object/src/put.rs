@@ -138,7 +138,7 @@ impl Encoder {
         &mut self,
         block: Block,
         budget: Option<&Arc<OwnedSemaphorePermit>>,
-    ) -> Result<Vec<Bytes>> {
+    ) -> Result<Vec<Vec<u8>>> {
         if block.len <= INLINE_ENCODE_MAX {
             // A small block is encoded in microseconds: cheaper here than
             // a hand-off to the blocking pool and back.
@@ -146,12 +146,11 @@ impl Encoder {
             let erasure = self.erasure.as_mut().expect("encoder in use");
             return erasure
                 .encode_chunks(&block.chunks)
-                .map(|frames| frames.into_iter().map(Bytes::from).collect())
                 .map_err(|e| Error::Internal(e.to_string()));
         }
         // With no hashing thread, the block is hashed beside its encoding.
         let mut unhashed = None;
-        if Md5Stream::threaded() {
+        if self.md5.threaded() {
             // The hashing thread holds the block's share of the write budget
             // while it holds the block's bytes.
             self.md5.push(block.chunks.clone(), budget.cloned());
@@ -163,9 +162,7 @@ impl Encoder {
             if let Some(md5) = &mut unhashed {
                 md5.update(&block.chunks);
             }
-            let frames = erasure
-                .encode_chunks(&block.chunks)
-                .map(|frames| frames.into_iter().map(Bytes::from).collect());
+            let frames = erasure.encode_chunks(&block.chunks);
             (erasure, unhashed, frames)
         })
         .await
@@ -242,12 +239,12 @@ impl ShardFanOut {
 
     /// Queues frame `i` for shard `i`; a writer that failed stops receiving.
     /// `budget` is released once every drive has its frame.
-    async fn send(&mut self, frames: Vec<Bytes>, budget: Arc<OwnedSemaphorePermit>) {
+    async fn send(&mut self, frames: Vec<Vec<u8>>, budget: Arc<OwnedSemaphorePermit>) {
         let sends = self.senders.iter().zip(frames).map(|(sender, frame)| {
             let budget = budget.clone();
             async move {
                 match sender {
-                    Some(sender) => sender.send((frame, budget)).await.is_ok(),
+                    Some(sender) => sender.send((Bytes::from(frame), budget)).await.is_ok(),
                     None => false,
                 }
             }
