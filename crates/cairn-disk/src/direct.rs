@@ -37,6 +37,10 @@ const ALIGN: usize = 4096;
 /// One staging buffer: the size of each direct write.
 pub(crate) const STAGE: usize = 512 << 10;
 
+/// The least data [`Stage::write`] writes from where it lies: below it,
+/// one more write costs more than the copy it saves.
+const PLACED_MIN: usize = 64 << 10;
+
 /// Staging buffers that may exist at once, server-wide (16 MiB).
 pub(crate) const MAX_BUFFERS: usize = 32;
 
@@ -56,6 +60,8 @@ pub(crate) struct Stage {
     direct: bool,
     /// Bytes this stage wrote with `O_DIRECT`.
     direct_bytes: u64,
+    /// Bytes copied into the window.
+    copied: u64,
 }
 
 impl Stage {
@@ -77,37 +83,112 @@ impl Stage {
             offset: 0,
             direct: false,
             direct_bytes: 0,
+            copied: 0,
         })
     }
 
     /// Appends `data`, writing out every full buffer to `file` (which must
     /// be new and written only through this stage). `direct_ok` is the
     /// drive's: cleared when its file system refuses `O_DIRECT`.
+    ///
+    /// Data placed in memory as it goes in the file (its address congruent
+    /// to its file offset modulo a page, as `Erasure::encode_placed` places
+    /// frames) is not copied but for its partial pages: what is staged, and
+    /// the data's head up to its first page boundary, go out in one
+    /// `pwritev` with the data's whole pages, and only its tail is staged.
     pub(crate) fn write(
         &mut self,
         file: &File,
         mut data: &[u8],
         direct_ok: &AtomicBool,
     ) -> io::Result<()> {
+        if self.placed(data) && self.turn_direct_on(file, direct_ok) {
+            let head = self.head();
+            let at = self.start + self.len;
+            self.buf[at..at + head].copy_from_slice(&data[..head]);
+            self.len += head;
+            let pages = (data.len() - head) / ALIGN * ALIGN;
+            self.write_with(file, &data[head..head + pages], direct_ok)?;
+            data = &data[head + pages..];
+        }
         while !data.is_empty() {
             let take = (STAGE - self.len).min(data.len());
             let at = self.start + self.len;
             self.buf[at..at + take].copy_from_slice(&data[..take]);
             self.len += take;
+            self.copied += take as u64;
             data = &data[take..];
             if self.len == STAGE {
-                if !self.direct && direct_ok.load(Ordering::Relaxed) {
-                    match set_direct(file, true) {
-                        Ok(()) => self.direct = true,
-                        // The file system does no direct I/O (tmpfs before 6.6 says
-                        // EINVAL): the drive's files go through the cache.
-                        Err(_) => direct_ok.store(false, Ordering::Relaxed),
-                    }
-                }
+                self.turn_direct_on(file, direct_ok);
                 self.write_out(file, 0..STAGE, direct_ok)?;
                 self.len = 0;
             }
         }
+        Ok(())
+    }
+
+    /// Bytes of `data` that complete the page being staged.
+    fn head(&self) -> usize {
+        (ALIGN - self.len % ALIGN) % ALIGN
+    }
+
+    /// Whether `data` is worth writing from where it lies: it lies as it
+    /// goes in the file, and holds whole pages past what completes the
+    /// staged page, which fits in the buffer.
+    fn placed(&self, data: &[u8]) -> bool {
+        // The window and every write so far are page-aligned, so the staged
+        // bytes end where `data` goes, modulo a page.
+        let head = self.head();
+        self.len + head <= STAGE
+            && data.len() >= head + PLACED_MIN
+            && (data.as_ptr() as usize + head) % ALIGN == 0
+    }
+
+    /// Turns `O_DIRECT` on for `file` unless it is on or the drive refused
+    /// it; whether it is on.
+    fn turn_direct_on(&mut self, file: &File, direct_ok: &AtomicBool) -> bool {
+        if !self.direct && direct_ok.load(Ordering::Relaxed) {
+            match set_direct(file, true) {
+                Ok(()) => self.direct = true,
+                // The file system does no direct I/O (tmpfs before 6.6 says
+                // EINVAL): the drive's files go through the cache.
+                Err(_) => direct_ok.store(false, Ordering::Relaxed),
+            }
+        }
+        self.direct
+    }
+
+    /// Writes what is staged (whole pages) and then `pages` (whole pages at
+    /// an aligned address) in one vectored write, and empties the window.
+    fn write_with(&mut self, file: &File, pages: &[u8], direct_ok: &AtomicBool) -> io::Result<()> {
+        let mut staged = self.start..self.start + self.len;
+        let mut pages = pages;
+        while !staged.is_empty() || !pages.is_empty() {
+            let slices = [
+                io::IoSlice::new(&self.buf[staged.clone()]),
+                io::IoSlice::new(pages),
+            ];
+            match rustix::io::pwritev(file, &slices, self.offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    if self.direct {
+                        self.direct_bytes += n as u64;
+                    }
+                    let from_staged = n.min(staged.len());
+                    staged.start += from_staged;
+                    pages = &pages[n - from_staged..];
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::INVAL) if self.direct => {
+                    set_direct(file, false)?;
+                    self.direct = false;
+                    direct_ok.store(false, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.len = 0;
         Ok(())
     }
 
@@ -162,6 +243,12 @@ impl Stage {
             }
         }
         Ok(())
+    }
+
+    /// Bytes copied into the staging window so far.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn copied(&self) -> u64 {
+        self.copied
     }
 
     /// Bytes written with `O_DIRECT` so far.
@@ -235,6 +322,19 @@ mod tests {
         staging_buffers_are_bounded();
     }
 
+    /// `len` bytes of `pattern(len, seed)` in a buffer, and where they start
+    /// in it: at an address congruent to `offset` modulo a page when
+    /// `placed` (as `Erasure::encode_placed` lays frames), one byte off it
+    /// when not.
+    fn lay(len: usize, seed: u8, offset: usize, placed: bool) -> (Vec<u8>, usize) {
+        let mut buf = Vec::with_capacity(len + 2 * ALIGN);
+        let want = (offset + usize::from(!placed)) % ALIGN;
+        let start = (want + ALIGN - buf.as_ptr() as usize % ALIGN) % ALIGN;
+        buf.resize(start, 0);
+        buf.extend_from_slice(&pattern(len, seed));
+        (buf, start)
+    }
+
     fn frames_of_any_size_come_back_byte_for_byte() {
         for dir in scratch_dirs() {
             // tmpfs takes direct I/O from Linux 6.6 on, and refuses it before.
@@ -244,43 +344,61 @@ mod tests {
             for (case, sizes) in [
                 vec![32 + (512 << 10); 5],
                 vec![32 + (256 << 10); 7],
+                vec![32 + (128 << 10); 9],
                 vec![1, STAGE - 1, 1, 4095, STAGE + 4097, 3],
                 vec![STAGE, STAGE],
                 vec![100_000],
+                vec![PLACED_MIN, PLACED_MIN - 1, 3 * PLACED_MIN + 7],
                 vec![],
             ]
             .into_iter()
             .enumerate()
             {
-                let what = format!("{} case {case}", dir.display());
-                let path = dir.join(format!("case-{case}"));
-                let file = File::create_new(&path).unwrap();
-                let direct_ok = AtomicBool::new(true);
-                let mut stage = Stage::take().expect("a staging buffer");
-                let mut expected = Vec::new();
-                for (i, size) in sizes.iter().enumerate() {
-                    let frame = pattern(*size, i as u8);
-                    stage.write(&file, &frame, &direct_ok).unwrap();
-                    expected.extend_from_slice(&frame);
-                }
-                stage.flush(&file, &direct_ok).unwrap();
-                file.sync_data().unwrap();
-                assert_eq!(std::fs::read(&path).unwrap(), expected, "{what}");
-                // A file of at least one whole buffer went around the page
-                // cache, but for its unaligned tail, unless the file system
-                // refused it.
-                let went_direct = direct_ok.load(Ordering::Relaxed);
-                if expected.len() >= STAGE {
-                    assert!(direct_expected.is_none_or(|d| d == went_direct), "{what}");
-                }
-                if went_direct && expected.len() >= STAGE {
+                for placed in [false, true] {
+                    let what = format!("{} case {case}, placed {placed}", dir.display());
+                    let path = dir.join(format!("case-{case}-{placed}"));
+                    let file = File::create_new(&path).unwrap();
+                    let direct_ok = AtomicBool::new(true);
+                    let mut stage = Stage::take().expect("a staging buffer");
+                    let mut expected = Vec::new();
+                    for (i, size) in sizes.iter().enumerate() {
+                        let (buf, start) = lay(*size, i as u8, expected.len(), placed);
+                        stage.write(&file, &buf[start..], &direct_ok).unwrap();
+                        expected.extend_from_slice(&buf[start..]);
+                    }
+                    stage.flush(&file, &direct_ok).unwrap();
+                    file.sync_data().unwrap();
+                    assert_eq!(std::fs::read(&path).unwrap(), expected, "{what}");
+                    let went_direct = direct_ok.load(Ordering::Relaxed);
                     let aligned = (expected.len() / ALIGN * ALIGN) as u64;
-                    assert_eq!(stage.direct_bytes(), aligned, "{what}");
-                } else {
-                    assert_eq!(stage.direct_bytes(), 0, "{what}");
+                    // Frames placed and large enough are written from
+                    // where they lie: at most their partial pages are
+                    // copied.
+                    let large = sizes.iter().all(|&size| size >= PLACED_MIN + ALIGN);
+                    if placed && large && went_direct {
+                        let most = (2 * ALIGN * sizes.len()) as u64;
+                        assert!(stage.copied() <= most, "{what}: {} copied", stage.copied());
+                    } else if !placed {
+                        assert_eq!(stage.copied(), expected.len() as u64, "{what}");
+                    }
+                    // A file of at least one whole buffer, or with a placed
+                    // frame, went around the page cache, but for its
+                    // unaligned tail, unless the file system refused it.
+                    let placed_one = placed && sizes.iter().any(|&size| size >= PLACED_MIN + ALIGN);
+                    if expected.len() >= STAGE || placed_one {
+                        assert!(direct_expected.is_none_or(|d| d == went_direct), "{what}");
+                        if went_direct {
+                            assert_eq!(stage.direct_bytes(), aligned, "{what}");
+                        }
+                    } else {
+                        assert_eq!(stage.direct_bytes(), 0, "{what}");
+                    }
+                    if !went_direct {
+                        assert_eq!(stage.direct_bytes(), 0, "{what}");
+                    }
+                    let flags = rustix::fs::fcntl_getfl(&file).unwrap();
+                    assert!(!flags.contains(OFlags::DIRECT), "{what}: left on");
                 }
-                let flags = rustix::fs::fcntl_getfl(&file).unwrap();
-                assert!(!flags.contains(OFlags::DIRECT), "{what}: left on");
             }
             std::fs::remove_dir_all(&dir).unwrap();
         }

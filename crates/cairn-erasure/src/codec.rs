@@ -9,6 +9,59 @@ pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 /// The most shards one set can have (DESIGN.md section 2 caps sets at 16 drives).
 const MAX_SHARDS: usize = 256;
 
+/// The alignment [`Erasure::encode_placed`] places frames for: a page,
+/// what `O_DIRECT` needs of memory and file offsets alike.
+pub const PLACE_ALIGN: usize = 4096;
+
+/// One framed shard in its buffer: `buf[start..]`, with `start` chosen when
+/// the frame is placed ([`Erasure::encode_placed`]), else 0.
+#[derive(Debug)]
+pub struct Frame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Frame {
+    /// An empty frame with room for `len` bytes, whose first byte will lie
+    /// at an address congruent to `skew` modulo [`PLACE_ALIGN`] (`None`:
+    /// anywhere, at the buffer's start).
+    fn new(len: usize, skew: Option<usize>) -> Frame {
+        let Some(skew) = skew else {
+            return Frame {
+                buf: Vec::with_capacity(len),
+                start: 0,
+            };
+        };
+        let mut buf = Vec::with_capacity(len + PLACE_ALIGN - 1);
+        let addr = buf.as_ptr() as usize;
+        let start = (skew + PLACE_ALIGN - addr % PLACE_ALIGN) % PLACE_ALIGN;
+        // The gap before the frame: within the capacity, so the buffer
+        // does not move.
+        buf.resize(start, 0);
+        Frame { buf, start }
+    }
+
+    /// The buffer and where the frame starts in it.
+    pub fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.buf, self.start)
+    }
+}
+
+/// An unplaced frame.
+impl From<Vec<u8>> for Frame {
+    fn from(buf: Vec<u8>) -> Frame {
+        Frame { buf, start: 0 }
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// Reed-Solomon coding of one object's blocks into framed shards.
 ///
 /// Block `b` of an object is split into `data_shards` payloads of
@@ -146,6 +199,30 @@ impl Erasure {
     /// arrives: the pieces need not be copied into one buffer first) into
     /// `total_shards()` framed shards, data shards first.
     pub fn encode_chunks<C: AsRef<[u8]>>(&mut self, chunks: &[C]) -> Result<Vec<Vec<u8>>, Error> {
+        let frames = self.encode_frames(chunks, None)?;
+        Ok(frames.into_iter().map(|frame| frame.buf).collect())
+    }
+
+    /// [`Erasure::encode_chunks`] for block `block_idx` of a shard file,
+    /// each frame placed in its buffer at an address that is congruent to
+    /// its offset in the file modulo [`PLACE_ALIGN`]. A writer that goes
+    /// around the page cache (`O_DIRECT`, which wants memory and file
+    /// aligned alike) can then write a frame's whole pages from where they
+    /// lie, and copy only the partial pages at its two ends.
+    pub fn encode_placed<C: AsRef<[u8]>>(
+        &mut self,
+        chunks: &[C],
+        block_idx: u64,
+    ) -> Result<Vec<Frame>, Error> {
+        let skew = (self.frame_offset(block_idx) % PLACE_ALIGN as u64) as usize;
+        self.encode_frames(chunks, Some(skew))
+    }
+
+    fn encode_frames<C: AsRef<[u8]>>(
+        &mut self,
+        chunks: &[C],
+        skew: Option<usize>,
+    ) -> Result<Vec<Frame>, Error> {
         let block_len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
         if block_len > self.block_size {
             return Err(Error::BlockTooLarge {
@@ -154,15 +231,17 @@ impl Erasure {
             });
         }
         let shard_size = self.shard_size(block_len);
+        let frame_len = HASH_LEN + shard_size;
         let mut frames = Vec::with_capacity(self.total_shards());
         let mut pieces = chunks.iter().map(|c| c.as_ref());
         let mut piece: &[u8] = &[];
         for _ in 0..self.data_shards {
             // Filled from the chunks, not zeroed first; only the last data
             // shard's padding is written twice.
-            let mut frame = Vec::with_capacity(HASH_LEN + shard_size);
-            frame.extend_from_slice(&[0u8; HASH_LEN]);
-            while frame.len() < HASH_LEN + shard_size {
+            let mut frame = Frame::new(frame_len, skew);
+            let buf = &mut frame.buf;
+            buf.extend_from_slice(&[0u8; HASH_LEN]);
+            while buf.len() < frame.start + frame_len {
                 if piece.is_empty() {
                     match pieces.next() {
                         Some(next) => piece = next,
@@ -170,11 +249,11 @@ impl Erasure {
                     }
                     continue;
                 }
-                let take = (HASH_LEN + shard_size - frame.len()).min(piece.len());
-                frame.extend_from_slice(&piece[..take]);
+                let take = (frame.start + frame_len - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece[..take]);
                 piece = &piece[take..];
             }
-            frame.resize(HASH_LEN + shard_size, 0);
+            buf.resize(frame.start + frame_len, 0);
             frames.push(frame);
         }
         if self.parity_shards > 0 && shard_size > 0 {
@@ -197,18 +276,20 @@ impl Erasure {
             }
             let result = encoder.encode().map_err(codec_err)?;
             for parity in result.recovery_iter() {
-                let mut frame = Vec::with_capacity(HASH_LEN + shard_size);
-                frame.extend_from_slice(&[0u8; HASH_LEN]);
-                frame.extend_from_slice(parity);
+                let mut frame = Frame::new(frame_len, skew);
+                frame.buf.extend_from_slice(&[0u8; HASH_LEN]);
+                frame.buf.extend_from_slice(parity);
                 frames.push(frame);
             }
         } else {
             for _ in 0..self.parity_shards {
-                frames.push(vec![0u8; HASH_LEN + shard_size]);
+                let mut frame = Frame::new(frame_len, skew);
+                frame.buf.resize(frame.start + frame_len, 0);
+                frames.push(frame);
             }
         }
         for frame in &mut frames {
-            self.algo.seal(frame);
+            self.algo.seal(&mut frame.buf[frame.start..]);
         }
         Ok(frames)
     }
@@ -523,6 +604,27 @@ mod tests {
             at.sort_unstable();
             let chunks: Vec<&[u8]> = at.windows(2).map(|w| &block[w[0]..w[1]]).collect();
             prop_assert_eq!(erasure.encode_chunks(&chunks).unwrap(), whole);
+        }
+
+        /// Placed frames hold the same bytes as unplaced ones, each at an
+        /// address congruent to its offset in the shard file (issue 6:
+        /// direct writes from where the frames lie).
+        #[test]
+        fn issue_6_placed_frames_are_the_frames_at_their_file_offsets(
+            block in proptest::collection::vec(any::<u8>(), 0..5000),
+            block_idx in 0u64..1000,
+            data_shards in 1usize..=8,
+        ) {
+            let parity_shards = data_shards / 2;
+            let mut erasure = Erasure::new(data_shards, parity_shards, 8192, BitrotAlgo::DEFAULT).unwrap();
+            let whole = erasure.encode(&block).unwrap();
+            let placed = erasure.encode_placed(&[&block], block_idx).unwrap();
+            prop_assert_eq!(placed.len(), whole.len());
+            let offset = erasure.frame_offset(block_idx) as usize;
+            for (frame, expected) in placed.iter().zip(&whole) {
+                prop_assert_eq!(&frame[..], &expected[..]);
+                prop_assert_eq!(frame.as_ptr() as usize % PLACE_ALIGN, offset % PLACE_ALIGN);
+            }
         }
     }
 }

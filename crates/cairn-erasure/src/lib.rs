@@ -24,6 +24,6 @@ mod error;
 mod md5;
 
 pub use bitrot::{BitrotAlgo, HASH_LEN};
-pub use codec::{DEFAULT_BLOCK_SIZE, Erasure};
+pub use codec::{DEFAULT_BLOCK_SIZE, Erasure, Frame, PLACE_ALIGN};
 pub use error::Error;
 pub use md5::{MD5_LANES, Md5Lanes, Md5State, Path as Md5Path};

@@ -15,7 +15,7 @@ use cairn_disk::{
     Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, PartMeta, ReadData,
     RemovedVersion,
 };
-use cairn_erasure::{BitrotAlgo, Erasure};
+use cairn_erasure::{BitrotAlgo, Erasure, Frame};
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
@@ -124,6 +124,8 @@ struct Block {
 struct Encoder {
     erasure: Option<Erasure>,
     md5: Md5Stream,
+    /// The next block's number: where its frames go in the shard files.
+    block_idx: u64,
 }
 
 impl Encoder {
@@ -131,22 +133,28 @@ impl Encoder {
         Encoder {
             erasure: Some(erasure),
             md5: Md5Stream::default(),
+            block_idx: 0,
         }
     }
 
+    /// The block's frames, one per shard. A large block's frames are
+    /// placed for direct writes (`Erasure::encode_placed`).
     async fn encode(
         &mut self,
         block: Block,
         budget: Option<&Arc<OwnedSemaphorePermit>>,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Vec<Frame>> {
+        let block_idx = self.block_idx;
+        self.block_idx += 1;
         if block.len <= INLINE_ENCODE_MAX {
             // A small block is encoded in microseconds: cheaper here than
             // a hand-off to the blocking pool and back.
             self.md5.update(&block.chunks);
             let erasure = self.erasure.as_mut().expect("encoder in use");
-            return erasure
+            let frames = erasure
                 .encode_chunks(&block.chunks)
-                .map_err(|e| Error::Internal(e.to_string()));
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            return Ok(frames.into_iter().map(Frame::from).collect());
         }
         // With no hashing thread, the block is hashed beside its encoding.
         let mut unhashed = None;
@@ -162,7 +170,7 @@ impl Encoder {
             if let Some(md5) = &mut unhashed {
                 md5.update(&block.chunks);
             }
-            let frames = erasure.encode_chunks(&block.chunks);
+            let frames = erasure.encode_placed(&block.chunks, block_idx);
             (erasure, unhashed, frames)
         })
         .await
@@ -239,12 +247,16 @@ impl ShardFanOut {
 
     /// Queues frame `i` for shard `i`; a writer that failed stops receiving.
     /// `budget` is released once every drive has its frame.
-    async fn send(&mut self, frames: Vec<Vec<u8>>, budget: Arc<OwnedSemaphorePermit>) {
+    async fn send(&mut self, frames: Vec<Frame>, budget: Arc<OwnedSemaphorePermit>) {
         let sends = self.senders.iter().zip(frames).map(|(sender, frame)| {
             let budget = budget.clone();
+            // Where it was placed, not copied: the writer writes its whole
+            // pages from there.
+            let (buf, start) = frame.into_parts();
+            let frame = Bytes::from(buf).slice(start..);
             async move {
                 match sender {
-                    Some(sender) => sender.send((Bytes::from(frame), budget)).await.is_ok(),
+                    Some(sender) => sender.send((frame, budget)).await.is_ok(),
                     None => false,
                 }
             }
