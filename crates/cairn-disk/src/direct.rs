@@ -141,7 +141,7 @@ impl Stage {
         let head = self.head();
         self.len + head <= STAGE
             && data.len() >= head + PLACED_MIN
-            && (data.as_ptr() as usize + head) % ALIGN == 0
+            && (data.as_ptr() as usize + head).is_multiple_of(ALIGN)
     }
 
     /// Turns `O_DIRECT` on for `file` unless it is on or the drive refused
