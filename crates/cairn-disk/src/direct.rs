@@ -107,6 +107,7 @@ impl Stage {
             let at = self.start + self.len;
             self.buf[at..at + head].copy_from_slice(&data[..head]);
             self.len += head;
+            self.copied += head as u64;
             let pages = (data.len() - head) / ALIGN * ALIGN;
             self.write_with(file, &data[head..head + pages], direct_ok)?;
             data = &data[head + pages..];
