@@ -11,7 +11,9 @@
 //! `O_DIRECT` wants the buffer's address, the file offset and the length
 //! all aligned to the drive's block size, and frames of a shard file are
 //! not (a frame is a hash and `block / data` bytes). So a writer stages
-//! frames in an aligned buffer and writes it out whole; what is left at the
+//! frames in an aligned buffer and writes it out whole, except a large
+//! frame that the encoder placed in memory as it goes in the file, whose
+//! whole pages are written from where they lie ([`Stage::write`]); what is left at the
 //! end is written with the page cache, after `O_DIRECT` is turned off for
 //! the tail. A file that never fills one buffer is written with the page
 //! cache in one call, and a file system that refuses `O_DIRECT` (tmpfs
