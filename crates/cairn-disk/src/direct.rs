@@ -13,12 +13,12 @@
 //! not (a frame is a hash and `block / data` bytes). So a writer stages
 //! frames in an aligned buffer and writes it out whole, except a large
 //! frame that the encoder placed in memory as it goes in the file, whose
-//! whole pages are written from where they lie ([`Stage::write`]); what is left at the
-//! end is written with the page cache, after `O_DIRECT` is turned off for
-//! the tail. A file that never fills one buffer is written with the page
-//! cache in one call, and a file system that refuses `O_DIRECT` (tmpfs
-//! before Linux 6.6)
-//! is written with the page cache throughout.
+//! whole pages are written from where they lie ([`Stage::write`]); what is
+//! left at the end is written with the page cache, after `O_DIRECT` is
+//! turned off for the tail. A file that neither fills one buffer nor holds
+//! such a frame is written with the page cache in one call, and a file
+//! system that refuses `O_DIRECT` (tmpfs before Linux 6.6) is written with
+//! the page cache throughout.
 //!
 //! Buffers come from a small pool, so that their pages are touched once,
 //! and at most [`MAX_BUFFERS`] exist: writers beyond that write through the
@@ -36,7 +36,8 @@ use rustix::fs::OFlags;
 /// in use (512 or 4096 bytes).
 const ALIGN: usize = 4096;
 
-/// One staging buffer: the size of each direct write.
+/// One staging buffer: the size of each direct write of staged bytes alone
+/// (a write with a placed frame's pages is larger).
 pub(crate) const STAGE: usize = 512 << 10;
 
 /// The least data [`Stage::write`] writes from where it lies: below it,
@@ -164,6 +165,10 @@ impl Stage {
     /// Writes what is staged (whole pages) and then `pages` (whole pages at
     /// an aligned address) in one vectored write, and empties the window.
     fn write_with(&mut self, file: &File, pages: &[u8], direct_ok: &AtomicBool) -> io::Result<()> {
+        debug_assert!(
+            self.offset.is_multiple_of(ALIGN as u64) && self.len.is_multiple_of(ALIGN),
+            "a direct write starts and ends on page boundaries"
+        );
         let mut staged = self.start..self.start + self.len;
         let mut pages = pages;
         while !staged.is_empty() || !pages.is_empty() {
@@ -431,6 +436,24 @@ mod tests {
         stage.write(&file, &frame, &direct_ok).unwrap();
         stage.flush(&file, &direct_ok).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), frame);
+        assert_eq!(stage.direct_bytes(), 0);
+        assert!(!direct_ok.load(Ordering::Relaxed));
+        // The same for a placed frame, written from where it lies with
+        // the (misaligned) staged bytes in one vectored write.
+        let path = dir.join("refused-placed");
+        let file = File::create_new(&path).unwrap();
+        let direct_ok = AtomicBool::new(true);
+        let mut stage = Stage::take().expect("a staging buffer");
+        stage.start = if stage.start == 0 { 1 } else { stage.start - 1 };
+        let (small, small_at) = lay(100, 1, 0, true);
+        stage.write(&file, &small[small_at..], &direct_ok).unwrap();
+        let (placed, placed_at) = lay(3 * PLACED_MIN + 5, 2, 100, true);
+        stage
+            .write(&file, &placed[placed_at..], &direct_ok)
+            .unwrap();
+        stage.flush(&file, &direct_ok).unwrap();
+        let expected = [&small[small_at..], &placed[placed_at..]].concat();
+        assert!(std::fs::read(&path).unwrap() == expected, "refused, placed");
         assert_eq!(stage.direct_bytes(), 0);
         assert!(!direct_ok.load(Ordering::Relaxed));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -95,7 +95,8 @@ pub struct Md5Lanes {
 /// Which instructions [`Md5Lanes::compress`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
-    /// Plain loops over the lanes: targets other than x86_64.
+    /// Plain loops over the lanes: what targets other than x86_64 run
+    /// (x86_64 runs it too, for tests and `bench hashes`).
     Loops,
     /// SSE2, which every x86_64 CPU has.
     Sse2,
@@ -186,8 +187,9 @@ impl Md5Lanes {
             Path::Sse2 => unsafe { x86::compress_sse2(&mut self.h, blocks) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `compress_avx512` needs AVX-512F and AVX-512VL, and a
-            // `Md5Lanes` is on this path only when `Path::available` found
-            // both on this CPU (`Md5Lanes::on` asserts `runs_here`).
+            // `Md5Lanes` is on this path only after `Md5Lanes::on` asserted
+            // `runs_here`, which holds only when `Path::best` detected both
+            // on this CPU at run time.
             #[allow(unsafe_code)]
             Path::Avx512 => unsafe { x86::compress_avx512(&mut self.h, blocks) },
             _ => compress_loops(&mut self.h, blocks),

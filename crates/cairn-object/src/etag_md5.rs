@@ -1,7 +1,7 @@
 //! The hashing threads where concurrent PUTs' MD5s (their ETags) meet, so
 //! that up to four streams are hashed side by side
-//! (`cairn_erasure::Md5Lanes`: 3.5 times the rate of one stream on a core
-//! with SSE2, 4.2 with AVX-512, `bench hashes`).
+//! (`cairn_erasure::Md5Lanes`: 3.2 to 3.7 times the rate of one stream on a
+//! core with SSE2, 4.2 with AVX-512, `bench hashes`).
 //!
 //! A PUT opens an [`Md5Stream`] and pushes each large block into it without
 //! waiting: the block is queued behind the stream's earlier blocks, and the
