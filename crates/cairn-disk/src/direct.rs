@@ -26,7 +26,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -112,7 +111,12 @@ impl Stage {
             self.len += head;
             self.copied += head as u64;
             let pages = (data.len() - head) / ALIGN * ALIGN;
-            self.write_with(file, &data[head..head + pages], direct_ok)?;
+            debug_assert!(
+                self.offset.is_multiple_of(ALIGN as u64) && self.len.is_multiple_of(ALIGN),
+                "a direct write starts and ends on page boundaries"
+            );
+            self.write_out(file, 0..self.len, &data[head..head + pages], direct_ok)?;
+            self.len = 0;
             data = &data[head + pages..];
         }
         while !data.is_empty() {
@@ -124,28 +128,27 @@ impl Stage {
             data = &data[take..];
             if self.len == STAGE {
                 self.turn_direct_on(file, direct_ok);
-                self.write_out(file, 0..STAGE, direct_ok)?;
+                self.write_out(file, 0..STAGE, &[], direct_ok)?;
                 self.len = 0;
             }
         }
         Ok(())
     }
 
-    /// Bytes of `data` that complete the page being staged.
+    /// Bytes that complete the page being staged.
     fn head(&self) -> usize {
         (ALIGN - self.len % ALIGN) % ALIGN
     }
 
     /// Whether `data` is worth writing from where it lies: it lies as it
     /// goes in the file, and holds whole pages past what completes the
-    /// staged page, which fits in the buffer.
+    /// staged page (which always fits: the window is whole pages, and a
+    /// full one is written out at once).
     fn placed(&self, data: &[u8]) -> bool {
         // The window and every write so far are page-aligned, so the staged
         // bytes end where `data` goes, modulo a page.
         let head = self.head();
-        self.len + head <= STAGE
-            && data.len() >= head + PLACED_MIN
-            && (data.as_ptr() as usize + head).is_multiple_of(ALIGN)
+        data.len() >= head + PLACED_MIN && (data.as_ptr() as usize + head).is_multiple_of(ALIGN)
     }
 
     /// Turns `O_DIRECT` on for `file` unless it is on or the drive refused
@@ -162,15 +165,36 @@ impl Stage {
         self.direct
     }
 
-    /// Writes what is staged (whole pages) and then `pages` (whole pages at
-    /// an aligned address) in one vectored write, and empties the window.
-    fn write_with(&mut self, file: &File, pages: &[u8], direct_ok: &AtomicBool) -> io::Result<()> {
-        debug_assert!(
-            self.offset.is_multiple_of(ALIGN as u64) && self.len.is_multiple_of(ALIGN),
-            "a direct write starts and ends on page boundaries"
-        );
-        let mut staged = self.start..self.start + self.len;
-        let mut pages = pages;
+    /// Writes out what is staged: the aligned part with `O_DIRECT` if it is
+    /// on, then the rest through the page cache.
+    pub(crate) fn flush(&mut self, file: &File, direct_ok: &AtomicBool) -> io::Result<()> {
+        let mut head = 0;
+        if self.direct {
+            head = self.len / ALIGN * ALIGN;
+            self.write_out(file, 0..head, &[], direct_ok)?;
+        }
+        if self.direct {
+            set_direct(file, false)?;
+            self.direct = false;
+        }
+        self.write_out(file, head..self.len, &[], direct_ok)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Writes `range` of the window and then `pages` (a placed frame's
+    /// whole pages, or nothing) at the file's end, in vectored writes. A
+    /// direct write the drive refuses (`EINVAL`: its blocks are larger than
+    /// [`ALIGN`]) turns `O_DIRECT` off for the file and the drive, and the
+    /// rest goes through the page cache.
+    fn write_out(
+        &mut self,
+        file: &File,
+        range: std::ops::Range<usize>,
+        mut pages: &[u8],
+        direct_ok: &AtomicBool,
+    ) -> io::Result<()> {
+        let mut staged = self.start + range.start..self.start + range.end;
         while !staged.is_empty() || !pages.is_empty() {
             let slices = [
                 io::IoSlice::new(&self.buf[staged.clone()]),
@@ -194,60 +218,6 @@ impl Stage {
                     direct_ok.store(false, Ordering::Relaxed);
                 }
                 Err(err) => return Err(err.into()),
-            }
-        }
-        self.len = 0;
-        Ok(())
-    }
-
-    /// Writes out what is staged: the aligned part with `O_DIRECT` if it is
-    /// on, then the rest through the page cache.
-    pub(crate) fn flush(&mut self, file: &File, direct_ok: &AtomicBool) -> io::Result<()> {
-        let mut head = 0;
-        if self.direct {
-            head = self.len / ALIGN * ALIGN;
-            self.write_out(file, 0..head, direct_ok)?;
-        }
-        if self.direct {
-            set_direct(file, false)?;
-            self.direct = false;
-        }
-        self.write_out(file, head..self.len, direct_ok)?;
-        self.len = 0;
-        Ok(())
-    }
-
-    /// Writes `range` of the window at the file's end. A direct write the
-    /// drive refuses (`EINVAL`: its blocks are larger than [`ALIGN`]) turns
-    /// `O_DIRECT` off for the file and the drive, and the rest goes
-    /// through the page cache.
-    fn write_out(
-        &mut self,
-        file: &File,
-        range: std::ops::Range<usize>,
-        direct_ok: &AtomicBool,
-    ) -> io::Result<()> {
-        let (mut at, end) = (self.start + range.start, self.start + range.end);
-        while at < end {
-            match file.write_at(&self.buf[at..end], self.offset) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    at += n;
-                    self.offset += n as u64;
-                    if self.direct {
-                        self.direct_bytes += n as u64;
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err)
-                    if self.direct
-                        && err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-                {
-                    set_direct(file, false)?;
-                    self.direct = false;
-                    direct_ok.store(false, Ordering::Relaxed);
-                }
-                Err(err) => return Err(err),
             }
         }
         Ok(())
