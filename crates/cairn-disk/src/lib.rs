@@ -96,6 +96,18 @@ pub trait Disk: Send + Sync + 'static {
     /// One page of this drive's object records in key order.
     async fn list_objects(&self, query: &ListQuery) -> Result<ListPage>;
 
+    /// A value that changes whenever a commit to this drive may have
+    /// changed a listing of `bucket`, read before a listing to tell later
+    /// whether its pages are still what the drive holds: if two readings
+    /// are equal, no commit touched the bucket between them. The new value
+    /// is in place before the commit's caller hears it is done. `None`
+    /// when the drive cannot tell (drives on other nodes, which other
+    /// nodes write to, and offline drives).
+    fn list_generation(&self, bucket: &str) -> Option<u64> {
+        let _ = bucket;
+        None
+    }
+
     /// A multipart upload's record; [`DiskError::NotFound`] if it is not here.
     async fn read_upload(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<UploadRecord>;
 
@@ -241,6 +253,26 @@ pub enum MetaOp {
     /// rebuilt it. A drive formatted into its slot lacks the mark until then
     /// ([`ListPage::complete`]).
     MarkComplete,
+}
+
+impl MetaOp {
+    /// The bucket whose listings the change may alter; `None` for changes
+    /// to the drive itself, which may alter any listing.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            MetaOp::MakeBucket(record) => Some(&record.name),
+            MetaOp::DeleteBucket { name, .. } => Some(name),
+            MetaOp::PutVersion { bucket, .. }
+            | MetaOp::DeleteVersion { bucket, .. }
+            | MetaOp::RevertPut { bucket, .. }
+            | MetaOp::CreateUpload { bucket, .. }
+            | MetaOp::PutPart { bucket, .. }
+            | MetaOp::CompleteUpload { bucket, .. }
+            | MetaOp::AbortUpload { bucket, .. }
+            | MetaOp::UpdateMeta { bucket, .. } => Some(bucket),
+            MetaOp::MarkComplete => None,
+        }
+    }
 }
 
 /// A version removed by a metadata change, with its inline data.

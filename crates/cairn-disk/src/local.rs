@@ -493,6 +493,10 @@ impl Disk for LocalDisk {
         blocking(move || online.store.list_objects(&query)).await
     }
 
+    fn list_generation(&self, bucket: &str) -> Option<u64> {
+        Some(self.online().ok()?.store.list_generation(bucket))
+    }
+
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
         let online = self.online()?;
         let path = Self::shard_path(&self.root, data_id, part);

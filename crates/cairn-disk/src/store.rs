@@ -23,6 +23,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use fjall::{
@@ -78,6 +79,60 @@ pub(crate) struct MetaStore {
     db: SingleWriterTxDatabase,
     ks: Keyspaces,
     commits: mpsc::Sender<Commit>,
+    generations: Arc<Generations>,
+}
+
+/// Buckets share this many listing generations, by a hash of their names.
+const GENERATION_SLOTS: usize = 64;
+
+/// Where listing generations come from: every value is used once in the
+/// process, so a store opened anew never repeats one an earlier store gave.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The drive's listing generations ([`crate::Disk::list_generation`]): one
+/// value per slot of bucket names, replaced with a fresh one after every
+/// commit that touched a bucket of that slot, before the commit's callers
+/// hear that it is done.
+struct Generations {
+    slots: [AtomicU64; GENERATION_SLOTS],
+}
+
+impl Generations {
+    fn new() -> Generations {
+        Generations {
+            slots: std::array::from_fn(|_| AtomicU64::new(fresh_generation())),
+        }
+    }
+
+    fn get(&self, bucket: &str) -> u64 {
+        self.slots[slot_of(bucket)].load(Ordering::SeqCst)
+    }
+
+    /// Marks the listings of `bucket` changed; of every bucket for `None`.
+    fn bump(&self, bucket: Option<&str>) {
+        match bucket {
+            Some(bucket) => self.slots[slot_of(bucket)].store(fresh_generation(), Ordering::SeqCst),
+            None => {
+                for slot in &self.slots {
+                    slot.store(fresh_generation(), Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+/// Which generation slot holds `bucket`: FNV-1a of the name.
+fn slot_of(bucket: &str) -> usize {
+    let hash = bucket
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % GENERATION_SLOTS as u64) as usize
 }
 
 fn store_err(err: fjall::Error) -> DiskError {
@@ -165,15 +220,31 @@ impl MetaStore {
         };
         let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
         let (committer_db, committer_ks) = (db.clone(), ks.clone());
+        let generations = Arc::new(Generations::new());
+        let committer_generations = generations.clone();
         std::thread::Builder::new()
             .name("cairn-meta-commit".to_owned())
-            .spawn(move || committer(&committer_db, &committer_ks, &mut rx, &liveness))
+            .spawn(move || {
+                committer(
+                    &committer_db,
+                    &committer_ks,
+                    &committer_generations,
+                    &mut rx,
+                    &liveness,
+                )
+            })
             .map_err(|e| DiskError::io("starting the metadata committer", e))?;
         Ok(MetaStore {
             db,
             ks,
             commits: tx,
+            generations,
         })
+    }
+
+    /// The listing generation of `bucket` ([`crate::Disk::list_generation`]).
+    pub(crate) fn list_generation(&self, bucket: &str) -> u64 {
+        self.generations.get(bucket)
     }
 
     /// Applies `op` durably, batched with concurrent callers into one commit.
@@ -480,6 +551,7 @@ impl MetaStore {
 fn committer(
     db: &SingleWriterTxDatabase,
     ks: &Keyspaces,
+    generations: &Generations,
     rx: &mut mpsc::Receiver<Commit>,
     liveness: &LivenessCheck,
 ) {
@@ -495,6 +567,11 @@ fn committer(
             Ok(()) => apply_batch(db, ks, &batch),
             Err(err) => Err(err),
         };
+        // Failed batches too: a commit that failed may still have changed
+        // what a listing reads.
+        for commit in &batch {
+            generations.bump(commit.op.bucket());
+        }
         match results {
             Ok(results) => {
                 for (commit, result) in batch.into_iter().zip(results) {

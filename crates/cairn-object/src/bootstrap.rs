@@ -345,6 +345,7 @@ pub async fn bootstrap(
         write_budget: Arc::new(tokio::sync::Semaphore::new(
             (config.write_buffer / crate::put::BUDGET_UNIT).max(1),
         )),
+        read_ahead: crate::list::ReadAhead::default(),
         config,
     });
     let layer = Arc::new(ObjectLayer {

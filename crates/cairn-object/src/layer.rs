@@ -12,7 +12,7 @@ use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::get::{GetObject, GetOptions};
 use crate::heal::HealReport;
-use crate::list::{Listed, MergedLister, SetLister};
+use crate::list::{Listed, MergedLister, ReadAhead, ReadAheadStats, SetLister};
 use crate::multipart::{
     CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult, ListedUpload, PartInfo,
     UploadInfo,
@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// PUT data in flight, in units of [`crate::put::BUDGET_UNIT`] bytes
     /// (`ObjectConfig::write_buffer`).
     pub(crate) write_budget: Arc<tokio::sync::Semaphore>,
+    /// Listings kept for their next page.
+    pub(crate) read_ahead: ReadAhead,
 }
 
 impl Shared {
@@ -348,7 +350,7 @@ impl ObjectLayer {
         // Every drive, not the fewest a client listing starts on: emptiness
         // decides whether records are destroyed, so it is never inferred.
         if !self
-            .list_with(bucket, &probe, SetLister::new)
+            .list_with(bucket, &probe, SetLister::new, false)
             .await?
             .objects
             .is_empty()
@@ -606,44 +608,73 @@ impl ObjectLayer {
         let single_process = self
             .all_sets()
             .all(|set| set.disks.iter().all(|disk| disk.reads_block()));
-        if single_process {
-            self.list_with(bucket, opts, SetLister::fewest_drives).await
+        let lister = if single_process {
+            SetLister::fewest_drives
         } else {
-            self.list_with(bucket, opts, SetLister::new).await
-        }
+            SetLister::new
+        };
+        self.list_with(bucket, opts, lister, true).await
     }
 
-    /// One page of a listing, each set listed by a lister from `lister`.
+    /// How the listing read-ahead ([`crate::list::ReadAhead`]) has fared.
+    pub fn list_read_ahead_stats(&self) -> ReadAheadStats {
+        self.shared.read_ahead.stats()
+    }
+
+    /// One page of a listing, each set listed by a lister from `lister`;
+    /// with `read_ahead`, continuing a kept listing where one starts at
+    /// the page, and keeping this one when the page is truncated.
     async fn list_with(
         &self,
         bucket: &str,
         opts: &ListOptions,
         lister: fn(&ErasureSet, &str, &ListOptions) -> SetLister,
+        read_ahead: bool,
     ) -> Result<ListResult> {
         let mut result = ListResult::default();
         if opts.max_keys == 0 {
             self.bucket_info(bucket).await?;
             return Ok(result);
         }
-        let listers = self
-            .all_sets()
-            .map(|set| lister(set, bucket, opts))
-            .collect();
-        let mut merged = MergedLister::new(listers);
+        let resumed = if read_ahead {
+            self.shared.read_ahead.resume(bucket, opts).await
+        } else {
+            None
+        };
+        let (mut merged, mut pending) = match resumed {
+            Some((merged, next)) => (merged, Some(next)),
+            None => {
+                let listers = self
+                    .all_sets()
+                    .map(|set| lister(set, bucket, opts))
+                    .collect();
+                (MergedLister::new(listers), None)
+            }
+        };
         let mut count = 0;
         while count < opts.max_keys {
-            match merged.next().await? {
+            let next = match pending.take() {
+                Some(next) => Some(next),
+                None => merged.next().await?,
+            };
+            match next {
                 Some(Listed::Object(info)) => result.objects.push(info),
                 Some(Listed::Prefix(prefix)) => result.prefixes.push(prefix),
                 None => return Ok(result),
             }
             count += 1;
         }
-        if merged.next().await?.is_some() {
+        if let Some(next) = merged.next().await? {
             result.truncated = true;
             let last_object = result.objects.last().map(|o| o.key.as_str());
             let last_prefix = result.prefixes.last().map(String::as_str);
-            result.next_marker = last_object.max(last_prefix).map(str::to_owned);
+            let last = last_object.max(last_prefix).map(str::to_owned);
+            if read_ahead && let Some(last) = &last {
+                self.shared
+                    .read_ahead
+                    .keep(bucket, opts, last, merged, next);
+            }
+            result.next_marker = last;
         }
         Ok(result)
     }

@@ -49,6 +49,7 @@ pub use healq::{HealQueue, HealQueueStats, spawn_healer};
 pub use janitor::{abort_stale_uploads, spawn_janitor};
 pub use jobs::{DriveCounters, Failure, JobKind, JobState, MAX_FAILURES, spawn_jobs};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
+pub use list::ReadAheadStats;
 pub use monitor::{heal_bucket_records, reconnect_drives, spawn_drive_monitor};
 pub use multipart::{
     CompleteFinalizer, CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult,

@@ -2,8 +2,9 @@
 //! key by quorum, then merge the sets (DESIGN.md section 4).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use cairn_disk::{Disk, DiskError, ListEntry, ListQuery, ReadData, ReadObject};
 use futures::future::join_all;
@@ -61,6 +62,9 @@ pub(crate) struct SetLister {
     decided: Option<String>,
     /// Scratch for [`SetLister::next`]: one entry per drive.
     found: Vec<Option<ListEntry>>,
+    /// Each drive's [`Disk::list_generation`] of the bucket, read before
+    /// the lister's first page: see [`SetLister::still_current`].
+    generations: Vec<Option<u64>>,
 }
 
 /// Records `name` as the last decided, reusing the string's buffer.
@@ -137,7 +141,23 @@ impl SetLister {
             subset: false,
             decided: None,
             found: Vec::new(),
+            generations: set
+                .disks
+                .iter()
+                .map(|disk| disk.list_generation(bucket))
+                .collect(),
         }
+    }
+
+    /// Whether no drive of the set has committed a change to the bucket
+    /// since this lister was made, so that everything it read, and reads
+    /// from the same snapshots' successors, still answers a listing made
+    /// now. False whenever a drive cannot tell (it is remote or offline).
+    fn still_current(&self) -> bool {
+        self.disks
+            .iter()
+            .zip(&self.generations)
+            .all(|(disk, &then)| then.is_some() && disk.list_generation(&self.bucket) == then)
     }
 
     /// A lister that starts on the fewest drives that can answer for the
@@ -458,6 +478,19 @@ pub(crate) struct MergedLister {
 }
 
 impl MergedLister {
+    /// Fetches the next drive pages the listing will need, as its next
+    /// call to [`MergedLister::next`] would.
+    async fn read_ahead(&mut self) -> Result<()> {
+        for result in join_all(self.listers.iter_mut().map(SetLister::refill)).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    fn still_current(&self) -> bool {
+        self.listers.iter().all(SetLister::still_current)
+    }
+
     pub(crate) fn new(listers: Vec<SetLister>) -> MergedLister {
         let heads = listers.iter().map(|_| None).collect();
         MergedLister {
@@ -507,5 +540,151 @@ impl MergedLister {
             }
         }
         Ok(chosen)
+    }
+}
+
+/// Most listings kept for their next page at once.
+const READ_AHEAD_LISTINGS: usize = 8;
+
+/// How long a kept listing waits for its next page.
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Listings kept after a truncated page, with their drives' next pages read
+/// in the background, for the request that asks for the page after it.
+///
+/// Every S3 client lists a prefix page by page, each request starting after
+/// the last key of the one before; a page's time is about one drive scan
+/// followed by the merge and the response, and this moves the scan off the
+/// next request's path, into the time the client spends on the page it
+/// has. A kept listing is used only while [`SetLister::still_current`]:
+/// any commit touching the bucket on any of the set's drives since the
+/// listing started, which includes every write acknowledged before the
+/// next request arrived, makes the request list afresh; so a page never
+/// misses a write acknowledged before it was asked for. At most
+/// [`READ_AHEAD_LISTINGS`] listings are kept (each holds a drive page per
+/// listed drive), each for at most [`READ_AHEAD_WAIT`].
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    kept: Mutex<Vec<Kept>>,
+    stats: ReadAheadCounters,
+}
+
+#[derive(Default)]
+struct ReadAheadCounters {
+    kept: AtomicU64,
+    resumed: AtomicU64,
+    stale: AtomicU64,
+}
+
+/// How the listing read-ahead has fared since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadAheadStats {
+    /// Truncated pages whose listing was kept for the next page.
+    pub kept: u64,
+    /// Pages answered by continuing a kept listing.
+    pub resumed: u64,
+    /// Kept listings found for a page but not used, as the bucket had
+    /// changed since they started (or their read-ahead failed).
+    pub stale: u64,
+}
+
+struct Kept {
+    /// The request this listing answers next.
+    bucket: String,
+    prefix: String,
+    delimiter: Option<String>,
+    start_after: String,
+    since: Instant,
+    /// The read-ahead; it yields the listing and its next entry.
+    listing: tokio::task::JoinHandle<Option<(MergedLister, Listed)>>,
+}
+
+impl Kept {
+    fn continues(&self, bucket: &str, options: &ListOptions) -> bool {
+        self.bucket == bucket
+            && self.prefix == options.prefix
+            && self.delimiter == options.delimiter
+            && options.start_after.as_deref() == Some(self.start_after.as_str())
+    }
+}
+
+impl ReadAhead {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<Kept>> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `lister`, whose page for `options` ended before `next`, and
+    /// starts reading the drive pages that its next page needs.
+    pub(crate) fn keep(
+        &self,
+        bucket: &str,
+        options: &ListOptions,
+        last: &str,
+        lister: MergedLister,
+        next: Listed,
+    ) {
+        let mut lister = lister;
+        let listing = tokio::spawn(async move {
+            lister.read_ahead().await.ok()?;
+            Some((lister, next))
+        });
+        let kept = Kept {
+            bucket: bucket.to_owned(),
+            prefix: options.prefix.clone(),
+            delimiter: options.delimiter.clone(),
+            start_after: last.to_owned(),
+            since: Instant::now(),
+            listing,
+        };
+        let mut all = self.kept();
+        all.retain(|k| {
+            let keep = k.since.elapsed() < READ_AHEAD_WAIT;
+            if !keep {
+                k.listing.abort();
+            }
+            keep
+        });
+        if all.len() >= READ_AHEAD_LISTINGS {
+            all.remove(0).listing.abort();
+        }
+        all.push(kept);
+        self.stats.kept.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The kept listing that continues where `options` starts, with its
+    /// next entry, if there is one and the bucket has not changed since.
+    pub(crate) async fn resume(
+        &self,
+        bucket: &str,
+        options: &ListOptions,
+    ) -> Option<(MergedLister, Listed)> {
+        options.start_after.as_ref()?;
+        let kept = {
+            let mut all = self.kept();
+            let idx = all.iter().position(|k| k.continues(bucket, options))?;
+            all.remove(idx)
+        };
+        if kept.since.elapsed() >= READ_AHEAD_WAIT {
+            kept.listing.abort();
+            return None;
+        }
+        match kept.listing.await {
+            Ok(Some((lister, next))) if lister.still_current() => {
+                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+                Some((lister, next))
+            }
+            _ => {
+                self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ReadAheadStats {
+        ReadAheadStats {
+            kept: self.stats.kept.load(Ordering::Relaxed),
+            resumed: self.stats.resumed.load(Ordering::Relaxed),
+            stale: self.stats.stale.load(Ordering::Relaxed),
+        }
     }
 }
