@@ -17,6 +17,7 @@ mod cors;
 mod error;
 mod host;
 mod list;
+mod list_route;
 mod multipart;
 mod object;
 mod post;
@@ -174,6 +175,44 @@ operations! {
 
 /// Serves S3 requests: checks what s3s leaves unchecked, answers CORS
 /// preflights, then hands over.
+/// The custom routes, which s3s checks once a request is authenticated.
+struct Routes {
+    range: range::IgnoreUnusableRange,
+    list: list_route::ListV2Route,
+}
+
+/// Marks a request [`Routes`] gave to the listing route.
+#[derive(Clone, Copy)]
+struct ListRoute;
+
+#[async_trait::async_trait]
+impl s3s::route::S3Route for Routes {
+    fn is_match(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> bool {
+        if self.list.is_match(method, uri, headers, extensions) {
+            extensions.insert(ListRoute);
+            return true;
+        }
+        self.range.is_match(method, uri, headers, extensions)
+    }
+
+    async fn call(
+        &self,
+        req: s3s::S3Request<s3s::Body>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::Body>> {
+        if req.extensions.get::<ListRoute>().is_some() {
+            self.list.call(req).await
+        } else {
+            self.range.call(req).await
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct S3Handler {
     service: S3Service,
@@ -209,8 +248,14 @@ impl S3Handler {
             builder.set_host(host);
         }
         builder.set_auth(auth::RootAuth::new(settings.root.clone()));
-        builder.set_route(range::IgnoreUnusableRange {
-            trusted: trusted.build(),
+        builder.set_route(Routes {
+            range: range::IgnoreUnusableRange {
+                trusted: trusted.build(),
+            },
+            list: list_route::ListV2Route {
+                s3: s3(),
+                hosts: host()?,
+            },
         });
         Ok(S3Handler {
             service: builder.build(),
