@@ -620,10 +620,9 @@ impl ReadAhead {
         bucket: &str,
         options: &ListOptions,
         last: &str,
-        lister: MergedLister,
+        mut lister: MergedLister,
         next: Listed,
     ) {
-        let mut lister = lister;
         let listing = tokio::spawn(async move {
             lister.read_ahead().await.ok()?;
             Some((lister, next))

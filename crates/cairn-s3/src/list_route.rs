@@ -64,7 +64,12 @@ fn bucket(hosts: Option<&VirtualHosts>, uri: &Uri, headers: &HeaderMap) -> Optio
 }
 
 /// Whether the query is a ListObjectsV2 request's and nothing else's.
+/// Every GET passes through here: a query without `list-type=2` in it is
+/// turned away before it is decoded.
 fn plain_list_v2(uri: &Uri) -> bool {
+    if !uri.query().is_some_and(|q| q.contains("list-type=2")) {
+        return false;
+    }
     Query::parse(uri).is_some_and(|qs| {
         qs.get_all("list-type").eq(["2"])
             && qs.0.iter().all(|(name, _)| KNOWN.contains(&name.as_str()))
