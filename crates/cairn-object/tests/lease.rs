@@ -1,12 +1,13 @@
 //! Issue 4, item 6: a writer whose cluster lock lost its lease abandons its
 //! commit, and the object it was writing never becomes visible.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
 use cairn_object::{
     BodyStream, BootstrapOptions, Error, HeldLock, Locker, ObjectConfig, PoolSpec, Preconditions,
     PutOptions,
@@ -50,13 +51,7 @@ fn body(data: &'static [u8]) -> BodyStream {
 #[tokio::test]
 async fn issue_4_a_writer_that_lost_its_lease_does_not_commit() {
     let dir = std::env::temp_dir().join(format!("cairn-lease-{}", uuid::Uuid::new_v4().simple()));
-    let drives: Vec<Arc<dyn Disk>> = (0..4)
-        .map(|i| {
-            let disk = LocalDisk::new(dir.join(format!("d{i}")), LocalDiskOptions::default(), true)
-                .unwrap();
-            Arc::new(disk) as Arc<dyn Disk>
-        })
-        .collect();
+    let drives = common::four_local_drives(&dir);
     let lost = Arc::new(AtomicBool::new(false));
     let locker = Arc::new(LeaseLocker {
         lost: lost.clone(),

@@ -1,11 +1,12 @@
 //! Issue 6: a listing kept after a truncated page, its drives' next pages
 //! read ahead, answers the next page only while the bucket is unchanged.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
 use cairn_object::{
     BodyStream, BootstrapOptions, ListOptions, ListResult, ObjectConfig, ObjectLayer, PoolSpec,
     PutOptions, ReadAheadStats,
@@ -25,13 +26,7 @@ impl Drop for Layer {
 /// One set of four local drives (EC 2+2), as `cairn server DIR{1...4}`.
 async fn layer(name: &str) -> Layer {
     let dir = std::env::temp_dir().join(format!("cairn-{name}-{}", uuid::Uuid::new_v4().simple()));
-    let drives: Vec<Arc<dyn Disk>> = (0..4)
-        .map(|i| {
-            let disk = LocalDisk::new(dir.join(format!("d{i}")), LocalDiskOptions::default(), true)
-                .unwrap();
-            Arc::new(disk) as Arc<dyn Disk>
-        })
-        .collect();
+    let drives = common::four_local_drives(&dir);
     let pools = vec![PoolSpec {
         drives,
         set_size: 4,
