@@ -52,10 +52,28 @@ pub struct LocalDiskOptions {
 
 impl Default for LocalDiskOptions {
     fn default() -> Self {
+        LocalDiskOptions::with_meta_memory(32 << 20)
+    }
+}
+
+impl LocalDiskOptions {
+    /// Options whose metadata store holds about `bytes` of memory: half for
+    /// its block cache, and a quarter for each keyspace's unflushed writes
+    /// (two keyspaces, object records and inline data, take nearly all of
+    /// them). Each part is at least 1 MiB, the least the store takes.
+    pub fn with_meta_memory(bytes: u64) -> LocalDiskOptions {
+        const MIN: u64 = 1 << 20;
         LocalDiskOptions {
-            meta_cache_bytes: 16 << 20,
-            meta_memtable_bytes: 8 << 20,
+            meta_cache_bytes: (bytes / 2).max(MIN),
+            meta_memtable_bytes: (bytes / 4).max(MIN),
         }
+    }
+
+    /// Each of a node's `drives` local drives' share of a node-wide metadata
+    /// memory budget of `node_bytes` (`CAIRN_META_MEMORY_MB`), so that a
+    /// node's metadata memory does not grow with its drive count.
+    pub fn node_share(node_bytes: u64, drives: usize) -> LocalDiskOptions {
+        LocalDiskOptions::with_meta_memory(node_bytes / drives.max(1) as u64)
     }
 }
 
@@ -885,5 +903,34 @@ impl ShardReader for LocalShardReader {
             Ok(Bytes::from(buf))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_6_drives_share_the_node_metadata_budget() {
+        // The default is what a drive had before the node budget.
+        let one = LocalDiskOptions::default();
+        assert_eq!(
+            (one.meta_cache_bytes, one.meta_memtable_bytes),
+            (16 << 20, 8 << 20)
+        );
+        // 64 MiB over 4 drives: 16 MiB each, 8 of cache and 4 per keyspace.
+        let four = LocalDiskOptions::node_share(64 << 20, 4);
+        assert_eq!(
+            (four.meta_cache_bytes, four.meta_memtable_bytes),
+            (8 << 20, 4 << 20)
+        );
+        // The more drives, the smaller each share, down to the store's least.
+        let many = LocalDiskOptions::node_share(64 << 20, 100);
+        assert_eq!(
+            (many.meta_cache_bytes, many.meta_memtable_bytes),
+            (1 << 20, 1 << 20)
+        );
+        let none = LocalDiskOptions::node_share(64 << 20, 0);
+        assert_eq!(none.meta_cache_bytes, 32 << 20);
     }
 }

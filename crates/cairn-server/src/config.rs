@@ -191,6 +191,10 @@ pub struct EnvSettings {
     pub heal_concurrency: usize,
     /// PUT data in flight across all requests, in MiB (`CAIRN_WRITE_BUFFER_MB`).
     pub write_buffer_mb: usize,
+    /// Metadata memory of all this node's drives together, in MiB
+    /// (`CAIRN_META_MEMORY_MB`): their stores' block caches and unflushed
+    /// writes.
+    pub meta_memory_mb: u64,
     pub scanner_interval: Duration,
     pub scanner_deep_percent: u8,
     pub orphan_grace: Duration,
@@ -286,6 +290,11 @@ pub fn env_settings() -> Result<EnvSettings> {
         Some(n) => bail!("CAIRN_WRITE_BUFFER_MB must be 8 to 65536, got {n}"),
         None => 64,
     };
+    let meta_memory_mb = match number("META_MEMORY_MB")? {
+        Some(n) if (8..=65_536).contains(&n) => n as u64,
+        Some(n) => bail!("CAIRN_META_MEMORY_MB must be 8 to 65536, got {n}"),
+        None => 64,
+    };
     let scanner_deep_percent = match number("SCANNER_DEEP_PERCENT")? {
         Some(p) if p <= 100 => p as u8,
         Some(p) => bail!("CAIRN_SCANNER_DEEP_PERCENT must be 0 to 100, got {p}"),
@@ -298,6 +307,7 @@ pub fn env_settings() -> Result<EnvSettings> {
         heal_duty,
         heal_concurrency,
         write_buffer_mb,
+        meta_memory_mb,
         heal_queue_max: number("HEAL_QUEUE_MAX")?
             .filter(|n| *n > 0)
             .unwrap_or(100_000),

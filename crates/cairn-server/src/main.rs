@@ -173,6 +173,17 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let mut pools = Vec::with_capacity(pools_endpoints.len());
     let mut set_sizes = Vec::with_capacity(pools_endpoints.len());
     let mut local_drives: HashMap<String, Arc<dyn Disk>> = HashMap::new();
+    // The node's metadata memory budget is shared by its local drives.
+    let is_local = |endpoint: &topology::Endpoint| match (&cluster, &endpoint.node) {
+        (Some(cluster), Some(node)) => cluster.is_local(node),
+        _ => true,
+    };
+    let local_count = pools_endpoints
+        .iter()
+        .flatten()
+        .filter(|e| is_local(e))
+        .count();
+    let drive_options = LocalDiskOptions::node_share(env.meta_memory_mb << 20, local_count);
     for (pool_idx, endpoints) in pools_endpoints.iter().enumerate() {
         let node_count = cluster.as_ref().map_or(1, |c| c.nodes.len());
         let set_size =
@@ -182,11 +193,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         let mut disks: Vec<Arc<dyn Disk>> = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let disk: Arc<dyn Disk> = match (&cluster, &endpoint.node) {
-                (Some(cluster), Some(node)) if !cluster.is_local(node) => {
+                (Some(cluster), Some(node)) if !is_local(endpoint) => {
                     cluster.remote_disk(node, &endpoint.path)
                 }
                 _ => {
-                    let disk = LocalDisk::new(&endpoint.path, LocalDiskOptions::default(), true)
+                    let disk = LocalDisk::new(&endpoint.path, drive_options.clone(), true)
                         .with_context(|| format!("drive {}", endpoint.path))?;
                     let disk: Arc<dyn Disk> = Arc::new(disk);
                     local_drives.insert(endpoint.path.clone(), disk.clone());
