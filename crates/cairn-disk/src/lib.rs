@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use error::{DiskError, Result};
 pub use format::{DISTRIBUTION, FORMAT_VERSION, Format};
-pub use local::{LocalDisk, LocalDiskOptions};
+pub use local::{LocalDisk, LocalDiskOptions, MAX_DRIVE_META_MEMORY};
 pub use meta::{
     BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, UploadPartRecord,
     UploadRecord, VersionIdentity,

@@ -52,9 +52,14 @@ pub struct LocalDiskOptions {
 
 impl Default for LocalDiskOptions {
     fn default() -> Self {
-        LocalDiskOptions::with_meta_memory(32 << 20)
+        LocalDiskOptions::with_meta_memory(MAX_DRIVE_META_MEMORY)
     }
 }
+
+/// The most metadata memory one drive's store takes: a 16 MiB block cache
+/// and 8 MiB memtables. Smaller memtables flush more often, which costs
+/// small PUTs tail latency (docs/benchmarks.md, "Memory").
+pub const MAX_DRIVE_META_MEMORY: u64 = 32 << 20;
 
 impl LocalDiskOptions {
     /// Options whose metadata store holds about `bytes` of memory: half for
@@ -71,9 +76,11 @@ impl LocalDiskOptions {
 
     /// Each of a node's `drives` local drives' share of a node-wide metadata
     /// memory budget of `node_bytes` (`CAIRN_META_MEMORY_MB`), so that a
-    /// node's metadata memory does not grow with its drive count.
+    /// node's metadata memory does not grow with its drive count. A share
+    /// is at most [`MAX_DRIVE_META_MEMORY`]: more buys a drive little.
     pub fn node_share(node_bytes: u64, drives: usize) -> LocalDiskOptions {
-        LocalDiskOptions::with_meta_memory(node_bytes / drives.max(1) as u64)
+        let share = node_bytes / drives.max(1) as u64;
+        LocalDiskOptions::with_meta_memory(share.min(MAX_DRIVE_META_MEMORY))
     }
 }
 
@@ -930,7 +937,16 @@ mod tests {
             (many.meta_cache_bytes, many.meta_memtable_bytes),
             (1 << 20, 1 << 20)
         );
-        let none = LocalDiskOptions::node_share(64 << 20, 0);
-        assert_eq!(none.meta_cache_bytes, 32 << 20);
+        // A node with few drives gives each at most what one drive had.
+        let few = LocalDiskOptions::node_share(128 << 20, 1);
+        assert_eq!(
+            (few.meta_cache_bytes, few.meta_memtable_bytes),
+            (16 << 20, 8 << 20)
+        );
+        let none = LocalDiskOptions::node_share(8 << 20, 0);
+        assert_eq!(
+            (none.meta_cache_bytes, none.meta_memtable_bytes),
+            (4 << 20, 2 << 20)
+        );
     }
 }

@@ -293,7 +293,7 @@ pub fn env_settings() -> Result<EnvSettings> {
     let meta_memory_mb = match number("META_MEMORY_MB")? {
         Some(n) if (8..=65_536).contains(&n) => n as u64,
         Some(n) => bail!("CAIRN_META_MEMORY_MB must be 8 to 65536, got {n}"),
-        None => 64,
+        None => 128,
     };
     let scanner_deep_percent = match number("SCANNER_DEEP_PERCENT")? {
         Some(p) if p <= 100 => p as u8,

@@ -439,8 +439,9 @@ fn bench_phase(server: &TestServer, args: &[&str], phase: &str, ops: u64) {
 /// a 16 MiB budget over 4 drives, 20,000 small PUTs (their records and
 /// inline data go through the stores' memtables) and 20,000 small GETs
 /// (which fill the block caches) keep the server's peak RSS under 160 MiB.
-/// With the earlier fixed 16 MiB cache and 8 MiB memtables per drive the
-/// same load took it to about 210-250 MiB.
+/// With 32 MiB per drive (a 16 MiB cache and 8 MiB memtables, what each
+/// drive had before the budget, and the default 128 MiB's share at 4
+/// drives) the same load takes it to about 210-250 MiB.
 #[test]
 fn issue_6_metadata_memory_stays_within_the_node_budget() {
     const BUDGET_LIMIT: u64 = 160 << 20;
