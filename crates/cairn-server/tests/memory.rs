@@ -404,12 +404,13 @@ fn issue_6_thirty_two_concurrent_64_mib_puts_stay_under_256_mib_rss() {
     );
 }
 
-/// Runs `cairn bench` against `server` with `args`, and checks that the
-/// phase named `phase` finished `ops` operations without errors.
-fn bench_phase(server: &TestServer, args: &[&str], phase: &str, ops: u64) {
+/// Runs `cairn` with the words of `command` (a `bench` run) against
+/// `server`, and checks that the phase named `phase` finished `ops`
+/// operations without errors.
+fn bench_phase(server: &TestServer, command: &str, phase: &str, ops: u64) {
     let pid = server.pid().to_string();
     let endpoint = server.endpoint();
-    let mut all = args.to_vec();
+    let mut all: Vec<&str> = command.split_whitespace().collect();
     all.extend(["--endpoint", &endpoint, "--server-pid", &pid, "--json"]);
     let (code, stdout, stderr) = common::run_cairn(
         &all,
@@ -448,39 +449,13 @@ fn issue_6_metadata_memory_stays_within_the_node_budget() {
     let server = TestServer::start(ServerOptions::drives(4).env("CAIRN_META_MEMORY_MB", "16"));
     bench_phase(
         &server,
-        &[
-            "bench",
-            "put",
-            "--bucket",
-            "meta",
-            "--size",
-            "4KiB",
-            "-c",
-            "16",
-            "--count",
-            "20000",
-            "--payload",
-            "unsigned",
-        ],
+        "bench put --bucket meta --size 4KiB -c 16 --count 20000 --payload unsigned",
         "put",
         20_000,
     );
     bench_phase(
         &server,
-        &[
-            "bench",
-            "get",
-            "--bucket",
-            "meta",
-            "--size",
-            "4KiB",
-            "-c",
-            "16",
-            "--objects",
-            "2000",
-            "--count",
-            "20000",
-        ],
+        "bench get --bucket meta --size 4KiB -c 16 --objects 2000 --count 20000",
         "get",
         20_000,
     );
