@@ -359,41 +359,11 @@ fn issue_3_five_gib_multipart_upload_stays_under_256_mib_rss() {
 #[test]
 fn issue_6_thirty_two_concurrent_64_mib_puts_stay_under_256_mib_rss() {
     let server = TestServer::start(ServerOptions::drives(4));
-    let pid = server.pid().to_string();
-    let endpoint = server.endpoint();
-    let (code, stdout, stderr) = common::run_cairn(
-        &[
-            "bench",
-            "put",
-            "--endpoint",
-            &endpoint,
-            "--bucket",
-            "rss",
-            "--size",
-            "64MiB",
-            "-c",
-            "32",
-            "--count",
-            "32",
-            "--payload",
-            "unsigned",
-            "--server-pid",
-            &pid,
-            "--json",
-        ],
-        &[
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ],
-    );
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let put = &result["phases"][0];
-    assert_eq!(put["name"], "put");
-    assert_eq!(
-        (put["ops"].as_u64(), put["errors"].as_u64()),
-        (Some(32), Some(0)),
-        "{put}"
+    let put = bench_phase(
+        &server,
+        "bench put --bucket rss --size 64MiB -c 32 --count 32 --payload unsigned",
+        "put",
+        32,
     );
     assert_eq!(put["bytes"].as_u64(), Some(32 * (64 << 20)));
     let peak = server.peak_rss();
@@ -405,9 +375,9 @@ fn issue_6_thirty_two_concurrent_64_mib_puts_stay_under_256_mib_rss() {
 }
 
 /// Runs `cairn` with the words of `command` (a `bench` run) against
-/// `server`, and checks that the phase named `phase` finished `ops`
-/// operations without errors.
-fn bench_phase(server: &TestServer, command: &str, phase: &str, ops: u64) {
+/// `server`, checks that the phase named `phase` finished `ops` operations
+/// without errors, and returns that phase's results.
+fn bench_phase(server: &TestServer, command: &str, phase: &str, ops: u64) -> serde_json::Value {
     let pid = server.pid().to_string();
     let endpoint = server.endpoint();
     let mut all: Vec<&str> = command.split_whitespace().collect();
@@ -433,6 +403,7 @@ fn bench_phase(server: &TestServer, command: &str, phase: &str, ops: u64) {
         (Some(ops), Some(0)),
         "{found}"
     );
+    found
 }
 
 /// The drives' metadata stores share one node-wide memory budget
@@ -474,19 +445,21 @@ fn issue_6_metadata_memory_stays_within_the_node_budget() {
 fn issue_6_a_bad_metadata_budget_is_refused() {
     for bad in ["4", "lots"] {
         let dir = common::TempDir::new("meta-budget");
-        let out = std::process::Command::new(common::cairn_binary())
-            .args(["server", "--address", "127.0.0.1:0"])
-            .arg(dir.path().join("d{1...4}"))
-            .env("CAIRN_META_MEMORY_MB", bad)
-            .env("CAIRN_ROOT_USER", ACCESS_KEY)
-            .env("CAIRN_ROOT_PASSWORD", SECRET_KEY)
-            .output()
-            .unwrap();
-        assert!(
-            !out.status.success(),
-            "started with CAIRN_META_MEMORY_MB={bad}"
+        let drives = dir.path().join("d{1...4}");
+        let (code, _, stderr) = common::run_cairn(
+            &[
+                "server",
+                "--address",
+                "127.0.0.1:0",
+                drives.to_str().unwrap(),
+            ],
+            &[
+                ("CAIRN_META_MEMORY_MB", bad),
+                ("CAIRN_ROOT_USER", ACCESS_KEY),
+                ("CAIRN_ROOT_PASSWORD", SECRET_KEY),
+            ],
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(code, 0, "started with CAIRN_META_MEMORY_MB={bad}");
         assert!(stderr.contains("CAIRN_META_MEMORY_MB"), "{bad}: {stderr}");
     }
 }
