@@ -416,6 +416,40 @@ async fn removed_directory_takes_the_drive_offline_and_back() {
     assert_eq!(disk.read_format().await.unwrap(), None);
 }
 
+/// A commit is checked against the drive's identity by the drive's committer
+/// just before it writes, not before it queues: a `format.json` replaced by
+/// another file (the directory and its store still in place) fails the
+/// commit as offline, takes the drive offline, and writes nothing.
+#[tokio::test]
+async fn issue_6_a_commit_after_the_format_was_replaced_writes_nothing() {
+    let dir = TempDir::new();
+    let (disk, format) = formatted_disk(&dir).await;
+    make_bucket(&disk, "b").await;
+    let format_path = dir.0.join("d1/.cairn.sys/format.json");
+    let copy = dir.0.join("format.copy");
+    std::fs::copy(&format_path, &copy).unwrap();
+    std::fs::rename(&copy, &format_path).unwrap();
+
+    let err = disk
+        .commit(put("b", "k", version(1, false), None))
+        .await
+        .unwrap_err();
+    assert!(err.is_offline(), "{err}");
+    assert!(err.to_string().contains("replaced"), "{err}");
+    assert!(!disk.is_online());
+
+    // The same drive, connected anew through its new `format.json`.
+    disk.connect(&format).await.unwrap();
+    assert!(matches!(
+        disk.read_object("b", "k", ReadData::None).await,
+        Err(DiskError::NotFound)
+    ));
+    disk.commit(put("b", "k", version(1, false), None))
+        .await
+        .unwrap();
+    assert!(disk.read_object("b", "k", ReadData::None).await.is_ok());
+}
+
 fn upload(upload_id: Uuid) -> cairn_disk::UploadRecord {
     cairn_disk::UploadRecord {
         upload_id,
