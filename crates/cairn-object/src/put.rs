@@ -338,6 +338,23 @@ impl Layout {
     pub(crate) fn write_quorum(&self) -> usize {
         crate::set::write_quorum(self.data_shards, self.parity_shards)
     }
+
+    fn erasure(&self) -> Result<Erasure> {
+        Erasure::new(
+            self.data_shards,
+            self.parity_shards,
+            self.block_size,
+            BitrotAlgo::DEFAULT,
+        )
+        .map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+/// Whether a body of the declared `size` goes into the metadata store
+/// instead of shard files, when its target allows that: its shard is at
+/// most `threshold` bytes on each drive.
+fn stores_inline(erasure: &Erasure, size: Option<u64>, threshold: usize) -> bool {
+    size.is_some_and(|size| erasure.shard_file_size(size) <= threshold as u64)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -450,17 +467,9 @@ impl ErasureSet {
             });
         }
         let n = layout.disks_by_shard.len();
-        let erasure = Erasure::new(
-            layout.data_shards,
-            layout.parity_shards,
-            layout.block_size,
-            BitrotAlgo::DEFAULT,
-        )
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        let inline = allow_inline
-            && opts.size.is_some_and(|size| {
-                erasure.shard_file_size(size) <= shared.config.inline_threshold as u64
-            });
+        let erasure = layout.erasure()?;
+        let inline =
+            allow_inline && stores_inline(&erasure, opts.size, shared.config.inline_threshold);
         let mut encoder = Encoder::new(erasure);
         let mut blocks = BlockReader::new(body, layout.block_size, opts.size);
         let write_quorum = layout.write_quorum();
@@ -557,9 +566,17 @@ impl ErasureSet {
         body: BodyStream,
         mut opts: PutOptions,
     ) -> Result<ObjectInfo> {
-        // Fail fast on a missing bucket, before reading a large body.
-        self.bucket_info(bucket).await?;
         let layout = self.new_layout(shared, bucket, key);
+        // Fail fast on a missing bucket, before reading a body into shard
+        // files. A body stored inline touches no drive before its commit,
+        // which checks the bucket on every drive itself (`commit_version`).
+        if !stores_inline(
+            &layout.erasure()?,
+            opts.size,
+            shared.config.inline_threshold,
+        ) {
+            self.bucket_info(bucket).await?;
+        }
         let data_id = Uuid::new_v4();
         let encoded = self
             .encode_body(
@@ -696,6 +713,13 @@ impl ErasureSet {
                 .await;
             drop(guard);
             if bucket_missing >= write_quorum {
+                return Err(Error::BucketNotFound);
+            }
+            // Too few drives answered to tell from the commit alone; a
+            // missing bucket is still reported as one if read quorum says so.
+            if bucket_missing > 0
+                && matches!(self.bucket_info(bucket).await, Err(Error::BucketNotFound))
+            {
                 return Err(Error::BucketNotFound);
             }
             return Err(write_failed(disks_by_shard, &results, ok, write_quorum));

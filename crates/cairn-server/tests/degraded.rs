@@ -152,6 +152,24 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
             "PUT below write quorum"
         );
     }
+    // A bucket that is not there is still NoSuchBucket, not a quorum error,
+    // whether the body would have gone inline (checked by the commit) or
+    // into shard files (checked before the body is read): issue 6.
+    for size in [10, SIZES[0], SIZES[1]] {
+        let err = client
+            .put_object()
+            .bucket("deg-missing")
+            .key("k")
+            .body(ByteStream::from(test_data(size, 8)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (sdk_status(&err), sdk_error_code(&err).as_deref()),
+            (Some(404), Some("NoSuchBucket")),
+            "PUT of {size} bytes to a missing bucket with two drives down"
+        );
+    }
     assert_eq!(health(server, "/minio/health/cluster"), 503);
     assert_eq!(health(server, "/minio/health/cluster/read"), 200);
     assert_eq!(health(server, "/minio/health/live"), 200);
