@@ -7,7 +7,10 @@
 //! * `objects`: `bucket/key` -> [`ObjectRecord`]; bucket names cannot contain
 //!   `/`, so one bucket's keys form one contiguous range in S3 listing order.
 //! * `inline`: data id -> shard bytes of small objects, kept apart from
-//!   `objects` so listings do not read inline data.
+//!   `objects` so listings do not read inline data. Created with key-value
+//!   separation: flushes write the shards to blob files, and compactions
+//!   rewrite only the keys (data ids are random, so without it every
+//!   compaction of this keyspace rewrote the shards of all it merged).
 //! * `uploads`: `bucket/key` 0x00 upload id -> [`UploadRecord`]: multipart
 //!   uploads in progress, in key order and, per key, initiation order.
 //! * `upload_parts`: upload id, part number (big-endian) -> [`UploadPartRecord`]:
@@ -27,7 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use fjall::{
-    KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+    KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable, SingleWriterTxDatabase,
+    SingleWriterTxKeyspace,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -204,19 +208,25 @@ impl MetaStore {
             }
         };
         let memtable = memory.memtable_bytes.max(1 << 20);
-        let keyspace = |name: &str| {
-            db.keyspace(name, || {
-                KeyspaceCreateOptions::default().max_memtable_size(memtable)
-            })
-            .map_err(store_err)
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(memtable);
+        // Options apply when a keyspace is created; an existing one keeps
+        // those it was created with.
+        let keyspace = |name: &str, options: KeyspaceCreateOptions| {
+            db.keyspace(name, || options).map_err(store_err)
         };
         let ks = Keyspaces {
-            buckets: keyspace("buckets")?,
-            objects: keyspace("objects")?,
-            inline: keyspace("inline")?,
-            uploads: keyspace("uploads")?,
-            upload_parts: keyspace("upload_parts")?,
-            drive: keyspace("drive")?,
+            buckets: keyspace("buckets", options())?,
+            objects: keyspace("objects", options())?,
+            // Inline shards are written once more, to blob files, when their
+            // memtable is flushed; compactions then move only their keys and
+            // pointers, not the shards (docs/benchmarks.md, issue 6).
+            inline: keyspace(
+                "inline",
+                options().with_kv_separation(Some(KvSeparationOptions::default())),
+            )?,
+            uploads: keyspace("uploads", options())?,
+            upload_parts: keyspace("upload_parts", options())?,
+            drive: keyspace("drive", options())?,
         };
         let (tx, mut rx) = mpsc::channel(MAX_BATCH * 2);
         let (committer_db, committer_ks) = (db.clone(), ks.clone());
