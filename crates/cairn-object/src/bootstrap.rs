@@ -346,6 +346,7 @@ pub async fn bootstrap(
             (config.write_buffer / crate::put::BUDGET_UNIT).max(1),
         )),
         read_ahead: crate::list::ReadAhead::default(),
+        known_buckets: crate::put::KnownBuckets::default(),
         config,
     });
     let layer = Arc::new(ObjectLayer {

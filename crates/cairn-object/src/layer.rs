@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) write_budget: Arc<tokio::sync::Semaphore>,
     /// Listings kept for their next page.
     pub(crate) read_ahead: ReadAhead,
+    /// Buckets lately seen to exist, for small PUTs.
+    pub(crate) known_buckets: crate::put::KnownBuckets,
 }
 
 impl Shared {
@@ -384,6 +386,7 @@ impl ObjectLayer {
             crate::put::delete_removed(&set.disks, &results, None).await;
         }
         self.delete_bucket_configs(bucket).await;
+        self.shared.known_buckets.forget(bucket);
         Ok(())
     }
 

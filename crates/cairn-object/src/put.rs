@@ -6,7 +6,7 @@
 //! shard files, never metadata that points at missing data. Small objects
 //! skip shard files and go into the metadata commit itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -357,6 +357,45 @@ fn stores_inline(erasure: &Erasure, size: Option<u64>, threshold: usize) -> bool
     size.is_some_and(|size| erasure.shard_file_size(size) <= threshold as u64)
 }
 
+/// Buckets this node has lately seen exist, so that a PUT stored inline need
+/// not look its bucket up on every drive before reading the body: its commit
+/// checks the bucket on every drive anyway. It never says a bucket is
+/// missing, so a PUT to a missing bucket is still refused before its body is
+/// read (and a client waiting on `Expect: 100-continue` never sends it). A
+/// bucket deleted through another node stays here until a commit finds it
+/// missing, which the commit then answers as NoSuchBucket.
+#[derive(Default)]
+pub(crate) struct KnownBuckets {
+    names: std::sync::Mutex<HashSet<String>>,
+}
+
+/// Most names [`KnownBuckets`] keeps; past it, it starts again empty.
+const MAX_KNOWN_BUCKETS: usize = 4096;
+
+impl KnownBuckets {
+    fn contains(&self, bucket: &str) -> bool {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(bucket)
+    }
+
+    fn insert(&self, bucket: &str) {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() >= MAX_KNOWN_BUCKETS {
+            names.clear();
+        }
+        names.insert(bucket.to_owned());
+    }
+
+    pub(crate) fn forget(&self, bucket: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(bucket);
+    }
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -567,15 +606,18 @@ impl ErasureSet {
         mut opts: PutOptions,
     ) -> Result<ObjectInfo> {
         let layout = self.new_layout(shared, bucket, key);
-        // Fail fast on a missing bucket, before reading a body into shard
-        // files. A body stored inline touches no drive before its commit,
-        // which checks the bucket on every drive itself (`commit_version`).
-        if !stores_inline(
+        // Fail fast on a missing bucket, before reading the body. A body
+        // stored inline touches no drive before its commit, which checks the
+        // bucket on every drive itself (`commit_version`): for a bucket
+        // known to exist, that check is enough.
+        let inline = stores_inline(
             &layout.erasure()?,
             opts.size,
             shared.config.inline_threshold,
-        ) {
+        );
+        if !(inline && shared.known_buckets.contains(bucket)) {
             self.bucket_info(bucket).await?;
+            shared.known_buckets.insert(bucket);
         }
         let data_id = Uuid::new_v4();
         let encoded = self
@@ -713,13 +755,7 @@ impl ErasureSet {
                 .await;
             drop(guard);
             if bucket_missing >= write_quorum {
-                return Err(Error::BucketNotFound);
-            }
-            // Too few drives answered to tell from the commit alone; a
-            // missing bucket is still reported as one if read quorum says so.
-            if bucket_missing > 0
-                && matches!(self.bucket_info(bucket).await, Err(Error::BucketNotFound))
-            {
+                shared.known_buckets.forget(bucket);
                 return Err(Error::BucketNotFound);
             }
             return Err(write_failed(disks_by_shard, &results, ok, write_quorum));

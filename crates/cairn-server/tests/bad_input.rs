@@ -537,23 +537,51 @@ fn issue_2_unusable_range_headers_are_ignored_like_s3() {
 
 #[test]
 fn issue_2_answer_before_the_body_closes_the_connection() {
-    use std::io::{Read, Write};
+    let server = setup();
+    answer_before_the_body(&server, "nosuchbucket");
+}
+
+/// A bucket this node has stored a small object in and then deleted is
+/// refused before the body too: small PUTs skip the bucket lookup only for
+/// buckets known to exist (issue 6), and a deleted one is no longer known.
+#[test]
+fn issue_6_a_deleted_bucket_is_refused_before_the_body() {
     let server = setup();
     let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    let resp = signed_put(&server, &signer, "/gone", &[], &sha256_hex(b""), b"");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    for _ in 0..2 {
+        let resp = signed_put(&server, &signer, "/gone/k", &[], &sha256_hex(b"x"), b"x");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    for path in ["/gone/k", "/gone"] {
+        let headers = signed_with(&signer, &server.addr, "DELETE", path, &sha256_hex(b""), &[]);
+        let resp = raw_request(&server.addr, "DELETE", path, &headers, b"").unwrap();
+        assert_eq!(resp.status, 204, "DELETE {path}: {}", resp.text());
+    }
+    answer_before_the_body(&server, "gone");
+    assert_unchanged(&server);
+}
+
+/// A PUT of one byte to `bucket` with `Expect: 100-continue` whose body never
+/// comes: the server must answer 404 NoSuchBucket and close the connection.
+fn answer_before_the_body(server: &TestServer, bucket: &str) {
+    use std::io::{Read, Write};
+    let signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    let path = format!("/{bucket}/k");
     let headers = vec![
         ("host", server.addr.clone()),
         ("x-amz-date", signer.amz_date()),
         ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned()),
     ];
-    let (auth, _) =
-        signer.authorization("PUT", "/nosuchbucket/k", &[], &headers, "UNSIGNED-PAYLOAD");
+    let (auth, _) = signer.authorization("PUT", &path, &[], &headers, "UNSIGNED-PAYLOAD");
     let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "PUT /nosuchbucket/k HTTP/1.1\r\nHost: {}\r\nx-amz-date: {}\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: {auth}\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nx-amz-date: {}\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: {auth}\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
         server.addr,
         signer.amz_date()
     )

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use common::cluster::{Balancer, TestCluster};
-use common::{sdk_status, test_data, wait_until};
+use common::{sdk_error_code, sdk_status, test_data, wait_until};
 
 const BUCKET: &str = "cluster";
 
@@ -361,6 +361,47 @@ async fn issue_4_cluster_forms_and_every_node_serves_the_same_data() {
             idx + 1
         );
         assert_eq!(status["sets"][0]["online"], 8, "node {}: {stdout}", idx + 1);
+    }
+}
+
+/// A node lets small PUTs skip the bucket lookup for buckets it has seen
+/// exist (issue 6). A bucket deleted through another node is still refused
+/// at any size, and what was refused leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_6_a_bucket_deleted_through_another_node_refuses_small_puts() {
+    let cluster = blocking(|| start_cluster(&[]));
+    let (first, second) = (cluster.client(0), cluster.client(1));
+    first.create_bucket().bucket(BUCKET).send().await.unwrap();
+    // Through the second node, which now knows the bucket.
+    for _ in 0..2 {
+        put(&second, "k", b"tiny".to_vec()).await.unwrap();
+    }
+    first
+        .delete_object()
+        .bucket(BUCKET)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    first.delete_bucket().bucket(BUCKET).send().await.unwrap();
+    for size in [4usize, 4096, 100_000, 300_000] {
+        let err = second
+            .put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .body(ByteStream::from(test_data(size, 1)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (sdk_status(&err), sdk_error_code(&err).as_deref()),
+            (Some(404), Some("NoSuchBucket")),
+            "PUT of {size} bytes through the node that knew the bucket"
+        );
+    }
+    first.create_bucket().bucket(BUCKET).send().await.unwrap();
+    for idx in 0..4 {
+        assert_eq!(get(&cluster.client(idx), "k").await.unwrap(), None);
     }
 }
 
