@@ -382,6 +382,9 @@ impl KnownBuckets {
 
     fn insert(&self, bucket: &str) {
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.contains(bucket) {
+            return;
+        }
         if names.len() >= MAX_KNOWN_BUCKETS {
             names.clear();
         }
