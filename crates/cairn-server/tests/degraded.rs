@@ -156,17 +156,9 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
     // whether the body would go inline or into shard files (issue 6: small
     // PUTs skip the bucket lookup only for buckets known to exist).
     for size in [10, SIZES[0], SIZES[1]] {
-        let err = client
-            .put_object()
-            .bucket("deg-missing")
-            .key("k")
-            .body(ByteStream::from(test_data(size, 8)))
-            .send()
-            .await
-            .unwrap_err();
         assert_eq!(
-            (sdk_status(&err), sdk_error_code(&err).as_deref()),
-            (Some(404), Some("NoSuchBucket")),
+            common::put_test_data(&client, "deg-missing", "k", size, 8).await,
+            Err((Some(404), Some("NoSuchBucket".to_owned()))),
             "PUT of {size} bytes to a missing bucket with two drives down"
         );
     }
