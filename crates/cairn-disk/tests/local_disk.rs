@@ -29,12 +29,29 @@ impl Drop for TempDir {
 }
 
 async fn formatted_disk(dir: &TempDir) -> (LocalDisk, Format) {
-    let disk = LocalDisk::new(dir.0.join("d1"), LocalDiskOptions::default(), true).unwrap();
+    formatted_disk_with(dir, LocalDiskOptions::default()).await
+}
+
+async fn formatted_disk_with(dir: &TempDir, options: LocalDiskOptions) -> (LocalDisk, Format) {
+    let disk = LocalDisk::new(dir.0.join("d1"), options, true).unwrap();
     assert!(disk.read_format().await.unwrap().is_none());
     let format = Format::new_pool(Uuid::new_v4(), 1, 1).for_slot(0, 0);
     disk.write_format(&format).await.unwrap();
     disk.connect(&format).await.unwrap();
     (disk, format)
+}
+
+/// The drive of `dir` opened again after its last handle was dropped.
+async fn reopened_disk(dir: &TempDir, options: LocalDiskOptions, format: &Format) -> LocalDisk {
+    let reopened = LocalDisk::new(dir.0.join("d1"), options, false).unwrap();
+    let mut attempts = 0;
+    while let Err(err) = reopened.connect(format).await {
+        // The committer thread of the first handle may still hold the file lock.
+        attempts += 1;
+        assert!(attempts < 50, "reopen failed: {err}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    reopened
 }
 
 fn version(size: u64, inline: bool) -> ObjectVersion {
@@ -325,14 +342,7 @@ async fn concurrent_commits_are_all_durable() {
     }
     drop(disk);
     // Reopen: every acknowledged commit is there.
-    let reopened = LocalDisk::new(dir.0.join("d1"), LocalDiskOptions::default(), false).unwrap();
-    let mut attempts = 0;
-    while let Err(err) = reopened.connect(&format).await {
-        // The committer thread of the first handle may still hold the file lock.
-        attempts += 1;
-        assert!(attempts < 50, "reopen failed: {err}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let reopened = reopened_disk(&dir, LocalDiskOptions::default(), &format).await;
     let page = reopened
         .list_objects(&ListQuery {
             bucket: "b".into(),
@@ -688,10 +698,7 @@ async fn issue_6_inline_data_survives_flushes_compactions_and_reopening() {
     const KEYS: usize = 3_000;
     let dir = TempDir::new();
     let options = LocalDiskOptions::with_meta_memory(4 << 20);
-    let disk = LocalDisk::new(dir.0.join("d1"), options.clone(), true).unwrap();
-    let format = Format::new_pool(Uuid::new_v4(), 1, 1).for_slot(0, 0);
-    disk.write_format(&format).await.unwrap();
-    disk.connect(&format).await.unwrap();
+    let (disk, format) = formatted_disk_with(&dir, options.clone()).await;
     make_bucket(&disk, "b").await;
     let disk = Arc::new(disk);
     // Key i's shard in generation g: 2 KiB that differ by key and generation.
@@ -766,13 +773,6 @@ async fn issue_6_inline_data_survives_flushes_compactions_and_reopening() {
     }
     check(&disk, &shard, "before reopening").await;
     drop(disk);
-    let reopened = LocalDisk::new(dir.0.join("d1"), options, false).unwrap();
-    let mut attempts = 0;
-    while let Err(err) = reopened.connect(&format).await {
-        // The committer thread of the first handle may still hold the file lock.
-        attempts += 1;
-        assert!(attempts < 50, "reopen failed: {err}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let reopened = reopened_disk(&dir, options, &format).await;
     check(&reopened, &shard, "after reopening").await;
 }
