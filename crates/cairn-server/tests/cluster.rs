@@ -386,7 +386,7 @@ async fn issue_6_a_bucket_deleted_through_another_node_refuses_small_puts() {
     first.delete_bucket().bucket(BUCKET).send().await.unwrap();
     for size in [4, 4096, 100_000, 300_000] {
         assert_eq!(
-            common::put_test_data(&second, BUCKET, "k", size, 1).await,
+            common::try_put_bytes(&second, BUCKET, "k", &test_data(size, 1)).await,
             Err((Some(404), Some("NoSuchBucket".to_owned()))),
             "PUT of {size} bytes through the node that knew the bucket"
         );

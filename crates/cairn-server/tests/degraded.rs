@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use common::{
     ServerOptions, TestServer, raw_request, sdk_error_code, sdk_status, test_data, wait_until,
 };
@@ -17,15 +16,7 @@ use common::{
 const SIZES: [usize; 4] = [10_000, 300_000, (1 << 20) + 1, 3 * (1 << 20) + 17];
 
 async fn put(client: &Client, key: &str, data: &[u8]) -> Result<(), (Option<u16>, Option<String>)> {
-    client
-        .put_object()
-        .bucket("deg")
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|err| (sdk_status(&err), sdk_error_code(&err)))
+    common::try_put_bytes(client, "deg", key, data).await
 }
 
 async fn get(client: &Client, key: &str) -> Result<Vec<u8>, (Option<u16>, Option<String>)> {
@@ -157,7 +148,7 @@ async fn degrade_and_recover(server: &TestServer, outage: &dyn Outage) {
     // PUTs skip the bucket lookup only for buckets known to exist).
     for size in [10, SIZES[0], SIZES[1]] {
         assert_eq!(
-            common::put_test_data(&client, "deg-missing", "k", size, 8).await,
+            common::try_put_bytes(&client, "deg-missing", "k", &test_data(size, 8)).await,
             Err((Some(404), Some("NoSuchBucket".to_owned()))),
             "PUT of {size} bytes to a missing bucket with two drives down"
         );

@@ -468,28 +468,6 @@ pub fn sdk_status<E>(
     err.raw_response().map(|r| r.status().as_u16())
 }
 
-/// PUTs `size` bytes of [`test_data`] at `bucket/key`; a refusal as its
-/// HTTP status and S3 error code.
-pub async fn put_test_data(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    size: usize,
-    seed: u64,
-) -> Result<(), (Option<u16>, Option<String>)> {
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(aws_sdk_s3::primitives::ByteStream::from(test_data(
-            size, seed,
-        )))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|err| (sdk_status(&err), sdk_error_code(&err)))
-}
-
 /// Runs `f` until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -556,6 +534,25 @@ pub async fn put_bytes(client: &Client, bucket: &str, key: &str, data: &[u8]) {
         .send()
         .await
         .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+/// PUTs `data` at `bucket/key`, as [`put_bytes`]; a refusal as its HTTP
+/// status and S3 error code.
+pub async fn try_put_bytes(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+) -> Result<(), (Option<u16>, Option<String>)> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| (sdk_status(&err), sdk_error_code(&err)))
 }
 
 /// GETs `bucket/key` whole, panicking with the SDK's error.
