@@ -524,13 +524,23 @@ pub fn run_cairn(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
-/// PUTs `data` at `bucket/key`, panicking with the SDK's error.
-pub async fn put_bytes(client: &Client, bucket: &str, key: &str, data: &[u8]) {
+/// The PUT of `data` at `bucket/key`, ready to send.
+fn put_request(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
     client
         .put_object()
         .bucket(bucket)
         .key(key)
         .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+}
+
+/// PUTs `data` at `bucket/key`, panicking with the SDK's error.
+pub async fn put_bytes(client: &Client, bucket: &str, key: &str, data: &[u8]) {
+    put_request(client, bucket, key, data)
         .send()
         .await
         .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
@@ -544,11 +554,7 @@ pub async fn try_put_bytes(
     key: &str,
     data: &[u8],
 ) -> Result<(), (Option<u16>, Option<String>)> {
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+    put_request(client, bucket, key, data)
         .send()
         .await
         .map(|_| ())
