@@ -15,10 +15,12 @@
 
 mod direct;
 mod error;
+pub mod faults;
 mod format;
 mod local;
 pub mod meta;
 mod store;
+mod watched;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -26,12 +28,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use error::{DiskError, Result};
+pub use faults::{Faults, FaultyDisk};
 pub use format::{DISTRIBUTION, FORMAT_VERSION, Format};
 pub use local::{LocalDisk, LocalDiskOptions, MAX_DRIVE_META_MEMORY};
 pub use meta::{
     BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, UploadPartRecord,
     UploadRecord, VersionIdentity,
 };
+pub use watched::{DEFAULT_CALL_DEADLINE, Deadlines, REMOTE_MARGIN, WatchedDisk};
 
 /// One drive, local or remote.
 ///
@@ -47,6 +51,20 @@ pub trait Disk: Send + Sync + 'static {
 
     /// Why the drive is offline, if it is.
     fn offline_reason(&self) -> Option<String>;
+
+    /// How long the drive's calls have lately taken (a moving average), when
+    /// known: readers prefer drives that answer fast ([`WatchedDisk`]).
+    fn latency(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Tells the drive that a caller gave up waiting for it. A
+    /// [`WatchedDisk`] then fails calls fast until the drive answers its
+    /// monitor again; a remote drive drops its node's connection, which
+    /// every drive of that node shares.
+    fn stall(&self, reason: &str) {
+        let _ = reason;
+    }
 
     /// Reads `format.json` without changing the drive's state.
     /// `Ok(None)` means the drive is reachable and unformatted.

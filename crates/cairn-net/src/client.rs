@@ -22,17 +22,20 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::auth::{self, ClusterKey};
-use crate::faults::Faults;
 use crate::proto::{self, HEADER_DISK, HEADER_REFUSAL, Hello, PREFIX, Refusal, VersionRange};
+use cairn_disk::Faults;
 
 pub type ReqBody = BoxBody<Bytes, io::Error>;
 
+/// How long opening a connection may take: the TCP connection, and then
+/// the hello's answer. A frozen node's kernel still accepts connections, so
+/// only the hello's deadline tells that nobody answers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a metadata or lock call may take before the peer counts as unreachable.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a failed connection, calls fail at once for this long instead of
-/// each waiting for their own connection attempt.
+/// each waiting for their own connection attempt; it doubles with every
+/// failed attempt in a row, up to [`MAX_RETRY_AFTER`].
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(4);
 /// HTTP/2 flow-control windows: wide enough for several 1 MiB shard frames
 /// in flight per stream.
 pub const STREAM_WINDOW: u32 = 4 << 20;
@@ -85,7 +88,12 @@ pub struct LocalNode {
     pub key: ClusterKey,
     /// The versions this node announces (capped in tests).
     pub versions: VersionRange,
-    pub faults: Faults,
+    pub faults: Arc<Faults>,
+    /// How long a call to a peer (a lock call, or one drive call) may take
+    /// before the peer counts as unreachable: a drive's deadline plus
+    /// [`cairn_disk::REMOTE_MARGIN`], since the peer answers for its own
+    /// hung drives within the drive deadline.
+    pub call_timeout: Duration,
 }
 
 /// One peer node.
@@ -96,14 +104,25 @@ pub struct Peer {
     conn: Mutex<Option<Conn>>,
     connecting: tokio::sync::Mutex<()>,
     /// The last connection failure, to fail fast and to explain.
-    failure: Mutex<Option<(Instant, CallError)>>,
+    failure: Mutex<Option<Failure>>,
     /// Whether the last state change was logged as up.
     logged_up: AtomicBool,
+    /// Set while a connection attempt runs in the background.
+    reconnecting: AtomicBool,
+    me: std::sync::Weak<Peer>,
+}
+
+/// Why the connection to a peer failed, when, and how long to wait before
+/// the next attempt.
+struct Failure {
+    at: Instant,
+    err: CallError,
+    retry_after: Duration,
 }
 
 impl Peer {
     pub fn new(node: String, local: Arc<LocalNode>) -> Arc<Peer> {
-        Arc::new(Peer {
+        Arc::new_cyclic(|me| Peer {
             node,
             local,
             conn: Mutex::new(None),
@@ -111,7 +130,18 @@ impl Peer {
             failure: Mutex::new(None),
             // The first failure is not news: start-up reports peers itself.
             logged_up: AtomicBool::new(false),
+            reconnecting: AtomicBool::new(false),
+            me: me.clone(),
         })
+    }
+
+    /// A caller gave up waiting for this peer (it missed a deadline): drop
+    /// the connection, so that every call to the peer fails fast until a
+    /// new connection's hello is answered.
+    pub fn stall(&self, reason: &str) {
+        if self.current().is_some() {
+            self.fail(CallError::Unreachable(reason.to_owned()));
+        }
     }
 
     /// True while a connection to the peer is open.
@@ -120,6 +150,11 @@ impl Peer {
             return false;
         }
         self.current().is_some()
+    }
+
+    /// How long one call may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.local.call_timeout
     }
 
     /// The protocol version in use, while connected.
@@ -133,7 +168,7 @@ impl Peer {
             .lock()
             .expect("peer failure")
             .as_ref()
-            .map(|(_, err)| err.to_string())
+            .map(|failure| failure.err.to_string())
     }
 
     /// Forgets the last connection failure, so that the next call connects
@@ -159,10 +194,30 @@ impl Peer {
         if self.logged_up.swap(false, Ordering::Relaxed) {
             tracing::warn!(node = %self.node, %err, "lost contact with node");
         }
-        *self.failure.lock().expect("peer failure") = Some((Instant::now(), err.clone()));
+        let mut failure = self.failure.lock().expect("peer failure");
+        // Attempts that fail in a row wait longer and longer, so that a
+        // frozen node, whose hellos go unanswered, costs one attempt every
+        // few seconds rather than one per call.
+        // (Calls failing together on one broken connection count once.)
+        let retry_after = match &*failure {
+            Some(last) if last.at.elapsed() >= last.retry_after => {
+                (last.retry_after * 2).min(MAX_RETRY_AFTER)
+            }
+            Some(last) => last.retry_after,
+            None => RETRY_AFTER,
+        };
+        *failure = Some(Failure {
+            at: Instant::now(),
+            err: err.clone(),
+            retry_after,
+        });
         err
     }
 
+    /// The open connection. With none, a peer never reached before is
+    /// connected to by the caller; after a failure, callers fail fast with
+    /// it while one attempt at a time reconnects in the background, so no
+    /// request waits on a peer that stopped answering.
     async fn connection(&self) -> Result<Conn, CallError> {
         if self.local.faults.blocks(&self.node) {
             *self.conn.lock().expect("peer connection") = None;
@@ -173,14 +228,32 @@ impl Peer {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
+        let last_failure = self
+            .failure
+            .lock()
+            .expect("peer failure")
+            .as_ref()
+            .map(|f| (f.err.clone(), f.at.elapsed() >= f.retry_after));
+        if let Some((err, due)) = last_failure {
+            if due
+                && !self.reconnecting.swap(true, Ordering::AcqRel)
+                && let Some(peer) = self.me.upgrade()
+            {
+                tokio::spawn(async move {
+                    let _ = peer.reconnect().await;
+                    peer.reconnecting.store(false, Ordering::Release);
+                });
+            }
+            return Err(err);
+        }
+        self.reconnect().await
+    }
+
+    /// Opens a connection unless another caller just did.
+    async fn reconnect(&self) -> Result<Conn, CallError> {
         let _connecting = self.connecting.lock().await;
         if let Some(conn) = self.current() {
             return Ok(conn);
-        }
-        if let Some((at, err)) = &*self.failure.lock().expect("peer failure")
-            && at.elapsed() < RETRY_AFTER
-        {
-            return Err(err.clone());
         }
         match self.connect().await {
             Ok(conn) => {
@@ -233,12 +306,15 @@ impl Peer {
         };
         let range = self.local.versions.to_string_short();
         let req = self.build(Method::GET, "hello", &range, None, empty())?;
-        let resp = tokio::time::timeout(CALL_TIMEOUT, self.send(&mut conn, req))
+        let hello = async {
+            let resp = self.send(&mut conn, req).await?;
+            read_body(resp).await
+        };
+        let body = tokio::time::timeout(CONNECT_TIMEOUT, hello)
             .await
             .map_err(|_| {
-                CallError::Unreachable(format!("no answer to hello within {CALL_TIMEOUT:?}"))
+                CallError::Unreachable(format!("no answer to hello within {CONNECT_TIMEOUT:?}"))
             })??;
-        let body = read_body(resp).await?;
         let hello: Hello = proto::decode(&body).map_err(CallError::Protocol)?;
         let Some(version) = self.local.versions.common(&hello.versions) else {
             let message = self.local.versions.mismatch(
@@ -365,10 +441,11 @@ impl Peer {
             let bytes = read_body(resp).await?;
             proto::decode(&bytes).map_err(|e| CallError::Protocol(format!("{op}: {e}")))
         };
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        let timeout = self.local.call_timeout;
+        match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(self.fail(CallError::Unreachable(format!(
-                "{op}: no answer within {CALL_TIMEOUT:?}"
+                "{op}: no answer within {timeout:?}"
             )))),
         }
     }

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use cairn_object::quorum::{self, Strategy};
 use cairn_object::{Error, HeldLock, Locker};
-use futures::future::{BoxFuture, join_all};
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::client::{CallError, Peer};
@@ -87,13 +88,14 @@ impl LockNode {
                         uid: *uid,
                         ttl_ms,
                     };
-                    async move {
-                        peer.call::<_, bool>("lock/refresh", None, &a)
-                            .await
-                            .unwrap_or(false)
-                    }
+                    async move { peer.call::<_, bool>("lock/refresh", None, &a).await }
                 });
-                join_all(calls).await
+                quorum::call_many(calls, Strategy::all())
+                    .await
+                    .into_options()
+                    .into_iter()
+                    .map(|answer| matches!(answer, Some(Ok(true))))
+                    .collect()
             }
         }
     }
@@ -123,6 +125,9 @@ struct Held {
     write: bool,
     nodes: Arc<Vec<LockNode>>,
     lost: Arc<AtomicBool>,
+    /// Set when the lock is released: a node's grant that arrives later
+    /// is given back by the task that asked for it.
+    released: Arc<AtomicBool>,
 }
 
 struct Inner {
@@ -180,41 +185,67 @@ impl DistLocker {
         self.inner.held.lock().expect("held locks").len()
     }
 
+    /// One attempt to take `resource` on a quorum of `nodes` under `uid`
+    /// (a fresh one per attempt, so that a late grant of an earlier attempt
+    /// can never be mistaken for one of this attempt). It returns once a
+    /// quorum granted, or once so many refused that none can: a node that
+    /// does not answer (frozen) costs no wait. Each grant request runs to its
+    /// end in its own task; a grant that comes after `released` is set (the
+    /// attempt failed, or the lock was released since) is given back there.
     async fn try_once(
         &self,
         nodes: &Arc<Vec<LockNode>>,
         resource: &str,
         uid: Uuid,
         write: bool,
+        released: &Arc<AtomicBool>,
     ) -> Attempt {
-        let a = args::Lock {
+        let a = Arc::new(args::Lock {
             resource: resource.to_owned(),
             uid,
             write,
             ttl_ms: self.inner.lease.as_millis() as u64,
-        };
-        let answers = join_all(nodes.iter().map(|node| node.acquire(&a))).await;
-        let granted = answers.iter().filter(|a| matches!(a, Ok(true))).count();
+        });
+        let calls = nodes.iter().map(|node| {
+            let (node, a, released) = (node.clone(), a.clone(), released.clone());
+            let task = tokio::spawn(async move {
+                let answer = node.acquire(&a).await;
+                if matches!(answer, Ok(true)) && released.load(Ordering::Acquire) {
+                    node.release(&a.resource, a.uid).await;
+                }
+                answer
+            });
+            async move {
+                match task.await {
+                    Ok(Ok(true)) => Ok(()),
+                    Ok(Ok(false)) => Err(None),
+                    Ok(Err(err)) => Err(Some(err.to_string())),
+                    Err(err) => Err(Some(format!("lock task: {err}"))),
+                }
+            }
+        });
         let needed = quorum(nodes.len(), write);
-        if granted >= needed {
+        let answers = quorum::call_many(calls, Strategy::quorum(needed)).await;
+        if answers.ok() >= needed {
             return Attempt::Granted;
         }
-        let failed: Vec<String> = nodes
-            .iter()
-            .zip(&answers)
-            .filter_map(|(node, a)| {
-                a.as_ref()
-                    .err()
-                    .map(|e| format!("lock on node {}: {e}", node.key()))
-            })
-            .collect();
+        released.store(true, Ordering::Release);
+        let mut failed: Vec<String> = Vec::new();
+        let mut give_back = Vec::new();
+        for (node, answer) in nodes.iter().zip(answers.results()) {
+            match answer {
+                Some(Ok(())) => give_back.push(node.release(resource, uid)),
+                Some(Err(Some(err))) => failed.push(format!("lock on node {}: {err}", node.key())),
+                Some(Err(None)) | None => {}
+            }
+        }
         // Give back partial grants so that others can make progress.
-        join_all(
-            nodes
-                .iter()
-                .zip(&answers)
-                .filter(|(_, a)| !matches!(a, Ok(false)))
-                .map(|(node, _)| node.release(resource, uid)),
+        quorum::call_many(
+            give_back.into_iter().map(|release| async move {
+                release.await;
+                Ok::<(), ()>(())
+            }),
+            Strategy::all(),
         )
         .await;
         if nodes.len() - failed.len() < needed {
@@ -239,11 +270,12 @@ impl DistLocker {
             .and_then(|p| p.get(set))
             .cloned()
             .ok_or_else(|| Error::Internal(format!("no lock nodes for pool {pool} set {set}")))?;
-        let uid = Uuid::new_v4();
         let deadline = Instant::now() + timeout;
         let mut backoff = Duration::from_millis(2);
         loop {
-            let attempt = self.try_once(&nodes, resource, uid, write).await;
+            let uid = Uuid::new_v4();
+            let released = Arc::new(AtomicBool::new(false));
+            let attempt = self.try_once(&nodes, resource, uid, write, &released).await;
             if let Attempt::Unreachable { needed, failed } = attempt {
                 let ok = nodes.len() - failed.len();
                 return Err(if write {
@@ -269,6 +301,7 @@ impl DistLocker {
                         write,
                         nodes: nodes.clone(),
                         lost: lost.clone(),
+                        released,
                     },
                 );
                 return Ok(Box::new(DistGuard {
@@ -330,13 +363,13 @@ impl Drop for DistGuard {
             return;
         };
         let uid = self.uid;
+        held.released.store(true, Ordering::Release);
         let release = async move {
-            join_all(
-                held.nodes
-                    .iter()
-                    .map(|node| node.release(&held.resource, uid)),
-            )
-            .await;
+            let releases = held.nodes.iter().map(|node| async {
+                node.release(&held.resource, uid).await;
+                Ok::<(), ()>(())
+            });
+            quorum::call_many(releases, Strategy::all()).await;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(release);
@@ -367,13 +400,19 @@ async fn refresh_all(inner: &Inner) {
                 .push((resource.clone(), *uid));
         }
     }
-    let answers = join_all(by_node.into_values().map(|(node, locks)| async move {
+    let refreshes = by_node.into_values().map(|(node, locks)| async move {
         let held = node.refresh(&locks, inner.lease).await;
-        locks.into_iter().zip(held).collect::<Vec<_>>()
-    }))
-    .await;
+        Ok::<_, ()>(locks.into_iter().zip(held).collect::<Vec<_>>())
+    });
+    let answers = quorum::call_many(refreshes, Strategy::all()).await;
     let mut still: HashMap<Uuid, usize> = HashMap::new();
-    for ((_, uid), held) in answers.into_iter().flatten() {
+    for ((_, uid), held) in answers
+        .into_options()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flatten()
+    {
         if held {
             *still.entry(uid).or_default() += 1;
         }

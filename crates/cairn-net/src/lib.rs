@@ -15,16 +15,15 @@
 pub mod auth;
 mod client;
 mod dlock;
-pub mod faults;
 mod locktable;
 pub mod proto;
 mod remote_disk;
 mod server;
 
 pub use auth::ClusterKey;
+pub use cairn_disk::Faults;
 pub use client::{CONNECTION_WINDOW, CallError, LocalNode, MAX_FRAME_SIZE, Peer, STREAM_WINDOW};
 pub use dlock::{DistLocker, LockNode};
-pub use faults::Faults;
 pub use locktable::LockTable;
 pub use proto::VersionRange;
 pub use remote_disk::RemoteDisk;

@@ -139,6 +139,12 @@ impl Disk for RemoteDisk {
         self.online.load(Ordering::Relaxed) && self.peer.is_connected()
     }
 
+    fn stall(&self, reason: &str) {
+        // Its node answers for a hung drive within the drive's deadline:
+        // a caller that heard nothing for longer lost the node.
+        self.peer.stall(reason);
+    }
+
     fn offline_reason(&self) -> Option<String> {
         if !self.peer.is_connected() {
             return Some(match self.peer.failure() {
@@ -394,7 +400,7 @@ impl ShardReader for RemoteShardReader {
                 .map_err(|e| DiskError::Offline(format!("node {node}: {e}")))?;
             Err(err.into_disk_error())
         };
-        tokio::time::timeout(crate::client::CALL_TIMEOUT, read)
+        tokio::time::timeout(self.peer.call_timeout(), read)
             .await
             .unwrap_or_else(|_| {
                 Err(DiskError::Offline(format!(

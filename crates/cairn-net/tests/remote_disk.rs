@@ -29,7 +29,8 @@ fn local_node(node: String) -> Arc<LocalNode> {
         node,
         key: ClusterKey::new(SECRET, 0),
         versions: VersionRange::THIS_RELEASE,
-        faults: Faults::none(),
+        faults: Arc::new(Faults::none()),
+        call_timeout: std::time::Duration::from_secs(6),
     })
 }
 

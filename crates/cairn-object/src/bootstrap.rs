@@ -123,7 +123,10 @@ pub async fn bootstrap(
     // First pass: find the deployment id among every formatted drive.
     let mut formats = Vec::with_capacity(pools.len());
     for pool in &pools {
-        let read = futures::future::join_all(pool.drives.iter().map(|d| d.read_format())).await;
+        let calls = pool.drives.iter().map(|d| d.read_format());
+        let read = crate::quorum::call_many(calls, crate::quorum::Strategy::all())
+            .await
+            .into_results(|_| crate::set::not_waited_for());
         formats.push(read);
     }
     for read in formats.iter().flatten() {
@@ -325,6 +328,7 @@ pub async fn bootstrap(
                 formats: expected,
                 data_shards: pool.set_size - parity,
                 parity_shards: parity,
+                deadline: config.deadlines.remote().call,
             }));
         }
         built.push(Pool { sets });

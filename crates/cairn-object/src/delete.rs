@@ -7,7 +7,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::put::delete_removed;
-use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::quorum::Strategy;
+use crate::set::{ErasureSet, fan_out};
 
 impl ErasureSet {
     /// Deletes the null version of `bucket/key`. Deleting a missing key
@@ -20,7 +21,7 @@ impl ErasureSet {
     ) -> Result<()> {
         let write_quorum = self.write_quorum();
         let guard = self.lock_object_write(shared, bucket, key).await?;
-        let results = fan_out(&self.disks, |_, disk| async move {
+        let results = fan_out(&self.disks, Strategy::all(), |_, disk| async move {
             disk.commit(MetaOp::DeleteVersion {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
@@ -29,11 +30,8 @@ impl ErasureSet {
             .await
         })
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let bucket_missing = results
-            .iter()
-            .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
-            .count();
+        let ok = results.ok();
+        let bucket_missing = results.failed_with(|e| matches!(e, DiskError::BucketNotFound));
         if bucket_missing >= self.read_quorum() && bucket_missing > ok {
             return Err(Error::BucketNotFound);
         }
@@ -52,7 +50,7 @@ impl ErasureSet {
             return Err(Error::WriteQuorum {
                 ok,
                 needed: write_quorum,
-                errors: describe_errors(&self.disks, &results),
+                errors: results.errors(&self.disks),
             });
         }
         drop(guard);

@@ -11,15 +11,16 @@ use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, ObjectVersion, ReadData, ShardReader};
 use cairn_erasure::{BitrotAlgo, Erasure, HASH_LEN};
 use futures::Stream;
-use futures::future::join_all;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 
 use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::layer::Shared;
 use crate::nslock::object_resource;
 use crate::put::object_info;
-use crate::set::{ErasureSet, Resolved, fan_out, read_records};
+use crate::quorum::{self, Verdict};
+use crate::set::{ErasureSet, ReadWait, Resolved, read_records, slow_drives};
 use crate::types::{ByteRange, ObjectInfo};
 
 /// Blocks decoded ahead of the client.
@@ -83,12 +84,45 @@ pub(crate) struct BlockSource {
     pub(crate) sources: Vec<Option<Source>>,
     /// Shards whose reads failed: not asked again for later blocks.
     pub(crate) failed: HashSet<usize>,
+    /// Shards on drives that answer slowly: asked last, and not waited for
+    /// when other shards answer first (a hedged read).
+    pub(crate) slow: Vec<bool>,
     /// Frames that failed their hash, as (block, shard). Corruption is per
     /// frame, so a shard with one bad frame still serves the other blocks.
     pub(crate) corrupt: Vec<(u64, usize)>,
 }
 
+/// The least a block read waits for a slow shard before it reads another
+/// one instead, however fast the first answers came.
+const HEDGE_MIN: Duration = Duration::from_millis(50);
+
 impl BlockSource {
+    pub(crate) fn new(
+        erasure: Erasure,
+        algo: BitrotAlgo,
+        size: u64,
+        sources: Vec<Option<Source>>,
+    ) -> BlockSource {
+        let total = sources.len();
+        BlockSource {
+            erasure,
+            algo,
+            size,
+            sources,
+            failed: HashSet::new(),
+            slow: vec![false; total],
+            corrupt: Vec::new(),
+        }
+    }
+
+    /// Marks the shards on drives known to be slow.
+    pub(crate) fn with_slow(mut self, slow: Vec<bool>) -> BlockSource {
+        if slow.len() == self.slow.len() {
+            self.slow = slow;
+        }
+        self
+    }
+
     /// Reads and verifies enough shards of block `block_idx`, preferring data
     /// shards, and returns the bytes `within` of the block as chunks.
     async fn read_block(
@@ -126,8 +160,11 @@ impl BlockSource {
     }
 
     /// Reads and verifies at least `data_shards` shards of block
-    /// `block_idx`, data shards first; returns the verified payloads by
-    /// shard index.
+    /// `block_idx`, data shards of fast drives first; returns the verified
+    /// payloads by shard index. A read still out well after the others
+    /// answered (four times their time, at least [`HEDGE_MIN`]) is given up
+    /// for another shard, and its drive counted slow for later blocks; only
+    /// when no other shard is left is a slow one waited for.
     pub(crate) async fn gather(&mut self, block_idx: u64) -> Result<Vec<Option<Bytes>>> {
         let data_shards = self.erasure.data_shards();
         let total = self.erasure.total_shards();
@@ -136,36 +173,63 @@ impl BlockSource {
         let offset = self.erasure.frame_offset(block_idx);
         let mut payloads: Vec<Option<Bytes>> = vec![None; total];
         let mut tried = vec![false; total];
+        let mut given_up: Vec<usize> = Vec::new();
+        let mut patient = false;
         loop {
             let have = payloads.iter().filter(|p| p.is_some()).count();
             if have >= data_shards {
                 break;
             }
-            let picks: Vec<usize> = (0..total)
+            let mut candidates: Vec<usize> = (0..total)
                 .filter(|&idx| {
                     !tried[idx] && self.sources[idx].is_some() && !self.failed.contains(&idx)
                 })
-                .take(data_shards - have)
                 .collect();
+            candidates.sort_by_key(|&idx| (self.slow[idx], idx >= data_shards, idx));
+            let picks: Vec<usize> = candidates.into_iter().take(data_shards - have).collect();
             if picks.is_empty() {
+                if !patient && !given_up.is_empty() {
+                    // Nothing else to read: wait for the slow ones after all.
+                    patient = true;
+                    for idx in given_up.drain(..) {
+                        tried[idx] = false;
+                    }
+                    continue;
+                }
                 return Err(Error::ReadQuorum {
                     ok: have,
                     needed: data_shards,
                     errors: vec![format!("block {block_idx}: only {have} shards readable")],
                 });
             }
-            let reads = join_all(picks.iter().map(|&idx| {
+            let reads = picks.iter().map(|&idx| {
                 let source = self.sources[idx].as_ref().expect("picked sources exist");
                 source.read_frame(offset, frame_len)
-            }))
+            });
+            let started = Instant::now();
+            let mut first_answer: Option<Instant> = None;
+            let answers = quorum::gather(reads, None, |answers| {
+                if answers.pending() == 0 {
+                    return Verdict::Done;
+                }
+                if patient || answers.pending() == answers.results().len() {
+                    return Verdict::Wait;
+                }
+                let first = *first_answer.get_or_insert_with(Instant::now);
+                Verdict::DoneBy(first + ((first - started) * 4).max(HEDGE_MIN))
+            })
             .await;
-            for (idx, read) in picks.into_iter().zip(reads) {
+            for (idx, read) in picks.into_iter().zip(answers.into_options()) {
                 tried[idx] = true;
                 match read {
-                    Ok(frame) if self.algo.open(&frame).is_some() => {
+                    None => {
+                        self.slow[idx] = true;
+                        given_up.push(idx);
+                    }
+                    Some(Ok(frame)) if self.algo.open(&frame).is_some() => {
                         payloads[idx] = Some(frame.slice(HASH_LEN..));
                     }
-                    Ok(_) => {
+                    Some(Ok(_)) => {
                         tracing::warn!(
                             shard = idx,
                             block = block_idx,
@@ -173,7 +237,7 @@ impl BlockSource {
                         );
                         self.corrupt.push((block_idx, idx));
                     }
-                    Err(err) => {
+                    Some(Err(err)) => {
                         tracing::warn!(shard = idx, block = block_idx, %err, "shard read failed");
                         self.failed.insert(idx);
                     }
@@ -212,14 +276,33 @@ struct PartSources {
 }
 
 impl PartSources {
-    /// Opens every available shard file of part `part_idx`.
+    /// By shard index: whether the shard's drive is lately slow.
+    fn slow_shards(&self) -> Vec<bool> {
+        let total = usize::from(self.version.erasure.data_shards)
+            + usize::from(self.version.erasure.parity_shards);
+        let mut slow = vec![false; total];
+        for (slot, is_slow) in slow_drives(&self.disks).into_iter().enumerate() {
+            if let Some(shard) = self.shard_of_slot[slot]
+                && shard < total
+            {
+                slow[shard] = is_slow;
+            }
+        }
+        slow
+    }
+
+    /// Opens the shard files of part `part_idx` on every drive that holds
+    /// the version. Once `data_shards` are open, the others get a grace
+    /// (four times what the quorum took, at least [`HEDGE_MIN`]) and are
+    /// left out if they have not answered by then: a slow drive does not
+    /// hold up a read that can do without it.
     async fn open(&self, part_idx: usize) -> Result<Vec<Option<Source>>> {
         let version = &self.version;
         let total =
             usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
         let data_shards = usize::from(version.erasure.data_shards);
         let (data_id, number) = version.part_file(&version.parts[part_idx]);
-        let opened = fan_out(&self.disks, |slot, disk| {
+        let calls = self.disks.iter().enumerate().map(|(slot, disk)| {
             let holds = self.shard_of_slot[slot].is_some();
             async move {
                 if !holds {
@@ -227,11 +310,20 @@ impl PartSources {
                 }
                 disk.open_shard(data_id, number).await
             }
+        });
+        let started = Instant::now();
+        let mut quorum_at: Option<Instant> = None;
+        let opened = quorum::gather(calls, None, |answers| {
+            if answers.ok() < data_shards {
+                return Verdict::Wait;
+            }
+            let at = *quorum_at.get_or_insert_with(Instant::now);
+            Verdict::DoneBy(at + ((at - started) * 4).max(HEDGE_MIN))
         })
         .await;
         let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
-        for (slot, opened) in opened.into_iter().enumerate() {
-            if let (Some(shard), Ok(reader)) = (self.shard_of_slot[slot], opened)
+        for (slot, opened) in opened.into_options().into_iter().enumerate() {
+            if let (Some(shard), Some(Ok(reader))) = (self.shard_of_slot[slot], opened)
                 && shard < total
             {
                 sources[shard] = Some(Source::File(reader));
@@ -324,7 +416,7 @@ impl ErasureSet {
             (None, Some(range)) => range.resolve(size).ok_or(Error::InvalidRange { size })?,
             (None, None) => 0..size,
         };
-        let holders = resolved.holders();
+        let holders = resolved.holders() + resolved.pending;
         let parts = PartSources {
             disks: self.disks.clone(),
             shard_of_slot: resolved.shard_of_slot.clone(),
@@ -388,14 +480,8 @@ impl ErasureSet {
                         return;
                     }
                 };
-                let mut source = BlockSource {
-                    erasure,
-                    algo,
-                    size: part.size,
-                    sources,
-                    failed: HashSet::new(),
-                    corrupt: Vec::new(),
-                };
+                let mut source = BlockSource::new(erasure, algo, part.size, sources)
+                    .with_slow(parts.slow_shards());
                 // The range, in offsets within this part.
                 let from = range.start.max(part_start) - part_start;
                 let to = range.end.min(part_end) - part_start;
@@ -477,9 +563,9 @@ impl ErasureSet {
                 .iter()
                 .map(|(slot, _)| self.disks[*slot].clone())
                 .collect();
-            let reads = read_records(&disks, bucket, key, data).await;
+            let reads = read_records(&disks, bucket, key, data, ReadWait::All, self.deadline).await;
             for ((_, shard), read) in missing.into_iter().zip(reads) {
-                if let Ok(read) = read
+                if let Some(Ok(read)) = read
                     && let Some(bytes) = read.inline
                     && shard < total
                 {

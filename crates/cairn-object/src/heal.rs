@@ -18,7 +18,7 @@ use cairn_erasure::Erasure;
 use crate::error::{Error, Result};
 use crate::get::{BlockSource, Source, erasure_of};
 use crate::layer::Shared;
-use crate::set::{ErasureSet, read_records, resolve};
+use crate::set::{ErasureSet, ReadWait, read_records, resolve};
 
 /// What healing one object found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,13 +106,21 @@ impl ErasureSet {
     ) -> Result<HealReport> {
         let _guard = self.lock_object_write(shared, bucket, key).await?;
         let n = self.size();
-        let reads = read_records(&self.disks, bucket, key, ReadData::Latest).await;
+        let reads = read_records(
+            &self.disks,
+            bucket,
+            key,
+            ReadData::Latest,
+            ReadWait::All,
+            self.deadline,
+        )
+        .await;
         let records: Vec<Option<ObjectRecord>> = reads
             .iter()
             .map(|r| match r {
-                Ok(read) => Some(read.record.clone()),
-                Err(DiskError::NotFound) => Some(ObjectRecord::default()),
-                Err(_) => None,
+                Some(Ok(read)) => Some(read.record.clone()),
+                Some(Err(DiskError::NotFound)) => Some(ObjectRecord::default()),
+                Some(Err(_)) | None => None,
             })
             .collect();
         let offline = records.iter().filter(|r| r.is_none()).count();
@@ -222,14 +230,8 @@ impl ErasureSet {
                         Some(Source::Inline(bytes.clone()));
                 }
             }
-            let mut blocks = BlockSource {
-                erasure: erasure_of(&version)?,
-                algo: erasure.algo(),
-                size: version.size,
-                sources,
-                failed: Default::default(),
-                corrupt: Vec::new(),
-            };
+            let mut blocks =
+                BlockSource::new(erasure_of(&version)?, erasure.algo(), version.size, sources);
             let mut coder = erasure_of(&version)?;
             for block_idx in 0..coder.block_count(version.size) {
                 let frames = rebuild_block(&mut blocks, &mut coder, block_idx).await?;
@@ -367,14 +369,12 @@ impl ErasureSet {
                 "no target drive accepted the healed shards".to_owned(),
             ));
         }
-        let mut blocks = BlockSource {
-            erasure: erasure_of(version)?,
-            algo: erasure_of(version)?.algo(),
-            size: part.size,
+        let mut blocks = BlockSource::new(
+            erasure_of(version)?,
+            erasure_of(version)?.algo(),
+            part.size,
             sources,
-            failed: Default::default(),
-            corrupt: Vec::new(),
-        };
+        );
         let mut coder = erasure_of(version)?;
         let mut written = vec![0u64; n];
         let result: Result<()> = async {

@@ -19,7 +19,8 @@ use crate::multipart::{
 };
 use crate::nslock::{LockSet, NsLocks, bucket_resource};
 use crate::placement::Placement;
-use crate::set::{ErasureSet, describe_errors, fan_out};
+use crate::quorum::Strategy;
+use crate::set::{ErasureSet, fan_out};
 use crate::system::SYSTEM_BUCKET;
 use crate::types::{
     BodyStream, BucketInfo, ListOptions, ListResult, ObjectConfig, ObjectInfo, PutOptions,
@@ -212,7 +213,7 @@ impl ObjectLayer {
         }
         let mut best = (0u64, 0usize);
         for (idx, set) in candidates.iter().enumerate() {
-            let spaces = fan_out(&set.disks, |_, disk| disk.space()).await;
+            let spaces = fan_out(&set.disks, Strategy::all(), |_, disk| disk.space()).await;
             let free: u64 = spaces.iter().flatten().map(|s| s.free).sum();
             if free > best.0 {
                 best = (free, idx);
@@ -246,7 +247,7 @@ impl ObjectLayer {
         let results = join_all(sets.iter().map(|set| {
             let record = record.clone();
             async move {
-                fan_out(&set.disks, |_, disk| {
+                fan_out(&set.disks, Strategy::all(), |_, disk| {
                     let record = record.clone();
                     async move {
                         match disk.commit(MetaOp::MakeBucket(record)).await {
@@ -260,33 +261,29 @@ impl ObjectLayer {
         }))
         .await;
         for (set, set_results) in sets.iter().zip(&results) {
-            let ok = set_results.iter().filter(|r| r.is_ok()).count();
-            if ok < set.write_quorum() {
-                // Undo, so that a bucket exists everywhere or nowhere.
-                for (undo_set, undo_results) in sets.iter().zip(&results) {
-                    fan_out(&undo_set.disks, |idx, disk| {
-                        let created = undo_results[idx].is_ok();
-                        async move {
-                            if created {
-                                disk.commit(MetaOp::DeleteBucket {
-                                    name: bucket.to_owned(),
-                                    force: false,
-                                })
-                                .await
-                                .map(|_| ())
-                            } else {
-                                Ok(())
-                            }
+            let Err(err) = set_results.check_write(&set.disks, set.write_quorum()) else {
+                continue;
+            };
+            // Undo, so that a bucket exists everywhere or nowhere.
+            for (undo_set, undo_results) in sets.iter().zip(&results) {
+                fan_out(&undo_set.disks, Strategy::all(), |idx, disk| {
+                    let created = undo_results[idx].is_ok();
+                    async move {
+                        if created {
+                            disk.commit(MetaOp::DeleteBucket {
+                                name: bucket.to_owned(),
+                                force: false,
+                            })
+                            .await
+                            .map(|_| ())
+                        } else {
+                            Ok(())
                         }
-                    })
-                    .await;
-                }
-                return Err(Error::WriteQuorum {
-                    ok,
-                    needed: set.write_quorum(),
-                    errors: describe_errors(&set.disks, set_results),
-                });
+                    }
+                })
+                .await;
             }
+            return Err(err);
         }
         Ok(())
     }
@@ -308,18 +305,15 @@ impl ObjectLayer {
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
         let mut last_err = None;
         for set in self.all_sets() {
-            let results = fan_out(&set.disks, |_, disk| disk.list_buckets()).await;
-            let answered = results.iter().filter(|r| r.is_ok()).count();
-            if answered < set.read_quorum() {
-                last_err = Some(Error::ReadQuorum {
-                    ok: answered,
-                    needed: set.read_quorum(),
-                    errors: describe_errors(&set.disks, &results),
-                });
+            let results = fan_out(&set.disks, Strategy::all(), |_, disk| disk.list_buckets()).await;
+            if let Err(err) = results.check_read(&set.disks, set.read_quorum()) {
+                last_err = Some(err);
                 continue;
             }
+            let answered = results.ok();
             let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
             for record in results
+                .into_vec()
                 .into_iter()
                 .flatten()
                 .flatten()
@@ -360,7 +354,7 @@ impl ObjectLayer {
             return Err(Error::BucketNotEmpty);
         }
         for set in self.all_sets() {
-            let results = fan_out(&set.disks, |_, disk| async move {
+            let results = fan_out(&set.disks, Strategy::all(), |_, disk| async move {
                 match disk
                     .commit(MetaOp::DeleteBucket {
                         name: bucket.to_owned(),
@@ -373,14 +367,7 @@ impl ObjectLayer {
                 }
             })
             .await;
-            let ok = results.iter().filter(|r| r.is_ok()).count();
-            if ok < set.write_quorum() {
-                return Err(Error::WriteQuorum {
-                    ok,
-                    needed: set.write_quorum(),
-                    errors: describe_errors(&set.disks, &results),
-                });
-            }
+            results.check_write(&set.disks, set.write_quorum())?;
             // Leftovers the drives dropped with the bucket: writes that never
             // reached quorum, and uploads in progress.
             crate::put::delete_removed(&set.disks, &results, None).await;

@@ -30,6 +30,7 @@ mod multipart;
 mod nslock;
 mod placement;
 mod put;
+pub mod quorum;
 mod refill;
 mod scanner;
 mod set;

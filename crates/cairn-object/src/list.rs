@@ -11,7 +11,8 @@ use futures::future::join_all;
 
 use crate::error::{Error, Result};
 use crate::put::{into_object_info, object_info};
-use crate::set::{ErasureSet, resolve};
+use crate::quorum::{self, Strategy};
+use crate::set::{ErasureSet, not_waited_for, resolve};
 use crate::types::{ListOptions, ObjectInfo};
 
 /// What a drive's cursor says when the bucket is not on it.
@@ -54,6 +55,8 @@ pub(crate) struct SetLister {
     page_size: usize,
     read_quorum: usize,
     disks: Vec<Arc<dyn Disk>>,
+    /// The longest a page fetch waits for drives ([`ErasureSet::deadline`]).
+    deadline: Duration,
     cursors: Vec<DriveCursor>,
     /// True while only some drives are listed; see [`SetLister::fewest_drives`].
     subset: bool,
@@ -125,6 +128,7 @@ impl SetLister {
             page_size: (options.max_keys + 1).clamp(16, 1001),
             read_quorum: set.read_quorum(),
             disks: set.disks.clone(),
+            deadline: set.deadline,
             cursors: set
                 .disks
                 .iter()
@@ -246,14 +250,17 @@ impl SetLister {
     }
 
     async fn fetch(&mut self) {
-        let fetches = self.cursors.iter().enumerate().filter_map(|(idx, cursor)| {
-            if !cursor.active
-                || !cursor.buf.is_empty()
-                || cursor.exhausted
-                || cursor.failed.is_some()
-            {
-                return None;
-            }
+        let wanted: Vec<usize> = (0..self.cursors.len())
+            .filter(|&idx| {
+                let cursor = &self.cursors[idx];
+                cursor.active
+                    && cursor.buf.is_empty()
+                    && !cursor.exhausted
+                    && cursor.failed.is_none()
+            })
+            .collect();
+        let fetches = wanted.iter().map(|&idx| {
+            let cursor = &self.cursors[idx];
             let query = ListQuery {
                 bucket: self.bucket.clone(),
                 prefix: self.options.prefix.clone(),
@@ -262,9 +269,12 @@ impl SetLister {
                 limit: self.page_size,
             };
             let disk = cursor.disk.clone();
-            Some(async move { (idx, disk.list_objects(&query).await) })
+            async move { disk.list_objects(&query).await }
         });
-        for (idx, page) in join_all(fetches).await {
+        let pages = quorum::call_many(fetches, Strategy::all().with_deadline(self.deadline))
+            .await
+            .into_results(|_| not_waited_for());
+        for (idx, page) in wanted.into_iter().zip(pages) {
             let cursor = &mut self.cursors[idx];
             match page {
                 Ok(page) => {
@@ -444,16 +454,16 @@ impl SetLister {
         if let Some(agreed) = self.agreed(found) {
             return Ok(take_agreed(&self.bucket, agreed, found));
         }
-        let reads: Vec<Result<ReadObject, DiskError>> = found
+        let reads: Vec<Option<Result<ReadObject, DiskError>>> = found
             .drain(..)
             .zip(&self.cursors)
             .map(|(entry, cursor)| match entry {
-                Some(ListEntry::Object { record, .. }) => Ok(ReadObject {
+                Some(ListEntry::Object { record, .. }) => Some(Ok(ReadObject {
                     record,
                     inline: None,
-                }),
-                _ if cursor.failed.is_some() => Err(DiskError::Offline(String::new())),
-                _ => Err(DiskError::NotFound),
+                })),
+                _ if cursor.failed.is_some() => Some(Err(DiskError::Offline(String::new()))),
+                _ => Some(Err(DiskError::NotFound)),
             })
             .collect();
         // An entry without a readable version is left out when it is a

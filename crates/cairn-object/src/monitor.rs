@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cairn_disk::{Disk, DiskError, MetaOp};
-use futures::future::join_all;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::layer::ObjectLayer;
+use crate::quorum::{self, Strategy};
 use crate::set::{ErasureSet, fan_out};
 
 /// Probes every offline drive at the configured interval until `shutdown` turns true.
@@ -28,27 +28,56 @@ pub fn spawn_drive_monitor(
             if *shutdown.borrow() {
                 return;
             }
-            for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
-                for slot in 0..set.size() {
-                    if set.disks[slot].is_online() {
-                        // A cheap call that notices a drive (or a peer's
-                        // drive) gone while nothing used it, so that the
-                        // cluster health endpoints stay true when idle.
-                        let disk = &set.disks[slot];
-                        if let Err(err) = disk.space().await
-                            && err.is_offline()
-                        {
-                            tracing::warn!(drive = disk.endpoint(), set = %set.name(), %err, "drive went offline");
-                        }
-                        continue;
-                    }
-                    if probe(set, slot, &mut last_reason).await {
-                        layer.queue_refill(set, slot).await;
-                    }
+            check_drives(&layer, &mut last_reason).await;
+        }
+    })
+}
+
+/// One round of the monitor, every drive at once: a hung drive's probe
+/// waits out its deadline without holding up the others'.
+async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, String>) {
+    let slots: Vec<(&Arc<ErasureSet>, usize)> = layer
+        .pools
+        .iter()
+        .flat_map(|p| p.sets.iter())
+        .flat_map(|set| (0..set.size()).map(move |slot| (set, slot)))
+        .collect();
+    let checks = slots.iter().map(|&(set, slot)| async move {
+        let disk = &set.disks[slot];
+        if disk.is_online() {
+            // A cheap call that notices a drive (or a peer's drive) gone
+            // while nothing used it, so that the cluster health endpoints
+            // stay true when idle.
+            if let Err(err) = disk.space().await
+                && err.is_offline()
+            {
+                tracing::warn!(drive = disk.endpoint(), set = %set.name(), %err, "drive went offline");
+            }
+            return Ok::<_, ()>(None);
+        }
+        Ok(Some(probe(set, slot).await))
+    });
+    let answers = quorum::call_many(checks, Strategy::all()).await;
+    for (&(set, slot), answer) in slots.iter().zip(answers.into_options()) {
+        let Some(Ok(Some(probed))) = answer else {
+            continue;
+        };
+        let endpoint = set.disks[slot].endpoint().to_owned();
+        match probed {
+            Ok(formatted) => {
+                last_reason.remove(&endpoint);
+                if formatted {
+                    layer.queue_refill(set, slot).await;
+                }
+            }
+            Err(reason) => {
+                if last_reason.get(&endpoint) != Some(&reason) {
+                    tracing::warn!(drive = %endpoint, set = %set.name(), %reason, "drive still offline");
+                    last_reason.insert(endpoint, reason);
                 }
             }
         }
-    })
+    }
 }
 
 /// Brings back now every offline drive that `wanted` picks, as the
@@ -63,18 +92,20 @@ pub async fn reconnect_drives(layer: &ObjectLayer, wanted: impl Fn(&dyn Disk) ->
                 continue;
             }
             probes.push(async move {
-                if probe(set, slot, &mut HashMap::new()).await {
+                if probe(set, slot).await == Ok(true) {
                     layer.queue_refill(set, slot).await;
                 }
+                Ok::<(), ()>(())
             });
         }
     }
-    join_all(probes).await;
+    quorum::call_many(probes, Strategy::all()).await;
 }
 
-/// Tries to bring the drive in `slot` back; true when it came back empty
-/// and was formatted into its slot (it needs a refill).
-async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, String>) -> bool {
+/// Tries to bring the drive in `slot` back: `Ok(true)` when it came back
+/// empty and was formatted into its slot (it needs a refill), `Ok(false)`
+/// when it came back as it was, else why it is still offline.
+async fn probe(set: &ErasureSet, slot: usize) -> Result<bool, String> {
     let disk = &set.disks[slot];
     let expected = &set.formats[slot];
     let endpoint = disk.endpoint().to_owned();
@@ -88,38 +119,29 @@ async fn probe(set: &ErasureSet, slot: usize, last_reason: &mut HashMap<String, 
     };
     match result {
         Ok(formatted) => {
-            last_reason.remove(&endpoint);
+            // Buckets created while it was away.
+            heal_buckets(set, slot).await;
             if formatted {
-                heal_buckets(set, slot).await;
                 tracing::warn!(
                     drive = %endpoint, set = %set.name(), slot = slot + 1,
                     "fresh drive formatted into its slot and back in service; its objects will be rebuilt by a refill"
                 );
-                return true;
             } else {
-                // Buckets created while it was away.
-                heal_buckets(set, slot).await;
                 tracing::info!(
                     drive = %endpoint, set = %set.name(),
                     "drive is back online; objects written while it was away need healing"
                 );
             }
+            Ok(formatted)
         }
-        Err(err) => {
-            let reason = err.to_string();
-            if last_reason.get(&endpoint) != Some(&reason) {
-                tracing::warn!(drive = %endpoint, set = %set.name(), %reason, "drive still offline");
-                last_reason.insert(endpoint, reason);
-            }
-        }
+        Err(err) => Err(err.to_string()),
     }
-    false
 }
 
 /// Creates on the drive in `slot` every bucket the rest of its set knows,
 /// so that writes to it succeed again at once.
 pub(crate) async fn heal_buckets(set: &ErasureSet, slot: usize) {
-    let lists = fan_out(&set.disks, |idx, disk| async move {
+    let lists = fan_out(&set.disks, Strategy::all(), |idx, disk| async move {
         if idx == slot {
             return Ok(Vec::new());
         }
@@ -127,7 +149,7 @@ pub(crate) async fn heal_buckets(set: &ErasureSet, slot: usize) {
     })
     .await;
     let mut seen: HashMap<String, (usize, cairn_disk::BucketRecord)> = HashMap::new();
-    for record in lists.into_iter().flatten().flatten() {
+    for record in lists.into_vec().into_iter().flatten().flatten() {
         seen.entry(record.name.clone()).or_insert((0, record)).0 += 1;
     }
     let disk = &set.disks[slot];

@@ -19,7 +19,8 @@ use crate::error::{BodyError, Error, Result};
 use crate::layer::Shared;
 use crate::nslock::{part_resource, upload_resource};
 use crate::put::{ShardTarget, Stored, VersionCommit, delete_removed, hex, remove_shards_on};
-use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
+use crate::quorum::Strategy;
+use crate::set::{ErasureSet, fan_out, write_failed};
 use crate::types::{BodyStream, ObjectInfo, PutOptions};
 
 /// Every part but the last must be at least this large (S3's limit).
@@ -144,23 +145,22 @@ impl ErasureSet {
         key: &str,
         upload_id: Uuid,
     ) -> Result<ResolvedUpload> {
-        let reads = fan_out(&self.disks, |_, disk| {
+        let reads = fan_out(&self.disks, Strategy::all(), |_, disk| {
             disk.read_upload(bucket, key, upload_id)
         })
         .await;
-        let found = reads.iter().filter(|r| r.is_ok()).count();
-        let missing = reads
-            .iter()
-            .filter(|r| matches!(r, Err(DiskError::NotFound)))
-            .count();
-        let bucket_missing = reads
-            .iter()
-            .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
-            .count();
+        let found = reads.ok();
+        let missing = reads.failed_with(|e| matches!(e, DiskError::NotFound));
+        let bucket_missing = reads.failed_with(|e| matches!(e, DiskError::BucketNotFound));
         let read_quorum = self.read_quorum();
         if found >= read_quorum {
             let holds = reads.iter().map(|r| r.is_ok()).collect();
-            let record = reads.into_iter().flatten().next().expect("found above");
+            let record = reads
+                .into_vec()
+                .into_iter()
+                .flatten()
+                .next()
+                .expect("found above");
             return Ok(ResolvedUpload { record, holds });
         }
         if bucket_missing >= read_quorum {
@@ -171,7 +171,7 @@ impl ErasureSet {
             return Err(Error::ReadQuorum {
                 ok: found + missing,
                 needed: read_quorum,
-                errors: describe_errors(&self.disks, &reads),
+                errors: reads.errors(&self.disks),
             });
         }
         Err(Error::NoSuchUpload)
@@ -183,7 +183,7 @@ impl ErasureSet {
         upload: &ResolvedUpload,
     ) -> Result<BTreeMap<u32, UploadPartRecord>> {
         let upload_id = upload.record.upload_id;
-        let lists = fan_out(&self.disks, |slot, disk| {
+        let lists = fan_out(&self.disks, Strategy::all(), |slot, disk| {
             let holds = upload.holds[slot];
             async move {
                 if !holds {
@@ -194,17 +194,10 @@ impl ErasureSet {
             }
         })
         .await;
-        let answered = lists.iter().filter(|l| l.is_ok()).count();
         let read_quorum = usize::from(upload.record.erasure.data_shards).max(1);
-        if answered < read_quorum {
-            return Err(Error::ReadQuorum {
-                ok: answered,
-                needed: read_quorum,
-                errors: describe_errors(&self.disks, &lists),
-            });
-        }
+        lists.check_read(&self.disks, read_quorum)?;
         let mut votes: HashMap<(u32, Uuid), (usize, UploadPartRecord)> = HashMap::new();
-        for part in lists.into_iter().flatten().flatten() {
+        for part in lists.into_vec().into_iter().flatten().flatten() {
             votes
                 .entry((part.number, part.data_id))
                 .or_insert((0, part))
@@ -241,25 +234,26 @@ impl ErasureSet {
             erasure: layout.erasure_meta(0),
             meta,
         };
-        let results = fan_out(&layout.disks_by_shard, |shard_idx, disk| {
-            let mut upload = upload.clone();
-            upload.erasure = layout.erasure_meta(shard_idx);
-            async move {
-                disk.commit(MetaOp::CreateUpload {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    upload,
-                })
-                .await
-            }
-        })
+        let results = fan_out(
+            &layout.disks_by_shard,
+            Strategy::all(),
+            |shard_idx, disk| {
+                let mut upload = upload.clone();
+                upload.erasure = layout.erasure_meta(shard_idx);
+                async move {
+                    disk.commit(MetaOp::CreateUpload {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        upload,
+                    })
+                    .await
+                }
+            },
+        )
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let ok = results.ok();
         if ok < layout.write_quorum() {
-            let bucket_missing = results
-                .iter()
-                .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
-                .count();
+            let bucket_missing = results.failed_with(|e| matches!(e, DiskError::BucketNotFound));
             if bucket_missing >= layout.write_quorum() {
                 return Err(Error::BucketNotFound);
             }
@@ -338,31 +332,32 @@ impl ErasureSet {
             .locks
             .write(self.lock_set(), part_resource(upload_id, number))
             .await?;
-        let results = fan_out(&layout.disks_by_shard, |shard_idx, disk| {
-            let wrote = written[shard_idx].is_ok();
-            let part = part.clone();
-            async move {
-                if !wrote {
-                    return Err(DiskError::Offline("its shard was not written".to_owned()));
+        let results = fan_out(
+            &layout.disks_by_shard,
+            Strategy::all(),
+            |shard_idx, disk| {
+                let wrote = written[shard_idx].is_ok();
+                let part = part.clone();
+                async move {
+                    if !wrote {
+                        return Err(DiskError::Offline("its shard was not written".to_owned()));
+                    }
+                    disk.commit(MetaOp::PutPart {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        upload_id,
+                        part,
+                    })
+                    .await
                 }
-                disk.commit(MetaOp::PutPart {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    upload_id,
-                    part,
-                })
-                .await
-            }
-        })
+            },
+        )
         .await;
         drop((part_guard, upload_guard));
-        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let ok = results.ok();
         if ok < layout.write_quorum() {
             remove_shards_on(&layout.disks_by_shard, data_id, number, &written).await;
-            let missing = results
-                .iter()
-                .filter(|r| matches!(r, Err(DiskError::NotFound)))
-                .count();
+            let missing = results.failed_with(|e| matches!(e, DiskError::NotFound));
             if missing >= layout.write_quorum() {
                 return Err(Error::NoSuchUpload);
             }
@@ -507,7 +502,7 @@ impl ErasureSet {
             .locks
             .write(self.lock_set(), upload_resource(upload_id))
             .await?;
-        let results = fan_out(&self.disks, |_, disk| {
+        let results = fan_out(&self.disks, Strategy::all(), |_, disk| {
             disk.commit(MetaOp::AbortUpload {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
@@ -515,11 +510,8 @@ impl ErasureSet {
             })
         })
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let missing = results
-            .iter()
-            .filter(|r| matches!(r, Err(DiskError::NotFound)))
-            .count();
+        let ok = results.ok();
+        let missing = results.failed_with(|e| matches!(e, DiskError::NotFound));
         delete_removed(&self.disks, &results, None).await;
         if ok == 0 && missing >= self.read_quorum() {
             return Err(Error::NoSuchUpload);
@@ -528,7 +520,7 @@ impl ErasureSet {
             return Err(Error::WriteQuorum {
                 ok,
                 needed: self.write_quorum(),
-                errors: describe_errors(&self.disks, &results),
+                errors: results.errors(&self.disks),
             });
         }
         Ok(())
@@ -555,22 +547,14 @@ impl ErasureSet {
                 delimiter: opts.delimiter.clone(),
                 limit: limit + 1,
             };
-            let pages = fan_out(&self.disks, |_, disk| disk.list_uploads(&query)).await;
-            let answered = pages.iter().filter(|p| p.is_ok()).count();
-            let bucket_missing = pages
-                .iter()
-                .filter(|p| matches!(p, Err(DiskError::BucketNotFound)))
-                .count();
-            if bucket_missing >= read_quorum {
+            let pages = fan_out(&self.disks, Strategy::all(), |_, disk| {
+                disk.list_uploads(&query)
+            })
+            .await;
+            if pages.failed_with(|e| matches!(e, DiskError::BucketNotFound)) >= read_quorum {
                 return Err(Error::BucketNotFound);
             }
-            if answered < read_quorum {
-                return Err(Error::ReadQuorum {
-                    ok: answered,
-                    needed: read_quorum,
-                    errors: describe_errors(&self.disks, &pages),
-                });
-            }
+            pages.check_read(&self.disks, read_quorum)?;
             // Entries past the end of a truncated page are unknown to that
             // drive: only entries up to the earliest such end are counted.
             let horizon: Option<ListedUpload> = pages
@@ -580,7 +564,7 @@ impl ErasureSet {
                 .filter_map(|p| p.entries.last().map(ListedUpload::from_entry))
                 .min();
             let mut votes: BTreeMap<ListedUpload, usize> = BTreeMap::new();
-            for page in pages.into_iter().flatten() {
+            for page in pages.into_vec().into_iter().flatten() {
                 for entry in &page.entries {
                     let listed = ListedUpload::from_entry(entry);
                     if horizon.as_ref().is_some_and(|h| listed > *h) {

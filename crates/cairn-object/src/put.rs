@@ -25,7 +25,8 @@ use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
 use crate::etag_md5::{HashingStopped, Md5Stream};
 use crate::layer::Shared;
-use crate::set::{ErasureSet, describe_errors, fan_out, write_failed};
+use crate::quorum::{self, Strategy};
+use crate::set::{ErasureSet, fan_out, write_failed};
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
 
 /// Frames queued per drive ahead of its writer: bounds memory per request
@@ -202,7 +203,11 @@ struct ShardFanOut {
 impl ShardFanOut {
     async fn open(disks_by_shard: &[Arc<dyn Disk>], data_id: Uuid, part: u32) -> ShardFanOut {
         let abort = Arc::new(AtomicBool::new(false));
-        let created = fan_out(disks_by_shard, |_, disk| disk.create_shard(data_id, part)).await;
+        let created = fan_out(disks_by_shard, Strategy::all(), |_, disk| {
+            disk.create_shard(data_id, part)
+        })
+        .await
+        .into_vec();
         let mut fan = ShardFanOut {
             senders: Vec::new(),
             tasks: Vec::new(),
@@ -256,14 +261,17 @@ impl ShardFanOut {
             let frame = Bytes::from(buf).slice(start..);
             async move {
                 match sender {
-                    Some(sender) => sender.send((frame, budget)).await.is_ok(),
-                    None => false,
+                    Some(sender) => sender.send((frame, budget)).await.map_err(|_| ()),
+                    None => Err(()),
                 }
             }
         });
-        let sent = futures::future::join_all(sends).await;
-        for (sender, ok) in self.senders.iter_mut().zip(sent) {
-            if !ok {
+        // Each writer takes its frame as soon as its drive took the last
+        // one; a drive that stops taking frames fails its writer at its
+        // deadline (`cairn_disk::WatchedDisk`), which closes its queue.
+        let sent = quorum::call_many(sends, Strategy::all()).await;
+        for (sender, ok) in self.senders.iter_mut().zip(sent.results()) {
+            if !matches!(ok, Some(Ok(()))) {
                 sender.take();
             }
         }
@@ -728,7 +736,7 @@ impl ErasureSet {
         // A writer that lost its lease must not commit: another may hold the key now.
         guard.check()?;
         version.mod_time_ns = shared.clock.now_ns();
-        let results = fan_out(disks_by_shard, |shard_idx, disk| {
+        let results = fan_out(disks_by_shard, Strategy::all(), |shard_idx, disk| {
             let commit = ops[shard_idx].clone();
             let mut version = version.clone();
             let op = &op;
@@ -741,12 +749,9 @@ impl ErasureSet {
             }
         })
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let ok = results.ok();
         if ok < write_quorum {
-            let bucket_missing = results
-                .iter()
-                .filter(|r| matches!(r, Err(DiskError::BucketNotFound)))
-                .count();
+            let bucket_missing = results.failed_with(|e| matches!(e, DiskError::BucketNotFound));
             let removed: Vec<Result<Vec<RemovedVersion>, DiskError>> = results
                 .iter()
                 .map(|r| match r {
@@ -767,7 +772,7 @@ impl ErasureSet {
         if ok < disks_by_shard.len() {
             tracing::warn!(
                 bucket, key, set = %self.name(), ok, drives = disks_by_shard.len(),
-                errors = ?describe_errors(disks_by_shard, &results),
+                errors = ?results.errors(disks_by_shard),
                                 "object written below full redundancy; queued for healing",
             );
             shared.heal.push(bucket, key);
@@ -785,7 +790,7 @@ impl ErasureSet {
         disks: &[Arc<dyn Disk>],
         results: &[Result<Vec<RemovedVersion>, DiskError>],
     ) {
-        let reverts = fan_out(disks, |idx, disk| {
+        let reverts = fan_out(disks, Strategy::all(), |idx, disk| {
             let previous = results[idx].as_ref().ok().cloned();
             async move {
                 let Some(previous) = previous else {
@@ -840,7 +845,7 @@ pub(crate) async fn remove_shards_on<T>(
     part: u32,
     results: &[Result<T, DiskError>],
 ) {
-    fan_out(disks, |idx, disk| {
+    fan_out(disks, Strategy::all(), |idx, disk| {
         let wrote = results[idx].is_ok();
         async move {
             if wrote {
@@ -861,7 +866,7 @@ pub(crate) async fn delete_removed(
     results: &[Result<MetaOutcome, DiskError>],
     kept: Option<&ObjectVersion>,
 ) {
-    fan_out(disks, |idx, disk| {
+    fan_out(disks, Strategy::all(), |idx, disk| {
         let outcome = results[idx].as_ref().ok().cloned().unwrap_or_default();
         async move {
                         // Replaced versions go to the trash (a GET may have resolved

@@ -4,12 +4,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, Format, ObjectVersion, ReadData, ReadObject, VersionIdentity};
-use futures::future::join_all;
+use futures::future::Either;
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::quorum::{self, Strategy, Verdict};
 use crate::types::{BucketInfo, SetHealth};
 
 /// The drives of one erasure set, in slot order, with the erasure layout new
@@ -22,6 +26,9 @@ pub(crate) struct ErasureSet {
     pub(crate) formats: Vec<Format>,
     pub(crate) data_shards: usize,
     pub(crate) parity_shards: usize,
+    /// The longest a fan-out to the set's drives waits: the deadline of a
+    /// call to a remote drive, the backstop for calls that carry none.
+    pub(crate) deadline: Duration,
 }
 
 impl ErasureSet {
@@ -78,77 +85,269 @@ pub(crate) fn write_failed<T>(
     }
 }
 
-/// Runs `op` on every drive at once; results come back in slot order.
+/// Runs `op` on every drive at once, waiting as `strategy` says; answers
+/// come back in slot order, a drive that was not waited for counted as
+/// offline for this request ([`crate::quorum`] says what is guaranteed).
 pub(crate) async fn fan_out<'a, T, F, Fut>(
     disks: &'a [Arc<dyn Disk>],
+    strategy: Strategy,
     op: F,
-) -> Vec<Result<T, DiskError>>
+) -> DriveAnswers<T>
 where
     F: Fn(usize, &'a Arc<dyn Disk>) -> Fut,
     Fut: Future<Output = Result<T, DiskError>>,
 {
-    join_all(disks.iter().enumerate().map(|(idx, disk)| op(idx, disk))).await
+    let calls = disks.iter().enumerate().map(|(idx, disk)| op(idx, disk));
+    let answers = quorum::call_many(calls, strategy).await;
+    DriveAnswers(answers.into_results(|_| not_waited_for()))
 }
 
-/// Reads `bucket/key`'s record (and inline data, as `data` asks) from every
-/// drive, in slot order, like a [`fan_out`] of `read_object`, except that the
-/// drives whose reads block (this machine's) are read one after another in a
-/// single blocking task: for a small GET, a hand-off to the blocking pool per
-/// drive (its mutex, a thread wake-up, two context switches) cost more than
-/// the reads themselves.
+/// The error of a drive a fan-out stopped waiting for.
+pub(crate) fn not_waited_for() -> DiskError {
+    DiskError::Offline("did not answer before its request went on without it".to_owned())
+}
+
+/// What each drive of a fan-out answered, in slot order.
+pub(crate) struct DriveAnswers<T>(pub(crate) Vec<Result<T, DiskError>>);
+
+impl<T> std::ops::Deref for DriveAnswers<T> {
+    type Target = [Result<T, DiskError>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> DriveAnswers<T> {
+    /// Drives that succeeded.
+    pub(crate) fn ok(&self) -> usize {
+        self.0.iter().filter(|r| r.is_ok()).count()
+    }
+
+    /// Drives that failed with an error `matches` picks.
+    pub(crate) fn failed_with(&self, matches: impl Fn(&DiskError) -> bool) -> usize {
+        self.0
+            .iter()
+            .filter(|r| r.as_ref().is_err_and(&matches))
+            .count()
+    }
+
+    /// The per-drive failures, for errors and logs.
+    pub(crate) fn errors(&self, disks: &[Arc<dyn Disk>]) -> Vec<String> {
+        describe_errors(disks, &self.0)
+    }
+
+    /// `Ok` when at least `needed` drives succeeded, else the write's error
+    /// ([`write_failed`]).
+    pub(crate) fn check_write(&self, disks: &[Arc<dyn Disk>], needed: usize) -> Result<()> {
+        let ok = self.ok();
+        if ok >= needed {
+            return Ok(());
+        }
+        Err(write_failed(disks, &self.0, ok, needed))
+    }
+
+    /// `Ok` when at least `needed` drives answered, else a read-quorum error.
+    pub(crate) fn check_read(&self, disks: &[Arc<dyn Disk>], needed: usize) -> Result<()> {
+        let ok = self.ok();
+        if ok >= needed {
+            return Ok(());
+        }
+        Err(Error::ReadQuorum {
+            ok,
+            needed,
+            errors: self.errors(disks),
+        })
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Result<T, DiskError>> {
+        self.0
+    }
+}
+
+/// How [`read_records`] waits for the drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadWait {
+    /// For every drive (healing, which acts on what each one lacks).
+    All,
+    /// Until the answers settle the newest readable version ([`settled`]):
+    /// a GET does not wait for a slow drive whose answer could not change it.
+    Settled { read_quorum: usize },
+}
+
+/// Drives whose recent calls took far longer than the set's others: at
+/// least 20 ms and four times the lower median of the latencies known.
+/// Readers ask them last, or not at all when they need not.
+pub(crate) fn slow_drives(disks: &[Arc<dyn Disk>]) -> Vec<bool> {
+    let latencies: Vec<Option<Duration>> = disks.iter().map(|disk| disk.latency()).collect();
+    let mut known: Vec<Duration> = latencies.iter().flatten().copied().collect();
+    if known.len() < 2 {
+        return vec![false; disks.len()];
+    }
+    known.sort_unstable();
+    let median = known[(known.len() - 1) / 2];
+    let threshold = (median * 4).max(Duration::from_millis(20));
+    latencies
+        .iter()
+        .map(|latency| latency.is_some_and(|l| l > threshold))
+        .collect()
+}
+
+/// Reads `bucket/key`'s record (and inline data, as `data` asks) from the
+/// drives, in slot order; `None` for a drive not waited for. The drives
+/// whose reads block (this machine's) are read one after another in a
+/// single blocking task, handing over each answer as it comes: for a small
+/// GET, a hand-off to the blocking pool per drive (its mutex, a thread
+/// wake-up, two context switches) cost more than the reads themselves. A
+/// drive lately slow is read on its own instead, so that it delays no
+/// other. When the batch is still stuck at `deadline`, the drive it is
+/// reading is stalled ([`Disk::stall`]) and the drives queued behind it
+/// are read on their own.
 pub(crate) async fn read_records(
     disks: &[Arc<dyn Disk>],
     bucket: &str,
     key: &str,
     data: ReadData,
-) -> Vec<Result<ReadObject, DiskError>> {
-    let local: Vec<bool> = disks.iter().map(|disk| disk.reads_block()).collect();
-    let local_count = local.iter().filter(|&&is_local| is_local).count();
-    if local_count < 2 {
-        return fan_out(disks, |_, disk| disk.read_object(bucket, key, data)).await;
-    }
-    let batch = {
-        let batch_disks: Vec<Arc<dyn Disk>> = disks
-            .iter()
-            .zip(&local)
-            .filter(|(_, is_local)| **is_local)
-            .map(|(disk, _)| disk.clone())
-            .collect();
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        tokio::task::spawn_blocking(move || {
-            batch_disks
-                .iter()
-                .map(|disk| disk.read_object_blocking(&bucket, &key, data))
-                .collect::<Vec<_>>()
-        })
-    };
-    let remote = join_all(
-        disks
-            .iter()
-            .zip(&local)
-            .filter(|(_, is_local)| !**is_local)
-            .map(|(disk, _)| disk.read_object(bucket, key, data)),
-    );
-    let (batch, remote) = futures::future::join(batch, remote).await;
-    let mut batch = batch
-        .unwrap_or_else(|err| {
-            (0..local_count)
-                .map(|_| Err(DiskError::Store(format!("drive task failed: {err}"))))
-                .collect()
-        })
-        .into_iter();
-    let mut remote = remote.into_iter();
-    local
+    wait: ReadWait,
+    deadline: Duration,
+) -> Vec<Option<Result<ReadObject, DiskError>>> {
+    let slow = slow_drives(disks);
+    let mut batched: Vec<bool> = disks
         .iter()
-        .map(|&is_local| {
-            let next = if is_local {
-                batch.next()
-            } else {
-                remote.next()
-            };
-            next.expect("one read per drive")
+        .zip(&slow)
+        .map(|(disk, slow)| disk.reads_block() && !slow)
+        .collect();
+    if batched.iter().filter(|b| **b).count() < 2 {
+        batched = vec![false; disks.len()];
+    }
+    let judge = |answers: &quorum::Answers<ReadObject, DiskError>| match wait {
+        ReadWait::All => Verdict::Wait,
+        ReadWait::Settled { read_quorum } if settled(answers, read_quorum) => Verdict::Done,
+        ReadWait::Settled { .. } => Verdict::Wait,
+    };
+    if !batched.contains(&true) {
+        let calls = disks.iter().map(|disk| disk.read_object(bucket, key, data));
+        let answers = quorum::gather(calls, Some(deadline), judge).await;
+        return answers.into_options();
+    }
+    // The batch: the slot it is reading, and a channel per slot for its answer.
+    let reading = Arc::new(AtomicUsize::new(usize::MAX));
+    let mut senders = Vec::new();
+    let mut receivers: Vec<Option<oneshot::Receiver<Result<ReadObject, DiskError>>>> =
+        (0..disks.len()).map(|_| None).collect();
+    let mut batch_disks = Vec::new();
+    for (slot, disk) in disks.iter().enumerate() {
+        if batched[slot] {
+            let (tx, rx) = oneshot::channel();
+            senders.push((slot, tx));
+            receivers[slot] = Some(rx);
+            batch_disks.push(disk.clone());
+        }
+    }
+    {
+        let (bucket, key, reading) = (bucket.to_owned(), key.to_owned(), reading.clone());
+        tokio::task::spawn_blocking(move || {
+            for ((slot, tx), disk) in senders.into_iter().zip(batch_disks) {
+                reading.store(slot, Ordering::Release);
+                let _ = tx.send(disk.read_object_blocking(&bucket, &key, data));
+            }
+            reading.store(usize::MAX, Ordering::Release);
+        });
+    }
+    let calls = disks
+        .iter()
+        .zip(receivers)
+        .map(|(disk, receiver)| match receiver {
+            Some(rx) => Either::Left(async move {
+                rx.await
+                    .unwrap_or_else(|_| Err(DiskError::Store("drive task failed".to_owned())))
+            }),
+            None => Either::Right(disk.read_object(bucket, key, data)),
+        });
+    let answers = quorum::gather(calls, Some(deadline), judge).await;
+    let done = match wait {
+        ReadWait::All => answers.pending() == 0,
+        ReadWait::Settled { read_quorum } => settled(&answers, read_quorum),
+    };
+    let mut results = answers.into_options();
+    if done {
+        return results;
+    }
+    let stuck = reading.load(Ordering::Acquire);
+    if stuck < disks.len() && results[stuck].is_none() {
+        let reason = format!(
+            "{} did not answer read-object within {deadline:?}",
+            disks[stuck].endpoint()
+        );
+        disks[stuck].stall(&reason);
+        results[stuck] = Some(Err(DiskError::Offline(reason)));
+    }
+    // The drives queued behind the stuck one, each on its own now.
+    let queued: Vec<usize> = (0..disks.len())
+        .filter(|&slot| batched[slot] && results[slot].is_none())
+        .collect();
+    if !queued.is_empty() {
+        let calls = queued
+            .iter()
+            .map(|&slot| disks[slot].read_object(bucket, key, data));
+        let late = quorum::call_many(calls, Strategy::all().with_deadline(deadline)).await;
+        for (slot, answer) in queued.into_iter().zip(late.into_options()) {
+            results[slot] = answer;
+        }
+    }
+    results
+}
+
+/// Whether the answers so far settle what [`resolve`] would answer, so
+/// that the drives still pending could not change it: read quorum has
+/// answered, and no version newer than the newest readable one (or, when
+/// none is readable, no version at all) could reach write quorum with
+/// every pending drive holding it. An acknowledged version reached write
+/// quorum, more than half the set, so one that no answer shows is on more
+/// than half of it: waiting is needed while over half is pending.
+fn settled(answers: &quorum::Answers<ReadObject, DiskError>, read_quorum: usize) -> bool {
+    let pending = answers.pending();
+    if pending == 0 {
+        return true;
+    }
+    if pending * 2 > answers.results().len() {
+        return false;
+    }
+    let mut answered = 0;
+    let mut groups: HashMap<VersionIdentity, (usize, &ObjectVersion)> = HashMap::new();
+    for answer in answers.results().iter().flatten() {
+        match answer {
+            Ok(read) => {
+                answered += 1;
+                for version in &read.record.versions {
+                    groups.entry(version.identity()).or_insert((0, version)).0 += 1;
+                }
+            }
+            Err(DiskError::NotFound) => answered += 1,
+            // A bucket being created or deleted: rare; ask every drive.
+            Err(DiskError::BucketNotFound) => return false,
+            Err(_) => {}
+        }
+    }
+    if answered < read_quorum {
+        return false;
+    }
+    let best = groups
+        .iter()
+        .filter(|(_, (count, version))| *count >= usize::from(version.erasure.data_shards).max(1))
+        .map(|(identity, _)| *identity)
+        .max();
+    groups
+        .iter()
+        .filter(|(identity, _)| best.is_none_or(|best| **identity > best))
+        .all(|(_, (count, version))| {
+            let erasure = &version.erasure;
+            let needed = write_quorum(
+                usize::from(erasure.data_shards),
+                usize::from(erasure.parity_shards),
+            );
+            count + pending < needed.max(1)
         })
-        .collect()
 }
 
 /// Describes the per-drive failures of a fan-out, for error messages and logs.
@@ -175,6 +374,8 @@ pub(crate) struct Resolved {
     pub(crate) shard_of_slot: Vec<Option<usize>>,
     /// Per slot: inline shard data returned with the record, when it is this version's.
     pub(crate) inline: Vec<Option<Bytes>>,
+    /// Drives not waited for: their answers could not change the version.
+    pub(crate) pending: usize,
 }
 
 impl Resolved {
@@ -224,7 +425,29 @@ impl ErasureSet {
 
     /// Resolves a bucket by read quorum over this set's drives.
     pub(crate) async fn bucket_info(&self, bucket: &str) -> Result<BucketInfo> {
-        let results = fan_out(&self.disks, |_, disk| disk.get_bucket(bucket)).await;
+        let read_quorum = self.read_quorum();
+        let count = |results: &[Option<Result<cairn_disk::BucketRecord, DiskError>>]| {
+            let present = results.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
+            let missing = results
+                .iter()
+                .filter(|r| matches!(r, Some(Err(DiskError::BucketNotFound))))
+                .count();
+            (present, missing)
+        };
+        // Settled once the drives still pending could not turn the answer.
+        let calls = self.disks.iter().map(|disk| disk.get_bucket(bucket));
+        let answers = quorum::gather(calls, Some(self.deadline), |answers| {
+            let (present, missing) = count(answers.results());
+            let pending = answers.pending();
+            let decided = present >= missing + pending || present + pending < missing;
+            if present + missing >= read_quorum && decided {
+                Verdict::Done
+            } else {
+                Verdict::Wait
+            }
+        })
+        .await;
+        let results = answers.into_results(|_| not_waited_for());
         let mut found: HashMap<i64, usize> = HashMap::new();
         let mut missing = 0;
         for res in &results {
@@ -235,10 +458,10 @@ impl ErasureSet {
             }
         }
         let present: usize = found.values().sum();
-        if present + missing < self.read_quorum() {
+        if present + missing < read_quorum {
             return Err(Error::ReadQuorum {
                 ok: present + missing,
-                needed: self.read_quorum(),
+                needed: read_quorum,
                 errors: describe_errors(&self.disks, &results),
             });
         }
@@ -259,14 +482,18 @@ impl ErasureSet {
         Err(Error::BucketNotFound)
     }
 
-    /// Reads an object's metadata from every drive and resolves it.
+    /// Reads an object's metadata from the drives, until their answers
+    /// settle it, and resolves it.
     pub(crate) async fn read_resolved(
         &self,
         bucket: &str,
         key: &str,
         data: ReadData,
     ) -> Result<Resolved> {
-        let reads = read_records(&self.disks, bucket, key, data).await;
+        let wait = ReadWait::Settled {
+            read_quorum: self.read_quorum(),
+        };
+        let reads = read_records(&self.disks, bucket, key, data, wait, self.deadline).await;
         match resolve(&self.disks, self.read_quorum(), data, reads)? {
             Some(resolved) => Ok(resolved),
             None => Err(Error::ObjectNotFound),
@@ -275,7 +502,7 @@ impl ErasureSet {
 }
 
 /// Resolves what drives returned for one key into the newest version that
-/// read quorum agrees on.
+/// read quorum agrees on; `None` stands for a drive not waited for.
 ///
 /// A version is readable when at least its `data_shards` drives hold it. If
 /// none is, the answer is "not found" only when no acknowledged version can
@@ -288,13 +515,13 @@ pub(crate) fn resolve(
     disks: &[Arc<dyn Disk>],
     read_quorum: usize,
     data: ReadData,
-    reads: Vec<Result<ReadObject, DiskError>>,
+    reads: Vec<Option<Result<ReadObject, DiskError>>>,
 ) -> Result<Option<Resolved>> {
     let n = reads.len();
     let mut answered = 0;
     let mut bucket_missing = 0;
     let mut groups: HashMap<VersionIdentity, (usize, ObjectVersion)> = HashMap::new();
-    for read in &reads {
+    for read in reads.iter().flatten() {
         match read {
             Ok(read) => {
                 answered += 1;
@@ -329,6 +556,10 @@ pub(crate) fn resolve(
             count + unanswered >= acknowledged.max(1)
         });
         if answered + bucket_missing < read_quorum || hidden {
+            let reads: Vec<Result<ReadObject, DiskError>> = reads
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(not_waited_for())))
+                .collect();
             return Err(Error::ReadQuorum {
                 ok: answered,
                 needed: read_quorum,
@@ -339,7 +570,12 @@ pub(crate) fn resolve(
     };
     let mut shard_of_slot = vec![None; n];
     let mut inline = vec![None; n];
+    let mut pending = 0;
     for (slot, read) in reads.into_iter().enumerate() {
+        let Some(read) = read else {
+            pending += 1;
+            continue;
+        };
         let Ok(read) = read else { continue };
         let Some(held) = read
             .record
@@ -367,5 +603,6 @@ pub(crate) fn resolve(
         version,
         shard_of_slot,
         inline,
+        pending,
     }))
 }

@@ -68,6 +68,10 @@ pub struct ObjectConfig {
     /// across all requests (`CAIRN_WRITE_BUFFER_MB`, default 64 MiB): the
     /// server's memory stays bounded however many PUTs arrive at once.
     pub write_buffer: usize,
+    /// How long drive calls may take (`CAIRN_DRIVE_MAX_TIMEOUT`); the
+    /// drives enforce them (`cairn_disk::WatchedDisk`), and fan-outs wait
+    /// at most a remote call's deadline for calls that carry none.
+    pub deadlines: cairn_disk::Deadlines,
 }
 
 impl Default for ObjectConfig {
@@ -86,6 +90,7 @@ impl Default for ObjectConfig {
             heal_duty: 0.5,
             heal_concurrency: 4,
             write_buffer: 64 << 20,
+            deadlines: cairn_disk::Deadlines::default(),
             scanner_interval: Duration::from_secs(3600),
             scanner_deep_percent: 10,
             orphan_grace: Duration::from_secs(3600),

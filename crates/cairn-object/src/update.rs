@@ -10,6 +10,7 @@ use crate::conditions::Preconditions;
 use crate::error::Result;
 use crate::layer::Shared;
 use crate::put::object_info;
+use crate::quorum::Strategy;
 use crate::set::{ErasureSet, fan_out, write_failed, write_quorum};
 use crate::types::ObjectInfo;
 
@@ -53,18 +54,18 @@ impl ErasureSet {
             };
         // A writer that lost its lease must not commit: another may hold the key now.
         guard.check()?;
-        let results = fan_out(&holders, |_, disk| {
+        let results = fan_out(&holders, Strategy::all(), |_, disk| {
             disk.commit(change(meta.clone(), mod_time_ns))
         })
         .await;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let ok = results.ok();
         let needed = write_quorum(
             usize::from(old.erasure.data_shards),
             usize::from(old.erasure.parity_shards),
         );
         if ok < needed {
             // Put the old metadata back, so that the drives agree on one version.
-            let undo = fan_out(&holders, |idx, disk| {
+            let undo = fan_out(&holders, Strategy::all(), |idx, disk| {
                 let changed = results[idx].is_ok();
                 let op = change(old.meta.clone(), mod_time_ns.map(|_| old.mod_time_ns));
                 async move {

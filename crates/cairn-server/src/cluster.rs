@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use cairn_disk::Disk;
+use cairn_disk::{Deadlines, Disk, WatchedDisk};
 use cairn_net::{
     ClusterKey, DistLocker, Faults, InternodeServer, LocalNode, LockNode, LockTable, Peer,
     RemoteDisk, VersionRange,
@@ -29,6 +29,8 @@ pub struct Cluster {
     table: Arc<LockTable>,
     pub locker: DistLocker,
     lease: Duration,
+    /// Deadlines of calls to peers' drives.
+    remote_deadlines: Deadlines,
 }
 
 impl Cluster {
@@ -37,6 +39,8 @@ impl Cluster {
         nodes: Vec<String>,
         root: &Credentials,
         env: &EnvSettings,
+        deadlines: Deadlines,
+        faults: Arc<Faults>,
     ) -> Result<Cluster> {
         let mine: Vec<&String> = nodes
             .iter()
@@ -79,7 +83,8 @@ impl Cluster {
             node: this.clone(),
             key: ClusterKey::new(&secret, env.test_clock_skew_ms),
             versions,
-            faults: Faults::from_env(),
+            faults,
+            call_timeout: deadlines.remote().call,
         });
         let peers = nodes
             .iter()
@@ -95,6 +100,7 @@ impl Cluster {
             table,
             locker: DistLocker::new(Vec::new(), env.lock_lease),
             lease: env.lock_lease,
+            remote_deadlines: deadlines.remote(),
         })
     }
 
@@ -109,7 +115,8 @@ impl Cluster {
     }
 
     pub fn remote_disk(&self, node: &str, path: &str) -> Arc<dyn Disk> {
-        Arc::new(RemoteDisk::new(self.peers[node].clone(), path.to_owned()))
+        let disk = Arc::new(RemoteDisk::new(self.peers[node].clone(), path.to_owned()));
+        Arc::new(WatchedDisk::new(disk, self.remote_deadlines))
     }
 
     pub fn server(&self, drives: HashMap<String, Arc<dyn Disk>>) -> InternodeServer {

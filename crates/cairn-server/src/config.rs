@@ -206,6 +206,9 @@ pub struct EnvSettings {
     /// How often the drive monitor checks drives and probes offline ones
     /// (`CAIRN_DRIVE_CHECK_INTERVAL`).
     pub drive_check_interval: Duration,
+    /// How long one drive call may take before the drive counts as offline
+    /// for the request that made it (`CAIRN_DRIVE_MAX_TIMEOUT`).
+    pub drive_max_timeout: Duration,
     /// Test-only: the internode protocol versions this node announces
     /// (`CAIRN_TEST_INTERNODE_VERSIONS`, `min-max`), to run mixed-version clusters.
     pub test_internode_versions: Option<cairn_net::VersionRange>,
@@ -316,6 +319,10 @@ pub fn env_settings() -> Result<EnvSettings> {
         drive_check_interval: match duration("DRIVE_CHECK_INTERVAL", Duration::from_secs(2))? {
             d if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
             d => bail!("CAIRN_DRIVE_CHECK_INTERVAL must be 100ms to 1h, got {d:?}"),
+        },
+        drive_max_timeout: match duration("DRIVE_MAX_TIMEOUT", cairn_disk::DEFAULT_CALL_DEADLINE)? {
+            d if d >= Duration::from_millis(100) && d <= Duration::from_secs(600) => d,
+            d => bail!("CAIRN_DRIVE_MAX_TIMEOUT must be 100ms to 10m, got {d:?}"),
         },
         test_internode_versions,
         test_clock_skew_ms,

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cairn_disk::{Disk, LocalDisk, LocalDiskOptions};
+use cairn_disk::{Deadlines, Disk, Faults, FaultyDisk, LocalDisk, LocalDiskOptions, WatchedDisk};
 use cairn_object::{BootstrapOptions, DriveState, ObjectConfig, PoolSpec};
 use cairn_s3::{S3Handler, S3Settings};
 use clap::{Args, Parser, Subcommand};
@@ -164,10 +164,28 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         pools_endpoints.push(topology::interleave(endpoints));
     }
     let nodes = topology::nodes_of(&pools_endpoints);
+    let deadlines = Deadlines {
+        call: env.drive_max_timeout,
+        ..Deadlines::default()
+    };
+    let faults = Arc::new(Faults::from_env());
+    if faults.enabled() {
+        tracing::warn!(
+            "{}: partitions and drive faults are injected from it; for tests only",
+            cairn_disk::faults::ENV
+        );
+    }
     let mut cluster = if nodes.is_empty() {
         None
     } else {
-        Some(cluster::Cluster::new(&args.address, nodes, &root, &env)?)
+        Some(cluster::Cluster::new(
+            &args.address,
+            nodes,
+            &root,
+            &env,
+            deadlines,
+            faults.clone(),
+        )?)
     };
 
     let mut pools = Vec::with_capacity(pools_endpoints.len());
@@ -199,7 +217,13 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                 _ => {
                     let disk = LocalDisk::new(&endpoint.path, drive_options.clone(), true)
                         .with_context(|| format!("drive {}", endpoint.path))?;
-                    let disk: Arc<dyn Disk> = Arc::new(disk);
+                    let mut disk: Arc<dyn Disk> = Arc::new(disk);
+                    if faults.enabled() {
+                        disk = Arc::new(FaultyDisk::new(disk, &endpoint.path, faults.clone()));
+                    }
+                    // The internode server shares it: a peer's calls see
+                    // the drive stalled when this node's calls did.
+                    let disk: Arc<dyn Disk> = Arc::new(WatchedDisk::new(disk, deadlines));
                     local_drives.insert(endpoint.path.clone(), disk.clone());
                     disk
                 }
