@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,12 +17,13 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::auth::{self, ClusterKey};
-use crate::proto::{self, HEADER_DISK, HEADER_REFUSAL, Hello, PREFIX, Refusal, VersionRange};
+use crate::auth::{self, Binding, ClusterKey};
+use crate::calls::Call;
+use crate::proto::{
+    self, HEADER_DISK, HEADER_REFUSAL, Hello, PREFIX, Refusal, VERSION_BOUND_TOKENS, VersionRange,
+};
 use cairn_disk::Faults;
 
 pub type ReqBody = BoxBody<Bytes, io::Error>;
@@ -72,6 +73,8 @@ impl std::fmt::Display for CallError {
 struct Conn {
     send: http2::SendRequest<ReqBody>,
     version: u32,
+    /// The peer's run, from its hello (version 3); requests name it.
+    boot: u64,
     alive: Arc<AtomicBool>,
 }
 
@@ -94,6 +97,39 @@ pub struct LocalNode {
     /// [`cairn_disk::REMOTE_MARGIN`], since the peer answers for its own
     /// hung drives within the drive deadline.
     pub call_timeout: Duration,
+    /// This run of the node: a random id, so that its peers accept each of
+    /// its requests once and none sent to an earlier run of theirs
+    /// (`auth.rs`).
+    pub boot: u64,
+}
+
+impl LocalNode {
+    pub fn new(
+        node: String,
+        key: ClusterKey,
+        versions: VersionRange,
+        faults: Arc<Faults>,
+        call_timeout: Duration,
+    ) -> LocalNode {
+        let id = uuid::Uuid::new_v4();
+        LocalNode {
+            node,
+            key,
+            versions,
+            faults,
+            call_timeout,
+            boot: u64::from_le_bytes(id.as_bytes()[..8].try_into().expect("8 bytes")),
+        }
+    }
+}
+
+/// A request built for a connection, with the token it carries.
+pub struct Prepared {
+    conn: Conn,
+    req: Request<ReqBody>,
+    /// The version 3 token, which a streamed body's closing MAC covers;
+    /// `None` on an older connection.
+    pub token: Option<String>,
 }
 
 /// One peer node.
@@ -109,6 +145,8 @@ pub struct Peer {
     logged_up: AtomicBool,
     /// Set while a connection attempt runs in the background.
     reconnecting: AtomicBool,
+    /// The last sequence number this node gave a request to the peer.
+    seq: AtomicU64,
     me: std::sync::Weak<Peer>,
 }
 
@@ -131,6 +169,7 @@ impl Peer {
             // The first failure is not news: start-up reports peers itself.
             logged_up: AtomicBool::new(false),
             reconnecting: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
             me: me.clone(),
         })
     }
@@ -302,12 +341,12 @@ impl Peer {
         let mut conn = Conn {
             send,
             version: 0,
+            boot: 0,
             alive,
         };
-        let range = self.local.versions.to_string_short();
-        let req = self.build(Method::GET, "hello", &range, None, empty())?;
+        let req = self.hello_request()?;
         let hello = async {
-            let resp = self.send(&mut conn, req).await?;
+            let resp = self.send_on(&mut conn, req).await?;
             read_body(resp).await
         };
         let body = tokio::time::timeout(CONNECT_TIMEOUT, hello)
@@ -325,40 +364,101 @@ impl Peer {
             tracing::error!("{message}");
             return Err(CallError::Refused(Refusal::Version, message));
         };
+        if version >= VERSION_BOUND_TOKENS && hello.boot.is_none() {
+            return Err(CallError::Protocol(format!(
+                "node {} speaks protocol version {version} but did not say which run it is",
+                self.node
+            )));
+        }
         conn.version = version;
+        conn.boot = hello.boot.unwrap_or(0);
         Ok(conn)
     }
 
-    fn build(
-        &self,
-        method: Method,
-        op: &str,
-        proto: &str,
-        disk: Option<&str>,
-        body: ReqBody,
-    ) -> Result<Request<ReqBody>, CallError> {
-        let path = format!("{PREFIX}{op}");
+    /// The hello: a version 2 token (the peer's run is not known yet), the
+    /// range of versions this node speaks, and this node's run.
+    fn hello_request(&self) -> Result<Request<ReqBody>, CallError> {
+        let path = format!("{PREFIX}hello");
         let time = self.local.key.now_ms();
+        let range = self.local.versions.to_string_short();
         let token = self
             .local
             .key
-            .token(method.as_str(), &path, &self.local.node, time, proto);
+            .token("GET", &path, &self.local.node, time, &range);
         let mut builder = Request::builder()
-            .method(method)
+            .method(Method::GET)
             .uri(format!("http://{}{path}", self.node))
             .header(auth::HEADER_NODE, &self.local.node)
             .header(auth::HEADER_TIME, time.to_string())
-            .header(auth::HEADER_PROTO, proto)
+            .header(auth::HEADER_PROTO, &range)
             .header(auth::HEADER_TOKEN, token);
-        if let Some(disk) = disk {
-            builder = builder.header(HEADER_DISK, proto::encode_path(disk));
+        if self.local.versions.max >= VERSION_BOUND_TOKENS {
+            builder = builder.header(auth::HEADER_RUN, format!("{:x}", self.local.boot));
         }
         builder
-            .body(body)
+            .body(empty())
             .map_err(|e| CallError::Protocol(e.to_string()))
     }
 
-    async fn send(
+    /// A request on `conn` for `op`, whose body has SHA-256 `digest`, with
+    /// the token of the connection's version: from version 3 bound to the
+    /// peer, both runs, a fresh sequence number and the digest.
+    fn build(
+        &self,
+        conn: &Conn,
+        op: &str,
+        disk: Option<&str>,
+        digest: [u8; 32],
+        body: ReqBody,
+    ) -> Result<(Request<ReqBody>, Option<String>), CallError> {
+        let method = Method::POST;
+        let path = format!("{PREFIX}{op}");
+        let time = self.local.key.now_ms();
+        let proto = conn.version.to_string();
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("http://{}{path}", self.node))
+            .header(auth::HEADER_NODE, &self.local.node)
+            .header(auth::HEADER_TIME, time.to_string())
+            .header(auth::HEADER_PROTO, &proto);
+        let (token, bound) = if conn.version >= VERSION_BOUND_TOKENS {
+            let binding = Binding {
+                to_node: &self.node,
+                to_boot: conn.boot,
+                from_boot: self.local.boot,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                digest,
+            };
+            builder = builder
+                .header(auth::HEADER_RUN, binding.run_header())
+                .header(auth::HEADER_DIGEST, auth::digest_hex(&digest));
+            let token = self.local.key.token_v3(
+                method.as_str(),
+                &path,
+                &self.local.node,
+                time,
+                &proto,
+                &binding,
+            );
+            (token.clone(), Some(token))
+        } else {
+            let token =
+                self.local
+                    .key
+                    .token(method.as_str(), &path, &self.local.node, time, &proto);
+            (token, None)
+        };
+        builder = builder.header(auth::HEADER_TOKEN, token);
+        if let Some(disk) = disk {
+            builder = builder.header(HEADER_DISK, proto::encode_path(disk));
+        }
+        let req = builder
+            .body(body)
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        Ok((req, bound))
+    }
+
+    async fn send_on(
         &self,
         conn: &mut Conn,
         req: Request<ReqBody>,
@@ -397,22 +497,40 @@ impl Peer {
         Ok(resp)
     }
 
-    /// Sends one request and returns the response, whatever its status.
-    pub async fn request(
+    /// Builds a request for call `C` with a body of SHA-256 `digest`, on
+    /// the current connection (opening one if needed).
+    pub async fn prepare<C: Call>(
         &self,
-        method: Method,
-        op: &str,
         disk: Option<&str>,
+        digest: [u8; 32],
         body: ReqBody,
-    ) -> Result<Response<Incoming>, CallError> {
-        let mut conn = self.connection().await?;
-        let req = self.build(method, op, &conn.version.to_string(), disk, body)?;
-        match self.send(&mut conn, req).await {
+    ) -> Result<Prepared, CallError> {
+        let conn = self.connection().await?;
+        if conn.version < C::SINCE {
+            return Err(CallError::Refused(
+                Refusal::Version,
+                format!(
+                    "{} needs internode protocol version {}; node {} speaks {}",
+                    C::PATH,
+                    C::SINCE,
+                    self.node,
+                    conn.version
+                ),
+            ));
+        }
+        let (req, token) = self.build(&conn, C::PATH, disk, digest, body)?;
+        Ok(Prepared { conn, req, token })
+    }
+
+    /// Sends a prepared request and returns the response, whatever its status.
+    pub async fn send(&self, prepared: Prepared) -> Result<Response<Incoming>, CallError> {
+        let Prepared { mut conn, req, .. } = prepared;
+        match self.send_on(&mut conn, req).await {
             Ok(resp) => Ok(resp),
             Err(err @ CallError::Unreachable(_)) => Err(self.fail(err)),
             Err(
                 err @ CallError::Refused(
-                    Refusal::BadToken | Refusal::ClockSkew | Refusal::Version,
+                    Refusal::BadToken | Refusal::ClockSkew | Refusal::Version | Refusal::Stale,
                     _,
                 ),
             ) => Err(self.fail(err)),
@@ -420,16 +538,34 @@ impl Peer {
         }
     }
 
-    /// A call with MessagePack arguments and answer.
-    pub async fn call<A: Serialize, T: DeserializeOwned>(
+    /// The MAC a streamed body sent with `token` ends with.
+    pub fn stream_mac(&self, token: &str) -> auth::StreamMac {
+        self.local.key.stream_mac(token)
+    }
+
+    /// Sends call `C` with its MessagePack arguments and returns the raw
+    /// response, whatever its status (for [`crate::calls::ShardRead`]).
+    pub async fn request<C: Call>(
         &self,
-        op: &str,
         disk: Option<&str>,
-        args: &A,
-    ) -> Result<T, CallError> {
-        let body = full(proto::encode(args));
+        args: &C::Args,
+    ) -> Result<Response<Incoming>, CallError> {
+        let body = proto::encode(args);
+        let digest = auth::digest(&body);
+        let prepared = self.prepare::<C>(disk, digest, full(body)).await?;
+        self.send(prepared).await
+    }
+
+    /// Call `C`: its arguments sent, its answer decoded, within the call
+    /// timeout (a peer that misses it is dropped: see [`Peer::stall`]).
+    pub async fn call<C: Call>(
+        &self,
+        disk: Option<&str>,
+        args: &C::Args,
+    ) -> Result<C::Answer, CallError> {
+        let op = C::PATH;
         let call = async {
-            let resp = self.request(Method::POST, op, disk, body).await?;
+            let resp = self.request::<C>(disk, args).await?;
             if resp.status() != StatusCode::OK {
                 let status = resp.status();
                 let text = read_body(resp).await.unwrap_or_default();

@@ -19,9 +19,10 @@ use cairn_object::{Error, HeldLock, Locker};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+use crate::calls;
 use crate::client::{CallError, Peer};
 use crate::locktable::LockTable;
-use crate::proto::{VERSION_BATCH_REFRESH, args};
+use crate::proto::args;
 
 /// Where one node's share of a lock lives.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ impl LockNode {
             LockNode::Local(table) => {
                 Ok(table.acquire(&a.resource, a.uid, a.write, Duration::from_millis(a.ttl_ms)))
             }
-            LockNode::Remote(peer) => peer.call("lock/acquire", None, a).await,
+            LockNode::Remote(peer) => peer.call::<calls::LockAcquire>(None, a).await,
         }
     }
 
@@ -48,7 +49,7 @@ impl LockNode {
                     resource: resource.to_owned(),
                     uid,
                 };
-                let _: Result<(), CallError> = peer.call("lock/release", None, &a).await;
+                let _ = peer.call::<calls::LockRelease>(None, &a).await;
             }
         }
     }
@@ -56,46 +57,20 @@ impl LockNode {
     /// Refreshes several locks; one answer per lock, `false` when the node
     /// did not answer.
     async fn refresh(&self, locks: &[(String, Uuid)], ttl: Duration) -> Vec<bool> {
-        let ttl_ms = ttl.as_millis() as u64;
         match self {
             LockNode::Local(table) => locks
                 .iter()
                 .map(|(r, uid)| table.refresh(r, *uid, ttl))
                 .collect(),
             LockNode::Remote(peer) => {
-                if peer.version().is_some_and(|v| v >= VERSION_BATCH_REFRESH) {
-                    let a = args::RefreshBatch {
-                        locks: locks.to_vec(),
-                        ttl_ms,
-                    };
-                    match peer
-                        .call::<_, Vec<bool>>("lock/refresh-batch", None, &a)
-                        .await
-                    {
-                        Ok(held) if held.len() == locks.len() => return held,
-                        Ok(_) => return vec![false; locks.len()],
-                        // An older peer after a reconnect: fall back below.
-                        Err(CallError::Refused(..) | CallError::Protocol(_)) => {}
-                        Err(CallError::Unreachable(_) | CallError::Stream(_)) => {
-                            return vec![false; locks.len()];
-                        }
-                    }
+                let a = args::RefreshBatch {
+                    locks: locks.to_vec(),
+                    ttl_ms: ttl.as_millis() as u64,
+                };
+                match peer.call::<calls::LockRefreshBatch>(None, &a).await {
+                    Ok(held) if held.len() == locks.len() => held,
+                    _ => vec![false; locks.len()],
                 }
-                // Version 1: one request per lock.
-                let calls = locks.iter().map(|(resource, uid)| {
-                    let a = args::Refresh {
-                        resource: resource.clone(),
-                        uid: *uid,
-                        ttl_ms,
-                    };
-                    async move { peer.call::<_, bool>("lock/refresh", None, &a).await }
-                });
-                quorum::call_many(calls, Strategy::all())
-                    .await
-                    .into_options()
-                    .into_iter()
-                    .map(|answer| matches!(answer, Some(Ok(true))))
-                    .collect()
             }
         }
     }

@@ -13,6 +13,7 @@
 //! This crate knows nothing of S3.
 
 pub mod auth;
+pub mod calls;
 mod client;
 mod dlock;
 mod locktable;
@@ -22,7 +23,9 @@ mod server;
 
 pub use auth::ClusterKey;
 pub use cairn_disk::Faults;
-pub use client::{CONNECTION_WINDOW, CallError, LocalNode, MAX_FRAME_SIZE, Peer, STREAM_WINDOW};
+pub use client::{
+    CONNECTION_WINDOW, CallError, LocalNode, MAX_FRAME_SIZE, Peer, Prepared, STREAM_WINDOW,
+};
 pub use dlock::{DistLocker, LockNode};
 pub use locktable::LockTable;
 pub use proto::VersionRange;

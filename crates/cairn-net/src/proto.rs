@@ -15,9 +15,15 @@
 //! are upgraded one at a time (DESIGN.md section 5).
 //!
 //! * 1: drives (metadata, streamed shard writes, shard reads by handle),
-//!   locks with one refresh request per lock.
+//!   locks with one refresh request per lock. No longer spoken.
 //! * 2: adds `lock/refresh-batch`: one request refreshes every lock this
 //!   node holds on a peer.
+//! * 3: tokens bound to the receiving node's run, the sender's run and a
+//!   sequence number, and a digest of the body, so that no request can be
+//!   replayed (`auth.rs`); a streamed shard write ends with a MAC over all
+//!   it sent. The hello names each side's run.
+//!
+//! Every call is declared once, in `calls.rs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,13 +32,14 @@ use cairn_disk::DiskError;
 /// Every internode path starts with this; S3 never sees it.
 pub const PREFIX: &str = "/cairn/internode/";
 
-/// The lowest version this release speaks.
-pub const VERSION_MIN: u32 = 1;
+/// The lowest version this release speaks: the previous release's highest.
+pub const VERSION_MIN: u32 = 2;
 /// The highest version this release speaks.
-pub const VERSION_MAX: u32 = 2;
+pub const VERSION_MAX: u32 = 3;
 
-/// The first version with `lock/refresh-batch`.
-pub const VERSION_BATCH_REFRESH: u32 = 2;
+/// The first version whose tokens bind runs, sequence numbers and body
+/// digests.
+pub const VERSION_BOUND_TOKENS: u32 = 3;
 
 /// A range of protocol versions, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +111,9 @@ pub struct Hello {
     pub node: String,
     pub versions: VersionRange,
     pub time_ms: i64,
+    /// The answering node's run (version 3), which requests to it name.
+    #[serde(default)]
+    pub boot: Option<u64>,
 }
 
 /// Response header naming why a request was refused before it ran.
@@ -122,6 +132,11 @@ pub enum Refusal {
     /// The node is not serving internode requests (it is shutting down).
     Unavailable,
     Malformed,
+    /// Sent to an earlier run of the node, or from a run it has had no
+    /// hello from: reconnect.
+    Stale,
+    /// A request this node has already served: a replay.
+    Replayed,
 }
 
 impl Refusal {
@@ -133,6 +148,8 @@ impl Refusal {
             Refusal::UnknownDrive => "unknown-drive",
             Refusal::Unavailable => "unavailable",
             Refusal::Malformed => "malformed",
+            Refusal::Stale => "stale",
+            Refusal::Replayed => "replayed",
         }
     }
 
@@ -144,6 +161,8 @@ impl Refusal {
             "unknown-drive" => Refusal::UnknownDrive,
             "unavailable" => Refusal::Unavailable,
             "malformed" => Refusal::Malformed,
+            "stale" => Refusal::Stale,
+            "replayed" => Refusal::Replayed,
             _ => return None,
         })
     }
@@ -277,6 +296,8 @@ mod tests {
         assert_eq!(this.common(&VersionRange { min: 1, max: 2 }), Some(2));
         assert_eq!(this.common(&VersionRange { min: 3, max: 4 }), None);
         assert_eq!(VersionRange::parse("1-2"), Some(this));
+        // This release speaks the previous one's highest version.
+        assert!(VersionRange::THIS_RELEASE.contains(2));
         assert_eq!(
             VersionRange::parse("3"),
             Some(VersionRange { min: 3, max: 3 })
@@ -376,13 +397,6 @@ pub mod args {
     pub struct Unlock {
         pub resource: String,
         pub uid: Uuid,
-    }
-
-    #[derive(Debug, Serialize, Deserialize)]
-    pub struct Refresh {
-        pub resource: String,
-        pub uid: Uuid,
-        pub ttl_ms: u64,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

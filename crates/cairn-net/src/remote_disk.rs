@@ -14,14 +14,14 @@ use cairn_disk::{
     MetaOp, MetaOutcome, ReadData, ReadObject, Result, ShardReader, ShardWriter, UploadPartRecord,
     UploadRecord, UploadsPage,
 };
-use http::{Method, StatusCode};
+use http::StatusCode;
 use http_body_util::BodyExt;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::auth;
+use crate::calls::{self, Call, DiskAnswer};
 use crate::client::{CallError, ChannelBody, Peer, read_body};
 use crate::proto::{self, FRAME_DATA, FRAME_FINISH, HEADER_RESULT, WireDiskError, args};
 
@@ -70,10 +70,14 @@ impl RemoteDisk {
         result
     }
 
-    async fn call<A: Serialize, T: DeserializeOwned>(&self, op: &str, args: &A) -> Result<T> {
-        let answer: std::result::Result<T, WireDiskError> = self
+    /// Drive call `C` on the peer.
+    async fn call<C, T>(&self, args: &C::Args) -> Result<T>
+    where
+        C: Call<Answer = DiskAnswer<T>>,
+    {
+        let answer = self
             .peer
-            .call(&format!("disk/{op}"), Some(&self.path), args)
+            .call::<C>(Some(&self.path), args)
             .await
             .map_err(|e| self.offline(&e))?;
         self.observe(answer.map_err(WireDiskError::into_disk_error))
@@ -95,18 +99,25 @@ impl RemoteDisk {
         // Two chunks per frame (header, payload) plus the arguments: a
         // capacity of 5 keeps at most about two frames queued per drive.
         let (tx, body) = ChannelBody::new(5);
-        tx.send(Ok(Bytes::from((args.len() as u32).to_be_bytes().to_vec())))
+        let prepared = self
+            .peer
+            .prepare::<calls::ShardWrite>(Some(&self.path), auth::digest(&args), body.boxed())
             .await
-            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
-        tx.send(Ok(args))
-            .await
-            .map_err(|_| DiskError::Offline("shard write channel closed".to_owned()))?;
+            .map_err(|e| self.offline(&e))?;
+        let mut writer = RemoteShardWriter {
+            tx: Some(tx),
+            task: None,
+            mac: prepared.token.as_deref().map(|t| self.peer.stream_mac(t)),
+        };
+        writer
+            .send(Bytes::from((args.len() as u32).to_be_bytes().to_vec()))
+            .await?;
+        writer.send(args).await?;
         let peer = self.peer.clone();
-        let path = self.path.clone();
         let node = self.peer.node.clone();
-        let task = tokio::spawn(async move {
+        writer.task = Some(tokio::spawn(async move {
             let resp = peer
-                .request(Method::POST, "disk/shard-write", Some(&path), body.boxed())
+                .send(prepared)
                 .await
                 .map_err(|e| DiskError::Offline(format!("node {node} {e}")))?;
             let status = resp.status();
@@ -118,14 +129,11 @@ impl RemoteDisk {
                     "node {node}: shard write answered {status}"
                 )));
             }
-            let answer: std::result::Result<(), WireDiskError> = proto::decode(&bytes)
+            let answer: DiskAnswer<()> = proto::decode(&bytes)
                 .map_err(|e| DiskError::Offline(format!("node {node}: {e}")))?;
             answer.map_err(WireDiskError::into_disk_error)
-        });
-        Ok(Box::new(RemoteShardWriter {
-            tx: Some(tx),
-            task: Some(task),
-        }))
+        }));
+        Ok(Box::new(writer))
     }
 }
 
@@ -160,15 +168,15 @@ impl Disk for RemoteDisk {
     }
 
     async fn read_format(&self) -> Result<Option<Format>> {
-        self.call("read-format", &()).await
+        self.call::<calls::ReadFormat, _>(&()).await
     }
 
     async fn write_format(&self, format: &Format) -> Result<()> {
-        self.call("write-format", format).await
+        self.call::<calls::WriteFormat, _>(format).await
     }
 
     async fn connect(&self, expected: &Format) -> Result<()> {
-        let result = self.call("connect", expected).await;
+        let result = self.call::<calls::Connect, _>(expected).await;
         if result.is_ok() {
             self.online.store(true, Ordering::Relaxed);
             *self.reason.lock().expect("reason") = None;
@@ -177,22 +185,22 @@ impl Disk for RemoteDisk {
     }
 
     async fn space(&self) -> Result<DiskSpace> {
-        self.call("space", &()).await
+        self.call::<calls::Space, _>(&()).await
     }
 
     async fn commit(&self, op: MetaOp) -> Result<MetaOutcome> {
-        self.call("commit", &op).await
+        self.call::<calls::Commit, _>(&op).await
     }
 
     async fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
-        self.call("list-buckets", &()).await
+        self.call::<calls::ListBuckets, _>(&()).await
     }
 
     async fn get_bucket(&self, bucket: &str) -> Result<BucketRecord> {
         let args = args::Bucket {
             bucket: bucket.to_owned(),
         };
-        self.call("get-bucket", &args).await
+        self.call::<calls::GetBucket, _>(&args).await
     }
 
     async fn read_object(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
@@ -201,11 +209,11 @@ impl Disk for RemoteDisk {
             key: key.to_owned(),
             data,
         };
-        self.call("read-object", &args).await
+        self.call::<calls::ReadObject, _>(&args).await
     }
 
     async fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
-        self.call("list-objects", query).await
+        self.call::<calls::ListObjects, _>(query).await
     }
 
     async fn read_upload(&self, bucket: &str, key: &str, upload_id: Uuid) -> Result<UploadRecord> {
@@ -214,7 +222,7 @@ impl Disk for RemoteDisk {
             key: key.to_owned(),
             upload_id,
         };
-        self.call("read-upload", &args).await
+        self.call::<calls::ReadUpload, _>(&args).await
     }
 
     async fn list_parts(
@@ -228,11 +236,11 @@ impl Disk for RemoteDisk {
             after,
             limit: limit as u64,
         };
-        self.call("list-parts", &args).await
+        self.call::<calls::ListParts, _>(&args).await
     }
 
     async fn list_uploads(&self, query: &ListUploadsQuery) -> Result<UploadsPage> {
-        self.call("list-uploads", query).await
+        self.call::<calls::ListUploads, _>(query).await
     }
 
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
@@ -245,14 +253,11 @@ impl Disk for RemoteDisk {
 
     async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>> {
         let handle: u64 = self
-            .call(
-                "shard-open",
-                &args::Shard {
-                    data_id,
-                    part,
-                    replace: false,
-                },
-            )
+            .call::<calls::ShardOpen, _>(&args::Shard {
+                data_id,
+                part,
+                replace: false,
+            })
             .await?;
         Ok(Box::new(RemoteShardReader {
             peer: self.peer.clone(),
@@ -266,7 +271,7 @@ impl Disk for RemoteDisk {
             data_id,
             parts: parts.to_vec(),
         };
-        self.call("delete-shards", &args).await
+        self.call::<calls::DeleteShards, _>(&args).await
     }
 
     async fn remove_shards(&self, data_id: Uuid, parts: &[u32]) -> Result<()> {
@@ -274,14 +279,14 @@ impl Disk for RemoteDisk {
             data_id,
             parts: parts.to_vec(),
         };
-        self.call("remove-shards", &args).await
+        self.call::<calls::RemoveShards, _>(&args).await
     }
 
     async fn remove_orphans(&self, grace: std::time::Duration) -> Result<usize> {
         let args = args::Grace {
             grace_ms: grace.as_millis() as u64,
         };
-        self.call::<_, u64>("remove-orphans", &args)
+        self.call::<calls::RemoveOrphans, _>(&args)
             .await
             .map(|n| n as usize)
     }
@@ -290,7 +295,7 @@ impl Disk for RemoteDisk {
         let args = args::Grace {
             grace_ms: grace.as_millis() as u64,
         };
-        self.call::<_, u64>("purge-trash", &args)
+        self.call::<calls::PurgeTrash, _>(&args)
             .await
             .map(|n| n as usize)
     }
@@ -299,6 +304,9 @@ impl Disk for RemoteDisk {
 struct RemoteShardWriter {
     tx: Option<mpsc::Sender<std::result::Result<Bytes, io::Error>>>,
     task: Option<JoinHandle<Result<()>>>,
+    /// The MAC over everything sent, that the finish record carries
+    /// (protocol version 3).
+    mac: Option<auth::StreamMac>,
 }
 
 impl RemoteShardWriter {
@@ -314,6 +322,9 @@ impl RemoteShardWriter {
     }
 
     async fn send(&mut self, chunk: Bytes) -> Result<()> {
+        if let Some(mac) = &mut self.mac {
+            mac.update(&chunk);
+        }
         let sent = match &self.tx {
             Some(tx) => tx.send(Ok(chunk)).await.is_ok(),
             None => false,
@@ -342,8 +353,19 @@ impl ShardWriter for RemoteShardWriter {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<()> {
-        self.send(Bytes::from_static(&[FRAME_FINISH, 0, 0, 0, 0]))
-            .await?;
+        let record = match self.mac.take() {
+            Some(mac) => {
+                let mac = mac.finish();
+                let mut record = Vec::with_capacity(5 + mac.len());
+                record.push(FRAME_FINISH);
+                record.extend_from_slice(&(mac.len() as u32).to_be_bytes());
+                record.extend_from_slice(&mac);
+                Bytes::from(record)
+            }
+            None => Bytes::from_static(&[FRAME_FINISH, 0, 0, 0, 0]),
+        };
+        // The MAC is taken: the record that carries it is not part of it.
+        self.send(record).await?;
         self.outcome().await
     }
 
@@ -374,12 +396,7 @@ impl ShardReader for RemoteShardReader {
         let read = async {
             let resp = self
                 .peer
-                .request(
-                    Method::POST,
-                    "disk/shard-read",
-                    Some(&self.path),
-                    crate::client::full(proto::encode(&args)),
-                )
+                .request::<calls::ShardRead>(Some(&self.path), &args)
                 .await
                 .map_err(offline)?;
             let ok = resp
@@ -417,8 +434,8 @@ impl Drop for RemoteShardReader {
         let handle = self.handle;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _: std::result::Result<(), CallError> = peer
-                    .call("disk/shard-close", Some(&path), &args::Handle { handle })
+                let _ = peer
+                    .call::<calls::ShardClose>(Some(&path), &args::Handle { handle })
                     .await;
             });
         }

@@ -25,13 +25,13 @@ impl Drop for TempDir {
 }
 
 fn local_node(node: String) -> Arc<LocalNode> {
-    Arc::new(LocalNode {
+    Arc::new(LocalNode::new(
         node,
-        key: ClusterKey::new(SECRET, 0),
-        versions: VersionRange::THIS_RELEASE,
-        faults: Arc::new(Faults::none()),
-        call_timeout: std::time::Duration::from_secs(6),
-    })
+        ClusterKey::new(SECRET, 0),
+        VersionRange::THIS_RELEASE,
+        Arc::new(Faults::none()),
+        std::time::Duration::from_secs(6),
+    ))
 }
 
 /// Serves a formatted drive from an internode server on a loopback port;

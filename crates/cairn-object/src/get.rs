@@ -90,6 +90,9 @@ pub(crate) struct BlockSource {
     /// Frames that failed their hash, as (block, shard). Corruption is per
     /// frame, so a shard with one bad frame still serves the other blocks.
     pub(crate) corrupt: Vec<(u64, usize)>,
+    /// Shards whose files were still being opened when the read began
+    /// (`PartSources::open`), by shard index, as they open.
+    late: Option<mpsc::UnboundedReceiver<(usize, Source)>>,
 }
 
 /// The least a block read waits for a slow shard before it reads another
@@ -112,7 +115,37 @@ impl BlockSource {
             failed: HashSet::new(),
             slow: vec![false; total],
             corrupt: Vec::new(),
+            late: None,
         }
+    }
+
+    /// Takes the shards still opening as they open.
+    fn with_late(mut self, late: Option<mpsc::UnboundedReceiver<(usize, Source)>>) -> BlockSource {
+        self.late = late;
+        self
+    }
+
+    /// Adds the shards opened since; with `wait`, waits for the next one
+    /// unless none is still opening. True when one was added.
+    async fn take_late(&mut self, wait: bool) -> bool {
+        let Some(late) = &mut self.late else {
+            return false;
+        };
+        let mut added = false;
+        while let Ok((idx, source)) = late.try_recv() {
+            self.sources[idx] = Some(source);
+            added = true;
+        }
+        if !added && wait {
+            match late.recv().await {
+                Some((idx, source)) => {
+                    self.sources[idx] = Some(source);
+                    added = true;
+                }
+                None => self.late = None,
+            }
+        }
+        added
     }
 
     /// Marks the shards on drives known to be slow.
@@ -188,6 +221,9 @@ impl BlockSource {
             candidates.sort_by_key(|&idx| (self.slow[idx], idx >= data_shards, idx));
             let picks: Vec<usize> = candidates.into_iter().take(data_shards - have).collect();
             if picks.is_empty() {
+                if self.take_late(true).await {
+                    continue;
+                }
                 if !patient && !given_up.is_empty() {
                     // Nothing else to read: wait for the slow ones after all.
                     patient = true;
@@ -293,10 +329,11 @@ impl PartSources {
 
     /// Opens the shard files of part `part_idx` on every drive that holds
     /// the version. Once `data_shards` are open, the others get a grace
-    /// (four times what the quorum took, at least [`HEDGE_MIN`]) and are
-    /// left out if they have not answered by then: a slow drive does not
-    /// hold up a read that can do without it.
-    async fn open(&self, part_idx: usize) -> Result<Vec<Option<Source>>> {
+    /// (four times what the quorum took, at least [`HEDGE_MIN`]); those
+    /// still opening then are handed over as they open (the second value),
+    /// so that a slow drive does not hold up a read that can do without it,
+    /// and a read that loses a drive midway still finds the others.
+    async fn open(&self, part_idx: usize) -> Result<(Vec<Option<Source>>, LateSources)> {
         let version = &self.version;
         let total =
             usize::from(version.erasure.data_shards) + usize::from(version.erasure.parity_shards);
@@ -304,6 +341,7 @@ impl PartSources {
         let (data_id, number) = version.part_file(&version.parts[part_idx]);
         let calls = self.disks.iter().enumerate().map(|(slot, disk)| {
             let holds = self.shard_of_slot[slot].is_some();
+            let disk = disk.clone();
             async move {
                 if !holds {
                     return Err(DiskError::NotFound);
@@ -313,7 +351,7 @@ impl PartSources {
         });
         let started = Instant::now();
         let mut quorum_at: Option<Instant> = None;
-        let opened = quorum::gather(calls, None, |answers| {
+        let (opened, rest) = quorum::gather_keeping_rest(calls, None, |answers| {
             if answers.ok() < data_shards {
                 return Verdict::Wait;
             }
@@ -321,6 +359,22 @@ impl PartSources {
             Verdict::DoneBy(at + ((at - started) * 4).max(HEDGE_MIN))
         })
         .await;
+        let late = (opened.pending() > 0).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let shard_of_slot = self.shard_of_slot.clone();
+            tokio::spawn(async move {
+                let mut rest = rest;
+                while let Some((slot, opened)) = futures::StreamExt::next(&mut rest).await {
+                    if let (Some(shard), Ok(reader)) = (shard_of_slot[slot], opened)
+                        && shard < total
+                        && tx.send((shard, Source::File(reader))).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+            rx
+        });
         let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
         for (slot, opened) in opened.into_options().into_iter().enumerate() {
             if let (Some(shard), Some(Ok(reader))) = (self.shard_of_slot[slot], opened)
@@ -339,9 +393,12 @@ impl PartSources {
                 )],
             });
         }
-        Ok(sources)
+        Ok((sources, late))
     }
 }
+
+/// Shards of a part that were still opening when its read began.
+type LateSources = Option<mpsc::UnboundedReceiver<(usize, Source)>>;
 
 impl ErasureSet {
     pub(crate) async fn head_object(
@@ -429,9 +486,9 @@ impl ErasureSet {
             .partition_point(|o| *o <= range.start)
             .saturating_sub(1);
         let first_sources = if range.is_empty() {
-            Vec::new()
+            (Vec::new(), None)
         } else if version.inline {
-            self.open_inline(bucket, key, &resolved).await?
+            (self.open_inline(bucket, key, &resolved).await?, None)
         } else {
             parts.open(first_part).await?
         };
@@ -468,7 +525,7 @@ impl ErasureSet {
                     None => parts.open(part_idx).await,
                 };
                 let erasure = Erasure::new(data_shards, parity_shards, block_size_usize, algo);
-                let (sources, erasure) = match (sources, erasure) {
+                let ((sources, late), erasure) = match (sources, erasure) {
                     (Ok(sources), Ok(erasure)) => (sources, erasure),
                     (Err(err), _) => {
                         tracing::error!(bucket = %bucket_name, key = %key_name, set = %set_name, %err, "object unreadable");
@@ -481,7 +538,8 @@ impl ErasureSet {
                     }
                 };
                 let mut source = BlockSource::new(erasure, algo, part.size, sources)
-                    .with_slow(parts.slow_shards());
+                    .with_slow(parts.slow_shards())
+                    .with_late(late);
                 // The range, in offsets within this part.
                 let from = range.start.max(part_start) - part_start;
                 let to = range.end.min(part_end) - part_start;

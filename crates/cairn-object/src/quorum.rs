@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 /// How a fan-out waits.
@@ -130,7 +131,7 @@ impl<T, E> Answers<T, E> {
 pub async fn gather<T, E, Fut>(
     calls: impl IntoIterator<Item = Fut>,
     deadline: Option<Duration>,
-    mut judge: impl FnMut(&Answers<T, E>) -> Verdict,
+    judge: impl FnMut(&Answers<T, E>) -> Verdict,
 ) -> Answers<T, E>
 where
     Fut: Future<Output = Result<T, E>>,
@@ -140,6 +141,45 @@ where
         .enumerate()
         .map(|(idx, call)| async move { (idx, call.await) })
         .collect();
+    wait(&mut running, deadline, judge).await
+}
+
+/// The calls a fan-out left running, yielding `(index, answer)` as they end.
+pub type Rest<'a, T, E> = FuturesUnordered<BoxFuture<'a, (usize, Result<T, E>)>>;
+
+/// [`gather`], also returning the calls still running, for a caller that
+/// wants their answers later (each call is boxed for it).
+pub async fn gather_keeping_rest<'a, T, E, Fut>(
+    calls: impl IntoIterator<Item = Fut>,
+    deadline: Option<Duration>,
+    judge: impl FnMut(&Answers<T, E>) -> Verdict,
+) -> (Answers<T, E>, Rest<'a, T, E>)
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: Send + 'a,
+    E: Send + 'a,
+{
+    let mut running: Rest<'a, T, E> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(idx, call)| -> BoxFuture<'a, (usize, Result<T, E>)> {
+            Box::pin(async move { (idx, call.await) })
+        })
+        .collect();
+    let answers = wait(&mut running, deadline, judge).await;
+    (answers, running)
+}
+
+/// Takes answers from `running` until `judge` settles, all answered, or
+/// `deadline` passed.
+async fn wait<T, E, F>(
+    running: &mut FuturesUnordered<F>,
+    deadline: Option<Duration>,
+    mut judge: impl FnMut(&Answers<T, E>) -> Verdict,
+) -> Answers<T, E>
+where
+    F: Future<Output = (usize, Result<T, E>)>,
+{
     let mut answers = Answers {
         results: (0..running.len()).map(|_| None).collect(),
         pending: running.len(),

@@ -79,13 +79,13 @@ impl Cluster {
                 "CAIRN_TEST_CLOCK_SKEW_SECS: internode tokens carry a skewed clock; for tests only"
             );
         }
-        let local = Arc::new(LocalNode {
-            node: this.clone(),
-            key: ClusterKey::new(&secret, env.test_clock_skew_ms),
+        let local = Arc::new(LocalNode::new(
+            this.clone(),
+            ClusterKey::new(&secret, env.test_clock_skew_ms),
             versions,
             faults,
-            call_timeout: deadlines.remote().call,
-        });
+            deadlines.remote().call,
+        ));
         let peers = nodes
             .iter()
             .filter(|n| **n != this)
@@ -192,9 +192,11 @@ impl Cluster {
         let mut calls = tokio::task::JoinSet::new();
         for peer in self.peers.values().cloned() {
             calls.spawn(async move {
-                let answer =
-                    tokio::time::timeout(ANNOUNCE_WAIT, peer.call::<(), ()>("rejoin", None, &()))
-                        .await;
+                let answer = tokio::time::timeout(
+                    ANNOUNCE_WAIT,
+                    peer.call::<cairn_net::calls::Rejoin>(None, &()),
+                )
+                .await;
                 (peer, answer)
             });
         }

@@ -597,7 +597,7 @@ async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
     blocking(|| {
         restart_each(&mut cluster, |idx| {
             if idx == 1 {
-                vec![("CAIRN_TEST_INTERNODE_VERSIONS".to_owned(), "1-1".to_owned())]
+                vec![("CAIRN_TEST_INTERNODE_VERSIONS".to_owned(), "2-2".to_owned())]
             } else {
                 Vec::new()
             }
@@ -618,14 +618,14 @@ async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
         Vec::<String>::new(),
         "operations failed during the rolling restarts"
     );
-    // Node 2 speaks version 1 and its peers use it with it.
+    // Node 2 speaks version 2 (the previous release's) and its peers use it with it.
     assert!(
         cluster.log_text(0).contains("connected to node node="),
         "{}",
         cluster.log_text(0)
     );
     assert!(
-        cluster.log_text(1).contains("version 1 instead"),
+        cluster.log_text(1).contains("version 2 instead"),
         "{}",
         cluster.log_text(1)
     );
@@ -1009,7 +1009,7 @@ async fn issue_4_wrong_secret_clock_skew_and_versions_are_named() {
     });
     // A node outside the version window: refused, naming both ranges and the remedy.
     blocking(|| {
-        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "3-4")]);
+        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "4-5")]);
         assert!(
             cluster.wait_log(
                 3,
@@ -1027,8 +1027,8 @@ async fn issue_4_wrong_secret_clock_skew_and_versions_are_named() {
         let log = cluster.log_text(0);
         let line = log.lines().find(|l| l.contains("do not overlap")).unwrap();
         assert!(
-            line.contains("versions 3 to 4")
-                && line.contains("versions 1 to 2")
+            line.contains("versions 4 to 5")
+                && line.contains("versions 2 to 3")
                 && line.contains("upgrade"),
             "{line}"
         );
@@ -1039,23 +1039,23 @@ async fn issue_4_wrong_secret_clock_skew_and_versions_are_named() {
         );
         cluster.kill(3);
     });
-    // One version behind: a full member.
+    // One version behind (the previous release speaks version 2): a full member.
     blocking(|| {
-        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "1-1")]);
+        restart_with(&mut cluster, &[("CAIRN_TEST_INTERNODE_VERSIONS", "2-2")]);
         cluster.wait_started(3);
         assert!(wait_until(Duration::from_secs(20), || (0..4)
             .all(|n| cluster.health(n, "cluster") == 200)));
     });
     let behind = cluster.client(3);
     assert_eq!(get(&behind, "before").await.unwrap(), Some(body(1)));
-    put(&behind, "through-v1", body(2)).await.unwrap();
+    put(&behind, "through-v2", body(2)).await.unwrap();
     assert_eq!(
-        get(&cluster.client(0), "through-v1").await.unwrap(),
+        get(&cluster.client(0), "through-v2").await.unwrap(),
         Some(body(2))
     );
     assert!(
-        cluster.log_text(0).contains("version=1"),
-        "peers use version 1 with it"
+        cluster.log_text(0).contains("version=2"),
+        "peers use version 2 with it"
     );
 }
 

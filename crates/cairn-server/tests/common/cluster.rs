@@ -196,6 +196,26 @@ impl TestCluster {
         }
     }
 
+    /// SIGSTOP: the process stays, its sockets stay open, nothing answers.
+    pub fn freeze(&self, idx: usize) {
+        self.signal(idx, "-STOP");
+    }
+
+    /// SIGCONT after [`TestCluster::freeze`].
+    pub fn thaw(&self, idx: usize) {
+        self.signal(idx, "-CONT");
+    }
+
+    fn signal(&self, idx: usize, signal: &str) {
+        let child = self.nodes[idx].child.as_ref().expect("node is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} node {}", idx + 1);
+    }
+
     pub fn is_running(&self, idx: usize) -> bool {
         self.nodes[idx].child.is_some()
     }
