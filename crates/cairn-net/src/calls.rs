@@ -18,6 +18,7 @@ use cairn_disk::{
     BucketRecord, DiskSpace, Format, ListPage, ListQuery, ListUploadsQuery, MetaOp, MetaOutcome,
     ReadObject as ReadObjectAnswer, UploadPartRecord, UploadRecord, UploadsPage,
 };
+use cairn_object::worker::WorkerInfo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -97,6 +98,10 @@ calls! {
     LockRefreshBatch = "lock/refresh-batch", since 2, node: args::RefreshBatch => Vec<bool>;
     /// A node that has just started asks to have its drives taken back.
     Rejoin = "rejoin", since 1, node: () => ();
+    /// The node's background workers (for the admin API of any node).
+    Workers = "workers/list", since 3, node: () => Vec<WorkerInfo>;
+    /// Pauses or resumes a worker; whether the node has one of that name.
+    PauseWorker = "workers/pause", since 3, node: args::PauseWorker => bool;
 }
 
 /// Whether `path` names a declared call.

@@ -14,9 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use cairn_object::quorum::{self, Strategy};
+use cairn_object::worker::{Step, Worker};
 use cairn_object::{Error, HeldLock, Locker};
 use futures::future::BoxFuture;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::calls;
@@ -142,17 +145,14 @@ impl DistLocker {
         }
     }
 
-    /// Refreshes held leases every third of the lease until the locker is dropped.
-    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let every = self.inner.lease / 3;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(inner) = weak.upgrade() else { return };
-                refresh_all(&inner).await;
-            }
-        })
+    /// The worker that refreshes held leases every third of the lease.
+    pub fn refresher(&self) -> LockRefresher {
+        LockRefresher {
+            inner: Arc::downgrade(&self.inner),
+            every: self.inner.lease / 3,
+            rounds: 0,
+            lost: 0,
+        }
     }
 
     /// How many locks this node holds now.
@@ -352,7 +352,49 @@ impl Drop for DistGuard {
     }
 }
 
-async fn refresh_all(inner: &Inner) {
+/// Refreshes the leases of the locks this node holds, every third of the
+/// lease; a lock no longer held on a quorum is marked lost.
+pub struct LockRefresher {
+    inner: Weak<Inner>,
+    every: Duration,
+    rounds: u64,
+    lost: u64,
+}
+
+#[async_trait]
+impl Worker for LockRefresher {
+    fn name(&self) -> &'static str {
+        "lock-refresher"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        let held = self
+            .inner
+            .upgrade()
+            .map_or(0, |inner| inner.held.lock().expect("held locks").len());
+        vec![
+            ("rounds", self.rounds),
+            ("locks_held", held as u64),
+            ("locks_lost", self.lost),
+        ]
+    }
+
+    async fn work(&mut self, _stop: &watch::Receiver<bool>) -> Result<Step, String> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(Step::Done);
+        };
+        self.lost += refresh_all(&inner).await;
+        self.rounds += 1;
+        Ok(Step::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.every).await
+    }
+}
+
+/// Refreshes every held lock; returns how many were lost.
+async fn refresh_all(inner: &Inner) -> u64 {
     // Group the held locks by node.
     let snapshot: Vec<(Uuid, String, bool, Arc<Vec<LockNode>>)> = inner
         .held
@@ -363,7 +405,7 @@ async fn refresh_all(inner: &Inner) {
         .map(|(uid, h)| (*uid, h.resource.clone(), h.write, h.nodes.clone()))
         .collect();
     if snapshot.is_empty() {
-        return;
+        return 0;
     }
     let mut by_node: HashMap<String, (LockNode, Vec<(String, Uuid)>)> = HashMap::new();
     for (uid, resource, _, nodes) in &snapshot {
@@ -393,11 +435,13 @@ async fn refresh_all(inner: &Inner) {
         }
     }
     let held = inner.held.lock().expect("held locks");
+    let mut lost = 0;
     for (uid, resource, write, nodes) in snapshot {
         let count = still.get(&uid).copied().unwrap_or(0);
         if count < quorum(nodes.len(), write)
             && let Some(h) = held.get(&uid)
         {
+            lost += 1;
             h.lost.store(true, Ordering::Relaxed);
             tracing::warn!(
                 %resource, held_on = count, nodes = nodes.len(),
@@ -405,6 +449,7 @@ async fn refresh_all(inner: &Inner) {
             );
         }
     }
+    lost
 }
 
 #[cfg(test)]

@@ -400,6 +400,12 @@ pub mod args {
     }
 
     #[derive(Debug, Serialize, Deserialize)]
+    pub struct PauseWorker {
+        pub name: String,
+        pub paused: bool,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
     pub struct RefreshBatch {
         pub locks: Vec<(String, Uuid)>,
         pub ttl_ms: u64,

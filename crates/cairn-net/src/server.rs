@@ -16,6 +16,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use cairn_object::worker::Workers;
+
 use crate::auth::{self, AuthError, Binding, ReplayGuard};
 use crate::calls::{self, Call};
 use crate::client::LocalNode;
@@ -158,12 +160,17 @@ fn wire<T>(result: cairn_disk::Result<T>) -> calls::DiskAnswer<T> {
     result.map_err(|e| WireDiskError::from(&e))
 }
 
-/// The drive and lock calls, each routed by its declaration.
-fn routes(
-    locks: Arc<LockTable>,
-    handles: Arc<Handles>,
-    rejoin: Arc<OnceLock<RejoinHook>>,
-) -> Router {
+/// What the server answers for that is set up after it starts.
+#[derive(Default)]
+struct Later {
+    /// Set once the object layer is up; until then a `rejoin` has nothing
+    /// to bring back.
+    rejoin: OnceLock<RejoinHook>,
+    workers: OnceLock<Arc<Workers>>,
+}
+
+/// The drive, lock and node calls, each routed by its declaration.
+fn routes(locks: Arc<LockTable>, handles: Arc<Handles>, later: Arc<Later>) -> Router {
     let mut router = Router::default();
     router
         .drive::<calls::ReadFormat, _, _>(|disk, ()| async move { wire(disk.read_format().await) });
@@ -247,14 +254,27 @@ fn routes(
             .collect();
         async move { held }
     });
+    let workers = later.clone();
+    router.node::<calls::Workers, _, _>(move |_, ()| {
+        let list = workers.workers.get().map(|w| w.list()).unwrap_or_default();
+        async move { list }
+    });
+    let workers = later.clone();
+    router.node::<calls::PauseWorker, _, _>(move |_, a| {
+        let found = workers
+            .workers
+            .get()
+            .is_some_and(|w| w.pause(&a.name, a.paused));
+        async move { found }
+    });
     router.node::<calls::Rejoin, _, _>(move |node, ()| {
-        let rejoin = rejoin.clone();
+        let later = later.clone();
         async move {
             // A peer that has just started asks this node to take its
             // drives back before it reports ready, so that a rolling
             // restart moving on at its "ready" never finds this node still
             // counting them offline.
-            if let Some(hook) = rejoin.get()
+            if let Some(hook) = later.rejoin.get()
                 && tokio::time::timeout(REJOIN_WAIT, hook(node.clone()))
                     .await
                     .is_err()
@@ -276,9 +296,7 @@ pub struct InternodeServer {
     /// The versions each peer announced in its latest hello.
     announced: Mutex<HashMap<String, VersionRange>>,
     logged: Mutex<HashMap<(String, &'static str), Instant>>,
-    /// Set once the object layer is up; until then a `rejoin` has nothing
-    /// to bring back.
-    rejoin: Arc<OnceLock<RejoinHook>>,
+    later: Arc<Later>,
 }
 
 fn answer(status: StatusCode, body: Bytes) -> Answer {
@@ -317,22 +335,27 @@ impl InternodeServer {
         locks: Arc<LockTable>,
     ) -> InternodeServer {
         let handles = Arc::new(Handles::default());
-        let rejoin = Arc::new(OnceLock::new());
+        let later = Arc::new(Later::default());
         InternodeServer {
             local,
             drives,
-            router: routes(locks, handles.clone(), rejoin.clone()),
+            router: routes(locks, handles.clone(), later.clone()),
             handles,
             replay: ReplayGuard::default(),
             announced: Mutex::new(HashMap::new()),
             logged: Mutex::new(HashMap::new()),
-            rejoin,
+            later,
         }
     }
 
     /// Sets what a peer's `rejoin` runs (once; later calls are ignored).
     pub fn on_rejoin(&self, hook: RejoinHook) {
-        let _ = self.rejoin.set(hook);
+        let _ = self.later.rejoin.set(hook);
+    }
+
+    /// Sets the workers peers may list and pause (once).
+    pub fn serve_workers(&self, workers: Arc<Workers>) {
+        let _ = self.later.workers.set(workers);
     }
 
     pub fn is_internode(path: &str) -> bool {

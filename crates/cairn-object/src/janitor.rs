@@ -3,37 +3,99 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::layer::ObjectLayer;
 use crate::multipart::ListUploadsOptions;
+use crate::worker::{Step, Worker};
 
-/// Runs at the configured interval until `shutdown` turns true.
-pub fn spawn_janitor(
+/// Removes multipart uploads left incomplete past their expiry, every
+/// `CAIRN_API_STALE_UPLOADS_CLEANUP_INTERVAL`.
+pub struct StaleUploads {
     layer: Arc<ObjectLayer>,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let interval = layer.shared.config.janitor_interval;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-            let aborted = abort_stale_uploads(&layer).await;
+    started: bool,
+    aborted: u64,
+}
+
+impl StaleUploads {
+    pub fn new(layer: Arc<ObjectLayer>) -> StaleUploads {
+        StaleUploads {
+            layer,
+            started: false,
+            aborted: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for StaleUploads {
+    fn name(&self) -> &'static str {
+        "stale-uploads"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        vec![("uploads_removed", self.aborted)]
+    }
+
+    async fn work(&mut self, _stop: &watch::Receiver<bool>) -> Result<Step, String> {
+        // The first round comes one interval after start.
+        if std::mem::replace(&mut self.started, true) {
+            let aborted = abort_stale_uploads(&self.layer).await;
             if aborted > 0 {
                 tracing::info!(
                     aborted,
                     "removed multipart uploads left incomplete past their expiry"
                 );
             }
-            purge_trash(&layer).await;
+            self.aborted += aborted as u64;
         }
-    })
+        Ok(Step::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.layer.shared.config.janitor_interval).await
+    }
+}
+
+/// The janitor: empties the drives' trash of deleted shard files whose
+/// grace is over, every `CAIRN_API_STALE_UPLOADS_CLEANUP_INTERVAL`.
+pub struct Janitor {
+    layer: Arc<ObjectLayer>,
+    started: bool,
+    purged: u64,
+}
+
+impl Janitor {
+    pub fn new(layer: Arc<ObjectLayer>) -> Janitor {
+        Janitor {
+            layer,
+            started: false,
+            purged: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for Janitor {
+    fn name(&self) -> &'static str {
+        "janitor"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        vec![("trash_files_purged", self.purged)]
+    }
+
+    async fn work(&mut self, _stop: &watch::Receiver<bool>) -> Result<Step, String> {
+        if std::mem::replace(&mut self.started, true) {
+            self.purged += purge_trash(&self.layer).await;
+        }
+        Ok(Step::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.layer.shared.config.janitor_interval).await
+    }
 }
 
 /// Aborts every upload initiated longer ago than the configured expiry;
@@ -76,13 +138,19 @@ pub async fn abort_stale_uploads(layer: &ObjectLayer) -> usize {
     aborted
 }
 
-async fn purge_trash(layer: &ObjectLayer) {
+/// Purges every online drive's trash; returns how many files went.
+async fn purge_trash(layer: &ObjectLayer) -> u64 {
     let grace = layer.shared.config.trash_grace;
+    let mut purged = 0;
     for set in layer.pools.iter().flat_map(|p| p.sets.iter()) {
         for disk in set.disks.iter().filter(|d| d.is_online()) {
-            if let Err(err) = disk.purge_trash(grace).await {
-                tracing::warn!(drive = disk.endpoint(), %err, "could not purge deleted shard files");
+            match disk.purge_trash(grace).await {
+                Ok(n) => purged += n as u64,
+                Err(err) => {
+                    tracing::warn!(drive = disk.endpoint(), %err, "could not purge deleted shard files")
+                }
             }
         }
     }
+    purged
 }

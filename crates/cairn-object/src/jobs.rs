@@ -18,10 +18,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_disk::MetaOp;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::heal::{DriveHeal, HealResult};
@@ -32,6 +32,7 @@ use crate::put::{hex, unhex_text};
 use crate::set::ErasureSet;
 use crate::system::SYSTEM_BUCKET;
 use crate::types::ListOptions;
+use crate::worker::{Step, Worker};
 
 /// Progress is saved at least this often.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -851,45 +852,74 @@ impl ObjectLayer {
     }
 }
 
-/// Runs refills and operator heals: looks for unfinished ones every few
-/// seconds (at once when a heal starts on this node) and runs them one at a
-/// time; any node may pick a job up, under the job's cluster lock.
-pub fn spawn_jobs(layer: Arc<ObjectLayer>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let wake = layer.shared.clone();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = wake.jobs_wake.notified() => {}
-                _ = shutdown.changed() => {}
+/// Heal jobs: refills of drives found empty in their slot, and heals an
+/// operator started, each run to its end (or resumed where it stopped) by
+/// whichever node takes its lock first, one at a time on each node.
+pub struct HealJobs {
+    layer: Arc<ObjectLayer>,
+    finished: u64,
+    interrupted: u64,
+}
+
+impl HealJobs {
+    pub fn new(layer: Arc<ObjectLayer>) -> HealJobs {
+        HealJobs {
+            layer,
+            finished: 0,
+            interrupted: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for HealJobs {
+    fn name(&self) -> &'static str {
+        "heal-jobs"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("jobs_finished", self.finished),
+            ("jobs_interrupted", self.interrupted),
+        ]
+    }
+
+    /// Runs every pending job in turn.
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<Step, String> {
+        let layer = &self.layer;
+        let mut jobs = Vec::new();
+        for prefix in ["refill/", "heal/"] {
+            match layer.jobs_under(prefix).await {
+                Ok(found) => jobs.extend(found),
+                Err(err) => tracing::debug!(%err, "cannot list heal jobs yet"),
             }
-            if *shutdown.borrow() {
-                return;
+        }
+        layer.prune_heals(&jobs).await;
+        for job in jobs.into_iter().filter(|j| !j.done) {
+            if *stop.borrow() {
+                break;
             }
-            let mut jobs = Vec::new();
-            for prefix in ["refill/", "heal/"] {
-                match layer.jobs_under(prefix).await {
-                    Ok(found) => jobs.extend(found),
-                    Err(err) => tracing::debug!(%err, "cannot list heal jobs yet"),
-                }
-            }
-            layer.prune_heals(&jobs).await;
-            for job in jobs.into_iter().filter(|j| !j.done) {
-                let name = job.storage_key();
-                let watching = shutdown.clone();
-                let run = layer.run_job(job, &watching);
-                tokio::select! {
-                    result = run => match result {
-                        Ok(_) => {}
-                        // Another node is running it.
-                        Err(Error::LockTimeout { .. }) => {}
-                        Err(err) => tracing::warn!(job = %name, %err, "heal job interrupted; it resumes where it stopped"),
-                    },
-                    _ = shutdown.changed() => return,
+            let name = job.storage_key();
+            match layer.run_job(job, stop).await {
+                Ok(state) if state.done => self.finished += 1,
+                Ok(_) => {}
+                // Another node is running it.
+                Err(Error::LockTimeout { .. }) => {}
+                Err(err) => {
+                    self.interrupted += 1;
+                    tracing::warn!(job = %name, %err, "heal job interrupted; it resumes where it stopped");
                 }
             }
         }
-    })
+        Ok(Step::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = self.layer.shared.jobs_wake.notified() => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod set;
 mod system;
 mod types;
 mod update;
+pub mod worker;
 
 pub use bootstrap::{
     BootstrapError, BootstrapOptions, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for,
@@ -46,19 +47,19 @@ pub use error::{BodyError, Error, Result};
 pub use etag_md5::Md5Stream;
 pub use get::{GetObject, GetOptions, ObjectStream};
 pub use heal::{DriveHeal, HealReport, HealResult};
-pub use healq::{HealQueue, HealQueueStats, spawn_healer};
-pub use janitor::{abort_stale_uploads, spawn_janitor};
-pub use jobs::{DriveCounters, Failure, JobKind, JobState, MAX_FAILURES, spawn_jobs};
+pub use healq::{HealQueue, HealQueueStats, Healer};
+pub use janitor::{Janitor, StaleUploads, abort_stale_uploads};
+pub use jobs::{DriveCounters, Failure, HealJobs, JobKind, JobState, MAX_FAILURES};
 pub use layer::{ObjectLayer, check_bucket_name, check_object_key};
 pub use list::ReadAheadStats;
-pub use monitor::{heal_bucket_records, reconnect_drives, spawn_drive_monitor};
+pub use monitor::{DriveMonitor, heal_bucket_records, reconnect_drives};
 pub use multipart::{
     CompleteFinalizer, CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult,
     MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PartInfo, UploadInfo, multipart_etag,
 };
 pub use nslock::{HeldLock, Locker};
 pub use refill::queue_formatted_drives;
-pub use scanner::spawn_scanner;
+pub use scanner::Scanner;
 pub use system::SYSTEM_BUCKET;
 pub use types::{
     BodyStream, BucketInfo, ByteRange, Finalizer, ListOptions, ListResult, MAX_OBJECT_SIZE,

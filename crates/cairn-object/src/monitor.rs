@@ -4,38 +4,71 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use cairn_disk::{Disk, DiskError, MetaOp};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::layer::ObjectLayer;
 use crate::quorum::{self, Strategy};
 use crate::set::{ErasureSet, fan_out};
+use crate::worker::{Step, Worker};
 
-/// Probes every offline drive at the configured interval until `shutdown` turns true.
-pub fn spawn_drive_monitor(
+/// The drive monitor: every `CAIRN_DRIVE_CHECK_INTERVAL`, probes every
+/// offline drive and brings back those that answer (formatting fresh ones
+/// into their slot), and checks the online ones with a cheap call.
+pub struct DriveMonitor {
     layer: Arc<ObjectLayer>,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last_reason: HashMap<String, String> = HashMap::new();
-        let interval = layer.shared.config.monitor_interval;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-            check_drives(&layer, &mut last_reason).await;
+    last_reason: HashMap<String, String>,
+    rounds: u64,
+    returned: u64,
+}
+
+impl DriveMonitor {
+    pub fn new(layer: Arc<ObjectLayer>) -> DriveMonitor {
+        DriveMonitor {
+            layer,
+            last_reason: HashMap::new(),
+            rounds: 0,
+            returned: 0,
         }
-    })
+    }
+}
+
+#[async_trait]
+impl Worker for DriveMonitor {
+    fn name(&self) -> &'static str {
+        "drive-monitor"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        let offline = self
+            .layer
+            .health()
+            .iter()
+            .map(|set| (set.drives - set.online) as u64)
+            .sum();
+        vec![
+            ("rounds", self.rounds),
+            ("drives_back", self.returned),
+            ("offline_now", offline),
+        ]
+    }
+
+    async fn work(&mut self, _stop: &watch::Receiver<bool>) -> Result<Step, String> {
+        self.returned += check_drives(&self.layer, &mut self.last_reason).await;
+        self.rounds += 1;
+        Ok(Step::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.layer.shared.config.monitor_interval).await
+    }
 }
 
 /// One round of the monitor, every drive at once: a hung drive's probe
-/// waits out its deadline without holding up the others'.
-async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, String>) {
+/// waits out its deadline without holding up the others'. Returns how
+/// many drives came back.
+async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, String>) -> u64 {
     let slots: Vec<(&Arc<ErasureSet>, usize)> = layer
         .pools
         .iter()
@@ -58,6 +91,7 @@ async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, Str
         Ok(Some(probe(set, slot).await))
     });
     let answers = quorum::call_many(checks, Strategy::all()).await;
+    let mut returned = 0;
     for (&(set, slot), answer) in slots.iter().zip(answers.into_options()) {
         let Some(Ok(Some(probed))) = answer else {
             continue;
@@ -65,6 +99,7 @@ async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, Str
         let endpoint = set.disks[slot].endpoint().to_owned();
         match probed {
             Ok(formatted) => {
+                returned += 1;
                 last_reason.remove(&endpoint);
                 if formatted {
                     layer.queue_refill(set, slot).await;
@@ -78,6 +113,7 @@ async fn check_drives(layer: &ObjectLayer, last_reason: &mut HashMap<String, Str
             }
         }
     }
+    returned
 }
 
 /// Brings back now every offline drive that `wanted` picks, as the

@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::jobs::{JobKind, JobState};
 use crate::layer::ObjectLayer;
 use crate::layer::now_ms;
 use crate::set::ErasureSet;
+use crate::worker::{Step, Worker};
 
 /// Per bucket: (objects, bytes).
 type BucketUsage = BTreeMap<String, (u64, u64)>;
@@ -92,36 +93,71 @@ impl ObjectLayer {
     }
 }
 
-/// Scans every set every `scanner_interval` until `shutdown`.
-pub fn spawn_scanner(
+/// The scanner: every `CAIRN_SCANNER_INTERVAL`, a pass over each set that
+/// is due (one node per set), as a job.
+pub struct Scanner {
     layer: Arc<ObjectLayer>,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let interval = layer.shared.config.scanner_interval;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => {}
+    started: bool,
+    rounds: u64,
+    passes: u64,
+}
+
+impl Scanner {
+    pub fn new(layer: Arc<ObjectLayer>) -> Scanner {
+        Scanner {
+            layer,
+            started: false,
+            rounds: 0,
+            passes: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for Scanner {
+    fn name(&self) -> &'static str {
+        "scanner"
+    }
+
+    fn progress(&self) -> Vec<(&'static str, u64)> {
+        vec![("rounds", self.rounds), ("set_passes", self.passes)]
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<Step, String> {
+        // The first round comes one interval after start.
+        if !std::mem::replace(&mut self.started, true) {
+            return Ok(Step::Idle);
+        }
+        let sets: Vec<Arc<ErasureSet>> = self
+            .layer
+            .pools
+            .iter()
+            .flat_map(|p| p.sets.iter().cloned())
+            .collect();
+        let mut interrupted = Vec::new();
+        for set in sets {
+            if *stop.borrow() {
+                break;
             }
-            if *shutdown.borrow() {
-                return;
-            }
-            let sets: Vec<Arc<ErasureSet>> = layer
-                .pools
-                .iter()
-                .flat_map(|p| p.sets.iter().cloned())
-                .collect();
-            for set in sets {
-                let watching = shutdown.clone();
-                tokio::select! {
-                    result = layer.scan_set(&set, &watching) => match result {
-                        Ok(_) | Err(Error::LockTimeout { .. }) => {}
-                        Err(err) => tracing::warn!(set = %set.name(), %err, "scanner pass interrupted"),
-                    },
-                    _ = shutdown.changed() => return,
+            match self.layer.scan_set(&set, stop).await {
+                Ok(Some(_)) => self.passes += 1,
+                // Not due, or another node is running it.
+                Ok(None) | Err(Error::LockTimeout { .. }) => {}
+                Err(err) => {
+                    tracing::warn!(set = %set.name(), %err, "scanner pass interrupted");
+                    interrupted.push(format!("{}: {err}", set.name()));
                 }
             }
         }
-    })
+        self.rounds += 1;
+        if interrupted.is_empty() {
+            Ok(Step::Idle)
+        } else {
+            Err(format!("passes interrupted: {}", interrupted.join("; ")))
+        }
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.layer.shared.config.scanner_interval).await
+    }
 }

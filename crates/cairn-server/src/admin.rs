@@ -1,16 +1,22 @@
 //! The admin API (`/cairn/admin/v1/`, see docs/admin-api.md): requests
 //! signed with the root credentials (AWS Signature Version 4), answers in
-//! JSON. Healing: `GET heal/status` and `POST heal/start`.
+//! JSON. Healing: `GET heal/status` and `POST heal/start`; background
+//! workers of every node: `GET workers`, `POST workers/pause|resume`.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use cairn_net::calls;
+use cairn_object::quorum::{self, Strategy};
+use cairn_object::worker::WorkerInfo;
 use cairn_object::{JobKind, JobState, ObjectLayer};
 use cairn_s3::{Credentials, ResponseBody};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
+
+use crate::http::Serving;
 
 pub const PREFIX: &str = "/cairn/admin/v1/";
 /// Admin requests carry at most this much body.
@@ -44,10 +50,10 @@ fn now_unix() -> i64 {
         .unwrap_or_default()
 }
 
-/// Serves one admin request; `layer` is `None` while the node starts.
+/// Serves one admin request; `serving` is `None` while the node starts.
 pub async fn handle(
     req: Request<Incoming>,
-    layer: Option<&ObjectLayer>,
+    serving: Option<&Serving>,
     root: &Credentials,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
@@ -75,16 +81,25 @@ pub async fn handle(
         tracing::warn!(path, code = err.code, reason = %err.message, "admin request refused");
         return error(auth_status(err.code), err.code, &err.message);
     }
-    let Some(layer) = layer else {
+    let Some(serving) = serving else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             "The server is starting: it is waiting for its drives and peer nodes.",
         );
     };
+    let layer = serving.layer.as_ref();
     let params: BTreeMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
     let route = path.strip_prefix(PREFIX).unwrap_or("");
     match (route, &parts.method) {
+        ("workers", &Method::GET) => json_response(StatusCode::OK, &workers(serving).await),
+        ("workers/pause", &Method::POST) => pause_worker(serving, &params, true).await,
+        ("workers/resume", &Method::POST) => pause_worker(serving, &params, false).await,
+        ("workers", _) | ("workers/pause" | "workers/resume", _) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "workers takes GET, workers/pause and workers/resume take POST",
+        ),
         ("heal/status", &Method::GET) => match heal_status(layer).await {
             Ok(status) => json_response(StatusCode::OK, &status),
             Err(err) => internal(&err),
@@ -101,6 +116,96 @@ pub async fn handle(
             &format!("There is no admin API call {path:?}; see docs/admin-api.md"),
         ),
     }
+}
+
+/// How long an admin call waits for each peer's answer.
+const PEER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn worker_json(info: &WorkerInfo) -> Value {
+    json!({
+        "name": info.name,
+        "state": info.state,
+        "error": info.error,
+        "errors": info.errors,
+        "units": info.units,
+        "since_ms": info.since_ms,
+        "progress": info.progress.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// Every node's workers: this node's, and each peer's over the internode
+/// protocol (a peer that does not answer is listed with the reason).
+async fn workers(serving: &Serving) -> Value {
+    let mut nodes = vec![json!({
+        "node": serving.node,
+        "workers": serving.workers.list().iter().map(worker_json).collect::<Vec<_>>(),
+    })];
+    let asks = serving.peers.iter().map(|peer| async move {
+        let answer = tokio::time::timeout(PEER_WAIT, peer.call::<calls::Workers>(None, &())).await;
+        Ok::<_, ()>(match answer {
+            Ok(Ok(list)) => json!({
+                "node": peer.node,
+                "workers": list.iter().map(worker_json).collect::<Vec<_>>(),
+            }),
+            Ok(Err(err)) => json!({"node": peer.node, "error": err.to_string()}),
+            Err(_) => {
+                json!({"node": peer.node, "error": format!("no answer within {PEER_WAIT:?}")})
+            }
+        })
+    });
+    let answers = quorum::call_many(asks, Strategy::all()).await;
+    nodes.extend(answers.into_options().into_iter().flatten().flatten());
+    json!({ "nodes": nodes })
+}
+
+/// Pauses or resumes the worker `name` on every node.
+async fn pause_worker(
+    serving: &Serving,
+    params: &BTreeMap<String, String>,
+    paused: bool,
+) -> Response<ResponseBody> {
+    let Some(name) = params.get("name").filter(|n| !n.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "name is required: the worker to pause or resume",
+        );
+    };
+    let here = serving.workers.pause(name, paused);
+    let mut nodes = vec![json!({"node": serving.node, "found": here})];
+    let asks = serving.peers.iter().map(|peer| async move {
+        let args = cairn_net::proto::args::PauseWorker {
+            name: name.clone(),
+            paused,
+        };
+        let answer =
+            tokio::time::timeout(PEER_WAIT, peer.call::<calls::PauseWorker>(None, &args)).await;
+        Ok::<_, ()>(match answer {
+            Ok(Ok(found)) => (found, json!({"node": peer.node, "found": found})),
+            Ok(Err(err)) => (false, json!({"node": peer.node, "error": err.to_string()})),
+            Err(_) => (
+                false,
+                json!({"node": peer.node, "error": format!("no answer within {PEER_WAIT:?}")}),
+            ),
+        })
+    });
+    let answers = quorum::call_many(asks, Strategy::all()).await;
+    let mut found = here;
+    for (peer_found, node) in answers.into_options().into_iter().flatten().flatten() {
+        found |= peer_found;
+        nodes.push(node);
+    }
+    if !found {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            &format!("no node has a worker named {name:?}; `cairn admin workers` lists them"),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"name": name, "paused": paused, "nodes": nodes}),
+    )
 }
 
 fn internal(err: &cairn_object::Error) -> Response<ResponseBody> {

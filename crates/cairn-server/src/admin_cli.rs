@@ -33,6 +33,22 @@ enum AdminCommand {
     /// Healing: what is being healed, and healing on demand.
     #[command(subcommand)]
     Heal(HealCommand),
+    /// Every node's background workers: their state, errors and progress.
+    Workers {
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<WorkersCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkersCommand {
+    /// Pause a worker on every node (after the unit it is doing).
+    Pause { name: String },
+    /// Resume a paused worker on every node.
+    Resume { name: String },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +122,44 @@ pub async fn run(args: AdminArgs, credentials: Credentials) -> Result<i32> {
         }),
     };
     match args.command {
+        AdminCommand::Workers { json, command } => {
+            let value = match &command {
+                None => client.call("GET", "/cairn/admin/v1/workers", "").await?,
+                Some(WorkersCommand::Pause { name } | WorkersCommand::Resume { name }) => {
+                    let action = match command {
+                        Some(WorkersCommand::Pause { .. }) => "pause",
+                        _ => "resume",
+                    };
+                    client
+                        .call(
+                            "POST",
+                            &format!("/cairn/admin/v1/workers/{action}"),
+                            &format!("name={}", encode(name)),
+                        )
+                        .await?
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else if command.is_none() {
+                print_workers(&value);
+            } else {
+                for node in value["nodes"].as_array().into_iter().flatten() {
+                    let outcome = match (node["found"].as_bool(), node["error"].as_str()) {
+                        (_, Some(err)) => format!("not reached: {err}"),
+                        (Some(true), _) => if value["paused"] == true {
+                            "paused"
+                        } else {
+                            "resumed"
+                        }
+                        .to_owned(),
+                        _ => "has no such worker".to_owned(),
+                    };
+                    println!("{}: {outcome}", node["node"].as_str().unwrap_or("?"));
+                }
+            }
+            Ok(0)
+        }
         AdminCommand::Heal(HealCommand::Status { json }) => {
             let status = client
                 .call("GET", "/cairn/admin/v1/heal/status", "")
@@ -355,6 +409,36 @@ fn print_status(status: &Value) {
     if queue["failures"].as_array().is_some_and(|a| !a.is_empty()) {
         println!("  failing objects:");
         print_failures(&queue["failures"], "    ");
+    }
+}
+
+/// `cairn admin workers`: one line per worker of each node.
+fn print_workers(value: &Value) {
+    for node in value["nodes"].as_array().into_iter().flatten() {
+        let name = node["node"].as_str().unwrap_or("?");
+        if let Some(err) = node["error"].as_str() {
+            println!("{name}: not reached: {err}");
+            continue;
+        }
+        println!("{name}:");
+        for worker in node["workers"].as_array().into_iter().flatten() {
+            let progress: Vec<String> = worker["progress"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let state = match worker["error"].as_str() {
+                Some(err) => format!("failed: {err}"),
+                None => worker["state"].as_str().unwrap_or("?").to_owned(),
+            };
+            println!(
+                "  {:<15} {:<8} {}",
+                worker["name"].as_str().unwrap_or("?"),
+                state,
+                progress.join(", ")
+            );
+        }
     }
 }
 

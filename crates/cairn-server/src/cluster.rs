@@ -114,6 +114,13 @@ impl Cluster {
         self.nodes.first() == Some(&self.this)
     }
 
+    /// The other nodes.
+    pub fn peers(&self) -> Vec<Arc<Peer>> {
+        let mut peers: Vec<Arc<Peer>> = self.peers.values().cloned().collect();
+        peers.sort_by(|a, b| a.node.cmp(&b.node));
+        peers
+    }
+
     pub fn remote_disk(&self, node: &str, path: &str) -> Arc<dyn Disk> {
         let disk = Arc::new(RemoteDisk::new(self.peers[node].clone(), path.to_owned()));
         Arc::new(WatchedDisk::new(disk, self.remote_deadlines))

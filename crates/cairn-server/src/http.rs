@@ -23,6 +23,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 pub struct Serving {
     pub s3: S3Handler,
     pub layer: Arc<ObjectLayer>,
+    /// This node's background workers.
+    pub workers: Arc<cairn_object::worker::Workers>,
+    /// This node, `host:port`.
+    pub node: String,
+    /// The other nodes of the cluster, for admin calls that ask them all.
+    pub peers: Vec<Arc<cairn_net::Peer>>,
 }
 
 /// Everything a request needs.
@@ -101,8 +107,7 @@ impl App {
         } else if path.starts_with("/cairn/admin/") {
             // Not behind the S3 request limit: an operator must be able to
             // see what a saturated node is doing.
-            let layer = self.serving.get().map(|s| s.layer.as_ref());
-            crate::admin::handle(req, layer, &self.root)
+            crate::admin::handle(req, self.serving.get(), &self.root)
                 .await
                 .map(|inner| PermitBody {
                     inner,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_disk::{Deadlines, Disk, Faults, FaultyDisk, LocalDisk, LocalDiskOptions, WatchedDisk};
+use cairn_object::worker::Workers;
 use cairn_object::{BootstrapOptions, DriveState, ObjectConfig, PoolSpec};
 use cairn_s3::{S3Handler, S3Settings};
 use clap::{Args, Parser, Subcommand};
@@ -384,12 +385,19 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         &layer,
         cluster.as_ref(),
     );
-    let monitor = cairn_object::spawn_drive_monitor(layer.clone(), shutdown_rx.clone());
-    let janitor = cairn_object::spawn_janitor(layer.clone(), shutdown_rx.clone());
-    let healer = cairn_object::spawn_healer(layer.clone(), shutdown_rx.clone());
-    let jobs = cairn_object::spawn_jobs(layer.clone(), shutdown_rx.clone());
-    let scanner = cairn_object::spawn_scanner(layer.clone(), shutdown_rx.clone());
-    let refresher = cluster.as_ref().map(|c| c.locker.spawn_refresher());
+    let workers = Workers::new(shutdown_rx.clone());
+    workers.spawn(cairn_object::DriveMonitor::new(layer.clone()));
+    workers.spawn(cairn_object::Healer::new(layer.clone()));
+    workers.spawn(cairn_object::HealJobs::new(layer.clone()));
+    workers.spawn(cairn_object::Scanner::new(layer.clone()));
+    workers.spawn(cairn_object::Janitor::new(layer.clone()));
+    workers.spawn(cairn_object::StaleUploads::new(layer.clone()));
+    if let Some(cluster) = &cluster {
+        workers.spawn(cluster.locker.refresher());
+    }
+    if let Some(internode) = &app.internode {
+        internode.serve_workers(workers.clone());
+    }
     let s3 = S3Handler::new(
         layer.clone(),
         &S3Settings {
@@ -405,6 +413,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         .set(http::Serving {
             s3,
             layer: layer.clone(),
+            workers: workers.clone(),
+            node: cluster
+                .as_ref()
+                .map_or_else(|| local.to_string(), |c| c.this.clone()),
+            peers: cluster.as_ref().map(|c| c.peers()).unwrap_or_default(),
         })
         .is_err()
     {
@@ -426,14 +439,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     let _ = shutdown_tx.send(true);
     server.await.context("server task")?;
-    monitor.await.context("drive monitor")?;
-    janitor.await.context("janitor")?;
-    healer.await.context("healer")?;
-    jobs.await.context("heal jobs")?;
-    scanner.await.context("scanner")?;
-    if let Some(refresher) = refresher {
-        refresher.abort();
-    }
+    workers.join().await;
     tracing::info!("stopped");
     Ok(())
 }
