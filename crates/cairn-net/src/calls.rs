@@ -102,6 +102,8 @@ calls! {
     Workers = "workers/list", since 3, node: () => Vec<WorkerInfo>;
     /// Pauses or resumes a worker; whether the node has one of that name.
     PauseWorker = "workers/pause", since 3, node: args::PauseWorker => bool;
+    /// A bucket's state (existence, configuration) changed: drop your copy.
+    BucketChanged = "bucket/changed", since 3, node: args::Bucket => ();
 }
 
 /// Whether `path` names a declared call.

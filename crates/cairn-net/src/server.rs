@@ -16,6 +16,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use cairn_object::ObjectLayer;
 use cairn_object::worker::Workers;
 
 use crate::auth::{self, AuthError, Binding, ReplayGuard};
@@ -167,6 +168,7 @@ struct Later {
     /// to bring back.
     rejoin: OnceLock<RejoinHook>,
     workers: OnceLock<Arc<Workers>>,
+    layer: OnceLock<Arc<ObjectLayer>>,
 }
 
 /// The drive, lock and node calls, each routed by its declaration.
@@ -267,6 +269,13 @@ fn routes(locks: Arc<LockTable>, handles: Arc<Handles>, later: Arc<Later>) -> Ro
             .is_some_and(|w| w.pause(&a.name, a.paused));
         async move { found }
     });
+    let layer = later.clone();
+    router.node::<calls::BucketChanged, _, _>(move |_, a| {
+        if let Some(layer) = layer.layer.get() {
+            layer.bucket_changed_elsewhere(&a.bucket);
+        }
+        async {}
+    });
     router.node::<calls::Rejoin, _, _>(move |node, ()| {
         let later = later.clone();
         async move {
@@ -356,6 +365,12 @@ impl InternodeServer {
     /// Sets the workers peers may list and pause (once).
     pub fn serve_workers(&self, workers: Arc<Workers>) {
         let _ = self.later.workers.set(workers);
+    }
+
+    /// Sets the object layer whose bucket states peers' notices invalidate
+    /// (once).
+    pub fn serve_layer(&self, layer: Arc<ObjectLayer>) {
+        let _ = self.later.layer.set(layer);
     }
 
     pub fn is_internode(path: &str) -> bool {
@@ -660,6 +675,12 @@ impl InternodeServer {
             .lock()
             .expect("announced")
             .insert(node.to_owned(), theirs);
+        // A peer connecting anew may have failed to tell this node of
+        // changes while they were apart: this node reads every bucket's
+        // state again.
+        if let Some(layer) = self.later.layer.get() {
+            layer.peer_reconnected();
+        }
         if let Ok(boot) = u64::from_str_radix(header(headers, auth::HEADER_RUN), 16) {
             self.replay.hello(node, boot);
         }

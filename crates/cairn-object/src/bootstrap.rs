@@ -350,7 +350,7 @@ pub async fn bootstrap(
             (config.write_buffer / crate::put::BUDGET_UNIT).max(1),
         )),
         read_ahead: crate::list::ReadAhead::default(),
-        known_buckets: crate::put::KnownBuckets::default(),
+        buckets: Default::default(),
         config,
     });
     let layer = Arc::new(ObjectLayer {

@@ -87,8 +87,8 @@ pub(crate) struct Shared {
     pub(crate) write_budget: Arc<tokio::sync::Semaphore>,
     /// Listings kept for their next page.
     pub(crate) read_ahead: ReadAhead,
-    /// Buckets lately seen to exist, for small PUTs.
-    pub(crate) known_buckets: crate::put::KnownBuckets,
+    /// Buckets' existence and configuration, as this node knows them.
+    pub(crate) buckets: crate::bucket_config::BucketStates,
 }
 
 impl Shared {
@@ -373,7 +373,9 @@ impl ObjectLayer {
             crate::put::delete_removed(&set.disks, &results, None).await;
         }
         self.delete_bucket_configs(bucket).await;
-        self.shared.known_buckets.forget(bucket);
+        self.shared.buckets.forget(bucket);
+        drop(_guard);
+        self.tell_nodes(bucket).await;
         Ok(())
     }
 
@@ -385,6 +387,8 @@ impl ObjectLayer {
         opts: PutOptions,
     ) -> Result<ObjectInfo> {
         check_object_key(key)?;
+        // What a write must know of its bucket, from this node's copy.
+        self.bucket_state(bucket).await?;
         let set = self.set_for(bucket, key, true).await?;
         set.put_object(&self.shared, bucket, key, body, opts).await
     }

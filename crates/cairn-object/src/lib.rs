@@ -14,6 +14,7 @@
 //! nothing of HTTP or S3: it must not depend on `s3s` or any protocol crate.
 
 mod bootstrap;
+mod bucket_config;
 mod conditions;
 mod delete;
 mod error;
@@ -42,6 +43,7 @@ pub mod worker;
 pub use bootstrap::{
     BootstrapError, BootstrapOptions, Bootstrapped, DriveState, PoolSpec, bootstrap, parity_for,
 };
+pub use bucket_config::{BucketConfig, BucketState, ConfigKind, ConfigNotifier};
 pub use conditions::Preconditions;
 pub use error::{BodyError, Error, Result};
 pub use etag_md5::Md5Stream;

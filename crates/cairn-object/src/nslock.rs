@@ -148,6 +148,11 @@ pub(crate) fn bucket_resource(bucket: &str) -> String {
     bucket.to_owned()
 }
 
+/// The lock name of a bucket's configuration: `#` is in no bucket name.
+pub(crate) fn bucket_config_resource(bucket: &str) -> String {
+    format!("{bucket}#config")
+}
+
 /// The lock name of an object: never equal to a bucket's, which has no `/`.
 pub(crate) fn object_resource(bucket: &str, key: &str) -> String {
     format!("{bucket}/{key}")

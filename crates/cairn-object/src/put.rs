@@ -6,7 +6,7 @@
 //! shard files, never metadata that points at missing data. Small objects
 //! skip shard files and go into the metadata commit itself.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -365,48 +365,6 @@ fn stores_inline(erasure: &Erasure, size: Option<u64>, threshold: usize) -> bool
     size.is_some_and(|size| erasure.shard_file_size(size) <= threshold as u64)
 }
 
-/// Buckets this node has lately seen exist, so that a PUT stored inline need
-/// not look its bucket up on every drive before reading the body: its commit
-/// checks the bucket on every drive anyway. It never says a bucket is
-/// missing, so a PUT to a missing bucket is still refused before its body is
-/// read (and a client waiting on `Expect: 100-continue` never sends it). A
-/// bucket deleted through another node stays here until a commit finds it
-/// missing, which the commit then answers as NoSuchBucket.
-#[derive(Default)]
-pub(crate) struct KnownBuckets {
-    names: std::sync::Mutex<HashSet<String>>,
-}
-
-/// Most names [`KnownBuckets`] keeps; past it, it starts again empty.
-const MAX_KNOWN_BUCKETS: usize = 4096;
-
-impl KnownBuckets {
-    fn contains(&self, bucket: &str) -> bool {
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(bucket)
-    }
-
-    fn insert(&self, bucket: &str) {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if names.contains(bucket) {
-            return;
-        }
-        if names.len() >= MAX_KNOWN_BUCKETS {
-            names.clear();
-        }
-        names.insert(bucket.to_owned());
-    }
-
-    pub(crate) fn forget(&self, bucket: &str) {
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(bucket);
-    }
-}
-
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -619,16 +577,17 @@ impl ErasureSet {
         let layout = self.new_layout(shared, bucket, key);
         // Fail fast on a missing bucket, before reading the body. A body
         // stored inline touches no drive before its commit, which checks the
-        // bucket on every drive itself (`commit_version`): for a bucket
-        // known to exist, that check is enough.
+        // bucket on every drive itself (`commit_version`): for a bucket this
+        // node holds the state of (`bucket_config.rs`), that check is
+        // enough. A larger body is not read for a bucket the drives do not
+        // have, even if this node's copy missed its deletion.
         let inline = stores_inline(
             &layout.erasure()?,
             opts.size,
             shared.config.inline_threshold,
         );
-        if !(inline && shared.known_buckets.contains(bucket)) {
+        if !(inline && shared.buckets.cached(bucket).is_some()) {
             self.bucket_info(bucket).await?;
-            shared.known_buckets.insert(bucket);
         }
         let data_id = Uuid::new_v4();
         let encoded = self
@@ -763,7 +722,7 @@ impl ErasureSet {
                 .await;
             drop(guard);
             if bucket_missing >= write_quorum {
-                shared.known_buckets.forget(bucket);
+                shared.buckets.forget(bucket);
                 return Err(Error::BucketNotFound);
             }
             return Err(write_failed(disks_by_shard, &results, ok, write_quorum));

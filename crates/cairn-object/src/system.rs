@@ -1,7 +1,7 @@
 //! State that is not object data (DESIGN.md section 6), stored as objects in
 //! a reserved system bucket through the object layer, so that it is erasure
-//! coded, quorum-written and healed like data. Bucket configuration lives at
-//! `buckets/<bucket>/<name>`.
+//! coded, quorum-written and healed like data: bucket configurations
+//! (`bucket_config.rs`) and heal jobs' states (`jobs.rs`).
 
 use std::collections::BTreeMap;
 
@@ -11,18 +11,14 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::get::GetOptions;
 use crate::layer::ObjectLayer;
-use crate::types::{ListOptions, PutOptions};
+use crate::types::PutOptions;
 
 /// The reserved bucket: its leading dot makes it an invalid S3 bucket name,
 /// so no client can create, list or address it.
 pub const SYSTEM_BUCKET: &str = ".cairn.sys";
 
 /// Largest configuration document accepted (S3 caps these well below).
-const MAX_CONFIG_BYTES: usize = 1 << 20;
-
-fn config_key(bucket: &str, name: &str) -> String {
-    format!("buckets/{bucket}/{name}")
-}
+pub(crate) const MAX_CONFIG_BYTES: usize = 1 << 20;
 
 impl ObjectLayer {
     pub(crate) async fn put_system(&self, key: &str, data: Bytes) -> Result<()> {
@@ -79,45 +75,6 @@ impl ObjectLayer {
         match set.delete_object(&self.shared, SYSTEM_BUCKET, key).await {
             Ok(()) | Err(Error::BucketNotFound) => Ok(()),
             Err(err) => Err(err),
-        }
-    }
-
-    /// A bucket's configuration document `name` (CORS, ...), if set.
-    pub async fn get_bucket_config(&self, bucket: &str, name: &str) -> Result<Option<Bytes>> {
-        self.bucket_info(bucket).await?;
-        self.get_system(&config_key(bucket, name)).await
-    }
-
-    pub async fn put_bucket_config(&self, bucket: &str, name: &str, data: Bytes) -> Result<()> {
-        if data.len() > MAX_CONFIG_BYTES {
-            return Err(Error::EntityTooLarge {
-                size: data.len() as u64,
-                max: MAX_CONFIG_BYTES as u64,
-            });
-        }
-        self.bucket_info(bucket).await?;
-        self.put_system(&config_key(bucket, name), data).await
-    }
-
-    pub async fn delete_bucket_config(&self, bucket: &str, name: &str) -> Result<()> {
-        self.bucket_info(bucket).await?;
-        self.delete_system(&config_key(bucket, name)).await
-    }
-
-    /// Removes every configuration document of a deleted bucket.
-    pub(crate) async fn delete_bucket_configs(&self, bucket: &str) {
-        let opts = ListOptions {
-            prefix: format!("buckets/{bucket}/"),
-            max_keys: 1000,
-            ..Default::default()
-        };
-        let Ok(listed) = self.list_objects(SYSTEM_BUCKET, &opts).await else {
-            return;
-        };
-        for object in listed.objects {
-            if let Err(err) = self.delete_system(&object.key).await {
-                tracing::warn!(bucket, key = %object.key, %err, "could not remove a deleted bucket's configuration");
-            }
         }
     }
 }

@@ -70,7 +70,6 @@ impl CairnS3 {
             .delete_bucket(&req.input.bucket)
             .await
             .map_err(s3_err)?;
-        self.cors.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -299,7 +298,6 @@ impl CairnS3 {
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
         let bucket = req.input.bucket;
         self.existing_bucket(&bucket).await?;
-        self.cors.forget(&bucket);
         match self.cors.get(&bucket).await.map_err(s3_err)? {
             Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
                 cors_rules: Some(cors::rules_to_dto(&rules)),

@@ -2,22 +2,15 @@
 //! bucket configuration document through the object layer, and its
 //! enforcement on preflight (`OPTIONS`) and ordinary requests.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_object::ObjectLayer;
+use cairn_object::{ConfigKind, ObjectLayer};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use s3s::dto::{CORSConfiguration, CORSRule};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
-/// Name of the configuration document.
-pub(crate) const CORS_CONFIG: &str = "cors.json";
-/// How long a bucket's rules are trusted before they are read again (other
-/// nodes may change them).
-const CACHE_TTL: Duration = Duration::from_secs(10);
 const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "HEAD"];
 
 /// One CORS rule, as stored.
@@ -171,65 +164,41 @@ impl CorsRule {
     }
 }
 
-/// A bucket's rules (`None`: not configured) and when they were read.
-type Cached = (Instant, Option<Arc<Vec<CorsRule>>>);
-
-/// Buckets' CORS rules, read through the object layer and kept briefly.
+/// Buckets' CORS rules, kept with each bucket's configuration by the object
+/// layer, which caches them on every node and tells every node of changes.
 pub(crate) struct CorsRules {
     layer: Arc<ObjectLayer>,
-    cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl CorsRules {
     pub(crate) fn new(layer: Arc<ObjectLayer>) -> CorsRules {
-        CorsRules {
-            layer,
-            cache: Mutex::new(HashMap::new()),
-        }
+        CorsRules { layer }
     }
 
     /// A bucket's rules; `None` when it has none (or does not exist).
-    pub(crate) async fn get(
-        &self,
-        bucket: &str,
-    ) -> cairn_object::Result<Option<Arc<Vec<CorsRule>>>> {
-        if let Some((at, rules)) = self.cache.lock().expect("cors cache").get(bucket)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(rules.clone());
-        }
-        let rules = match self.layer.get_bucket_config(bucket, CORS_CONFIG).await {
-            Ok(Some(bytes)) => serde_json::from_slice::<Vec<CorsRule>>(&bytes)
-                .ok()
-                .map(Arc::new),
-            Ok(None) | Err(cairn_object::Error::BucketNotFound) => None,
+    pub(crate) async fn get(&self, bucket: &str) -> cairn_object::Result<Option<Vec<CorsRule>>> {
+        let state = match self.layer.bucket_state(bucket).await {
+            Ok(state) => state,
+            Err(cairn_object::Error::BucketNotFound) => return Ok(None),
             Err(err) => return Err(err),
         };
-        self.cache
-            .lock()
-            .expect("cors cache")
-            .insert(bucket.to_owned(), (Instant::now(), rules.clone()));
-        Ok(rules)
+        Ok(state
+            .config
+            .get(ConfigKind::Cors)
+            .and_then(|bytes| serde_json::from_slice::<Vec<CorsRule>>(bytes).ok()))
     }
 
     pub(crate) async fn put(&self, bucket: &str, rules: &[CorsRule]) -> cairn_object::Result<()> {
         let data = Bytes::from(serde_json::to_vec(rules).expect("rules serialize"));
-        let result = self
-            .layer
-            .put_bucket_config(bucket, CORS_CONFIG, data)
-            .await;
-        self.forget(bucket);
-        result
+        self.layer
+            .set_bucket_config(bucket, ConfigKind::Cors, Some(data))
+            .await
     }
 
     pub(crate) async fn delete(&self, bucket: &str) -> cairn_object::Result<()> {
-        let result = self.layer.delete_bucket_config(bucket, CORS_CONFIG).await;
-        self.forget(bucket);
-        result
-    }
-
-    pub(crate) fn forget(&self, bucket: &str) {
-        self.cache.lock().expect("cors cache").remove(bucket);
+        self.layer
+            .set_bucket_config(bucket, ConfigKind::Cors, None)
+            .await
     }
 
     /// Answers a preflight request for `bucket`.

@@ -11,6 +11,7 @@ use cairn_net::{
     ClusterKey, DistLocker, Faults, InternodeServer, LocalNode, LockNode, LockTable, Peer,
     RemoteDisk, VersionRange,
 };
+use cairn_object::quorum::{self, Strategy};
 use cairn_s3::Credentials;
 
 use crate::config::EnvSettings;
@@ -112,6 +113,13 @@ impl Cluster {
     /// others wait for its format, so that one cluster gets one identity.
     pub fn is_first_node(&self) -> bool {
         self.nodes.first() == Some(&self.this)
+    }
+
+    /// Tells the other nodes of changed buckets.
+    pub fn notifier(&self) -> Arc<dyn cairn_object::ConfigNotifier> {
+        Arc::new(Notifier {
+            peers: self.peers(),
+        })
     }
 
     /// The other nodes.
@@ -263,5 +271,33 @@ impl Cluster {
             self.nodes.join(", "),
             self.local.versions
         )
+    }
+}
+
+/// Tells every peer that a bucket changed (`calls::BucketChanged`).
+struct Notifier {
+    peers: Vec<Arc<Peer>>,
+}
+
+impl cairn_object::ConfigNotifier for Notifier {
+    fn bucket_changed<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let args = cairn_net::proto::args::Bucket {
+                bucket: bucket.to_owned(),
+            };
+            let notices = self
+                .peers
+                .iter()
+                .map(|peer| peer.call::<cairn_net::calls::BucketChanged>(None, &args));
+            let answers = quorum::call_many(notices, Strategy::all()).await;
+            for (peer, answer) in self.peers.iter().zip(answers.results()) {
+                if let Some(Err(err)) = answer {
+                    tracing::debug!(node = %peer.node, bucket, %err, "a node missed a bucket's change notice; it catches up when it reconnects");
+                }
+            }
+        })
     }
 }

@@ -373,6 +373,8 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     };
 
     if let (Some(cluster), Some(internode)) = (&cluster, &app.internode) {
+        internode.serve_layer(layer.clone());
+        layer.set_config_notifier(cluster.notifier());
         internode.on_rejoin(cluster.rejoin_hook(layer.clone()));
         cluster.announce().await;
     }
