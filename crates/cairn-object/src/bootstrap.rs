@@ -7,10 +7,11 @@ use std::sync::Arc;
 use cairn_disk::{Disk, DiskError, Format, MetaOp};
 use uuid::Uuid;
 
-use crate::layer::{Clock, ObjectLayer, Pool, Shared};
-use crate::nslock::{Locker, NsLocks};
-use crate::placement::Placement;
+use crate::layer::{ObjectLayer, Pool};
 use crate::set::ErasureSet;
+use crate::set::nslock::{Locker, NsLocks};
+use crate::set::placement::Placement;
+use crate::shared::{Clock, Shared};
 use crate::types::{ObjectConfig, default_parity};
 
 /// One pool as the command line describes it: drives in slot order, cut
@@ -338,8 +339,8 @@ pub async fn bootstrap(
     let shared = Arc::new(Shared {
         locks: NsLocks::new(config.lock_timeout, options.locker),
         bucket_lock_sets: built[0].sets.len(),
-        usage: crate::scanner::Usage::default(),
-        heal: Arc::new(crate::healq::HealQueue::open(
+        usage: crate::maintenance::usage::Usage::default(),
+        heal: Arc::new(crate::maintenance::heal_queue::HealQueue::open(
             config.heal_queue_dir.as_deref(),
             config.heal_queue_max,
         )),
@@ -347,9 +348,9 @@ pub async fn bootstrap(
         clock: Clock::new(),
         jobs_wake: tokio::sync::Notify::new(),
         write_budget: Arc::new(tokio::sync::Semaphore::new(
-            (config.write_buffer / crate::put::BUDGET_UNIT).max(1),
+            (config.write_buffer / crate::data::write::BUDGET_UNIT).max(1),
         )),
-        read_ahead: crate::list::ReadAhead::default(),
+        read_ahead: crate::data::list::ReadAhead::default(),
         buckets: Default::default(),
         config,
     });

@@ -2,105 +2,28 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use cairn_disk::{BucketRecord, DiskError, MetaOp};
 use futures::future::join_all;
 use uuid::Uuid;
 
-use crate::conditions::Preconditions;
-use crate::error::{Error, Result};
-use crate::get::{GetObject, GetOptions};
-use crate::heal::HealReport;
-use crate::list::{Listed, MergedLister, ReadAhead, ReadAheadStats, SetLister};
-use crate::multipart::{
+use crate::data::conditions::Preconditions;
+use crate::data::get::GetObject;
+use crate::data::list::{Listed, MergedLister, ReadAheadStats, SetLister};
+use crate::data::multipart::{
     CompleteOptions, CompletePart, ListUploadsOptions, ListUploadsResult, ListedUpload, PartInfo,
     UploadInfo,
 };
-use crate::nslock::{LockSet, NsLocks, bucket_resource};
-use crate::placement::Placement;
+use crate::data::update::MetaUpdate;
+use crate::error::{Error, Result};
+use crate::maintenance::heal::HealReport;
+use crate::options::{GetOptions, PutOptions};
 use crate::quorum::Strategy;
+use crate::set::nslock::bucket_resource;
 use crate::set::{ErasureSet, fan_out};
-use crate::system::SYSTEM_BUCKET;
-use crate::types::{
-    BodyStream, BucketInfo, ListOptions, ListResult, ObjectConfig, ObjectInfo, PutOptions,
-    SetHealth,
-};
-use crate::update::MetaUpdate;
-
-/// Modification times: wall clock in nanoseconds, strictly increasing within
-/// this process so that two writes never tie.
-pub(crate) struct Clock {
-    last: AtomicI64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Clock {
-        Clock {
-            last: AtomicI64::new(0),
-        }
-    }
-
-    pub(crate) fn now_ns(&self) -> i64 {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or_default();
-        let mut last = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = wall.max(last + 1);
-            match self
-                .last
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(current) => last = current,
-            }
-        }
-    }
-}
-
-/// Wall-clock time in Unix milliseconds, for timestamps kept in system objects.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// State every request shares.
-pub(crate) struct Shared {
-    pub(crate) config: ObjectConfig,
-    pub(crate) locks: NsLocks,
-    /// Sets in the first pool, where bucket locks live.
-    pub(crate) bucket_lock_sets: usize,
-    /// Objects waiting to be healed.
-    pub(crate) heal: Arc<crate::healq::HealQueue>,
-    /// Per-bucket counts from the scanner.
-    pub(crate) usage: crate::scanner::Usage,
-    pub(crate) placement: Placement,
-    pub(crate) clock: Clock,
-    /// Wakes the job loop when a heal or refill is queued on this node.
-    pub(crate) jobs_wake: tokio::sync::Notify,
-    /// PUT data in flight, in units of [`crate::put::BUDGET_UNIT`] bytes
-    /// (`ObjectConfig::write_buffer`).
-    pub(crate) write_budget: Arc<tokio::sync::Semaphore>,
-    /// Listings kept for their next page.
-    pub(crate) read_ahead: ReadAhead,
-    /// Buckets' existence and configuration, as this node knows them.
-    pub(crate) buckets: crate::bucket_config::BucketStates,
-}
-
-impl Shared {
-    /// Where a bucket's lock is taken: one set of the first pool, chosen by
-    /// the bucket's name, so that bucket locks spread over the sets' nodes.
-    pub(crate) fn bucket_lock_set(&self, bucket: &str) -> LockSet {
-        LockSet {
-            pool: 0,
-            set: self.placement.set_index(bucket, "", self.bucket_lock_sets),
-        }
-    }
-}
+use crate::shared::Shared;
+use crate::types::SYSTEM_BUCKET;
+use crate::types::{BodyStream, BucketInfo, ListOptions, ListResult, ObjectInfo, SetHealth};
 
 /// One server pool: erasure sets of equal size.
 pub(crate) struct Pool {
@@ -154,7 +77,7 @@ impl ObjectLayer {
     }
 
     /// The heal queue's counters.
-    pub fn heal_queue_stats(&self) -> crate::healq::HealQueueStats {
+    pub fn heal_queue_stats(&self) -> crate::maintenance::heal_queue::HealQueueStats {
         self.shared.heal.stats()
     }
 
@@ -370,7 +293,7 @@ impl ObjectLayer {
             results.check_write(&set.disks, set.write_quorum())?;
             // Leftovers the drives dropped with the bucket: writes that never
             // reached quorum, and uploads in progress.
-            crate::put::delete_removed(&set.disks, &results, None).await;
+            crate::data::write::delete_removed(&set.disks, &results, None).await;
         }
         self.delete_bucket_configs(bucket).await;
         self.shared.buckets.forget(bucket);
@@ -588,7 +511,7 @@ impl ObjectLayer {
                 checksum: p.checksum.clone(),
             })
             .collect();
-        Ok((crate::put::object_info(bucket, key, &version), parts))
+        Ok((crate::types::object_info(bucket, key, &version), parts))
     }
 
     pub async fn list_objects(&self, bucket: &str, opts: &ListOptions) -> Result<ListResult> {
@@ -610,7 +533,7 @@ impl ObjectLayer {
         self.list_with(bucket, opts, lister, true).await
     }
 
-    /// How the listing read-ahead ([`crate::list::ReadAhead`]) has fared.
+    /// How the listing read-ahead ([`crate::data::list::ReadAhead`]) has fared.
     pub fn list_read_ahead_stats(&self) -> ReadAheadStats {
         self.shared.read_ahead.stats()
     }
@@ -709,16 +632,5 @@ mod tests {
         ));
         assert!(check_object_key("").is_err());
         assert!(check_object_key("../../etc/passwd").is_ok());
-    }
-
-    #[test]
-    fn clock_is_strictly_increasing() {
-        let clock = Clock::new();
-        let mut last = 0;
-        for _ in 0..10_000 {
-            let now = clock.now_ns();
-            assert!(now > last);
-            last = now;
-        }
     }
 }

@@ -9,13 +9,10 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::get::GetOptions;
 use crate::layer::ObjectLayer;
-use crate::types::PutOptions;
-
-/// The reserved bucket: its leading dot makes it an invalid S3 bucket name,
-/// so no client can create, list or address it.
-pub const SYSTEM_BUCKET: &str = ".cairn.sys";
+use crate::options::GetOptions;
+use crate::options::PutOptions;
+use crate::types::SYSTEM_BUCKET;
 
 /// Largest configuration document accepted (S3 caps these well below).
 pub(crate) const MAX_CONFIG_BYTES: usize = 1 << 20;

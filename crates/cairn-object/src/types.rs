@@ -8,6 +8,8 @@ use bytes::Bytes;
 use futures::Stream;
 use uuid::Uuid;
 
+use cairn_disk::ObjectVersion;
+
 use crate::error::BodyError;
 
 /// A request body: a stream of byte chunks of any size.
@@ -17,6 +19,11 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send
 /// committed; returns extra metadata to store (checksums the protocol layer
 /// verified), or an error that aborts the write.
 pub type Finalizer = Box<dyn FnOnce() -> Result<BTreeMap<String, String>, BodyError> + Send>;
+
+/// The reserved bucket that holds system objects (`system.rs`): its leading
+/// dot makes it an invalid S3 bucket name, so no client can create, list or
+/// address it.
+pub const SYSTEM_BUCKET: &str = ".cairn.sys";
 
 /// The largest object a single PUT may create: 5 TiB, S3's largest object
 /// and MinIO's single-PUT limit (S3 itself stops a single PUT at 5 GiB).
@@ -132,21 +139,6 @@ pub struct BucketInfo {
     pub created_ns: i64,
 }
 
-/// Options of a PUT besides its body.
-#[derive(Default)]
-pub struct PutOptions {
-    /// The declared body length, when the request gave one. Small declared
-    /// bodies are stored inline; a body of another length is refused.
-    pub size: Option<u64>,
-    /// Content-MD5 of the body, decoded.
-    pub content_md5: Option<[u8; 16]>,
-    /// Headers and user metadata to store.
-    pub meta: BTreeMap<String, String>,
-    pub finalizer: Option<Finalizer>,
-    /// Checked against the current object under its lock, just before the commit.
-    pub preconditions: crate::conditions::Preconditions,
-}
-
 /// A byte range of a GET, before it is checked against the object size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
@@ -220,6 +212,42 @@ impl SetHealth {
 
     pub fn can_write(&self) -> bool {
         self.online >= self.write_quorum
+    }
+}
+
+/// [`object_info`] of a version and key that are no longer needed: their
+/// strings are moved, not copied.
+pub(crate) fn into_object_info(
+    bucket: &str,
+    key: String,
+    mut version: ObjectVersion,
+) -> ObjectInfo {
+    let etag = std::mem::take(&mut version.etag);
+    let meta = std::mem::take(&mut version.meta);
+    info_of(bucket, key, etag, meta, &version)
+}
+
+pub(crate) fn object_info(bucket: &str, key: &str, version: &ObjectVersion) -> ObjectInfo {
+    let (etag, meta) = (version.etag.clone(), version.meta.clone());
+    info_of(bucket, key.to_owned(), etag, meta, version)
+}
+
+fn info_of(
+    bucket: &str,
+    key: String,
+    etag: String,
+    meta: BTreeMap<String, String>,
+    version: &ObjectVersion,
+) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_owned(),
+        key,
+        size: version.size,
+        etag,
+        mod_time_ns: version.mod_time_ns,
+        version_id: (!version.version_id.is_nil()).then_some(version.version_id),
+        meta,
+        parts_count: version.parts.len(),
     }
 }
 

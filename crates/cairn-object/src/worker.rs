@@ -111,7 +111,7 @@ impl Entry {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         if status.state != state {
             status.state = state;
-            status.since_ms = crate::layer::now_ms();
+            status.since_ms = crate::util::now_ms();
         }
     }
 
@@ -162,7 +162,7 @@ impl Workers {
             name: worker.name(),
             status: Mutex::new(Status {
                 state: WorkerState::Idle,
-                since_ms: crate::layer::now_ms(),
+                since_ms: crate::util::now_ms(),
                 errors: 0,
                 units: 0,
                 progress: worker.progress(),
@@ -332,7 +332,6 @@ mod tests {
         assert_eq!(idle.error, None);
 
         assert!(workers.pause("counter", true));
-        wake.notify_one();
         until(&workers, "paused").await;
         assert!(!workers.pause("no-such-worker", true));
         let before = done.load(Ordering::Relaxed);

@@ -1,169 +1,19 @@
-//! One erasure set: its drives, its quorum rules, and how the metadata its
-//! drives return is resolved into one answer.
+//! Reading one object's records from a set's drives and resolving them by
+//! quorum into the version a GET, a HEAD or a heal acts on.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_disk::{Disk, DiskError, Format, ObjectVersion, ReadData, ReadObject, VersionIdentity};
+use cairn_disk::{Disk, DiskError, ObjectVersion, ReadData, ReadObject, VersionIdentity};
 use futures::future::Either;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::quorum::{self, Strategy, Verdict};
-use crate::types::{BucketInfo, SetHealth};
-
-/// The drives of one erasure set, in slot order, with the erasure layout new
-/// objects get.
-pub(crate) struct ErasureSet {
-    pub(crate) pool_idx: usize,
-    pub(crate) set_idx: usize,
-    pub(crate) disks: Vec<Arc<dyn Disk>>,
-    /// The format each slot's drive must carry.
-    pub(crate) formats: Vec<Format>,
-    pub(crate) data_shards: usize,
-    pub(crate) parity_shards: usize,
-    /// The longest a fan-out to the set's drives waits: the deadline of a
-    /// call to a remote drive, the backstop for calls that carry none.
-    pub(crate) deadline: Duration,
-}
-
-impl ErasureSet {
-    /// Where the locks of this set's objects are taken.
-    pub(crate) fn lock_set(&self) -> crate::nslock::LockSet {
-        crate::nslock::LockSet {
-            pool: self.pool_idx,
-            set: self.set_idx,
-        }
-    }
-
-    /// Takes the locks for changing `bucket/key` (an object of this set).
-    pub(crate) async fn lock_object_write(
-        &self,
-        shared: &crate::layer::Shared,
-        bucket: &str,
-        key: &str,
-    ) -> Result<crate::nslock::ObjectWriteGuard> {
-        shared
-            .locks
-            .object_write(shared.bucket_lock_set(bucket), self.lock_set(), bucket, key)
-            .await
-    }
-}
-
-/// Write quorum for a layout: data shards, plus one when data equals parity,
-/// so that two partitions can never both accept writes (DESIGN.md section 4).
-pub(crate) fn write_quorum(data_shards: usize, parity_shards: usize) -> usize {
-    data_shards + usize::from(data_shards == parity_shards)
-}
-
-/// The error of a write that reached `ok` drives where `needed` were
-/// required: [`Error::StorageFull`] when the drives that are full alone
-/// kept it from write quorum, else [`Error::WriteQuorum`].
-pub(crate) fn write_failed<T>(
-    disks: &[Arc<dyn Disk>],
-    results: &[Result<T, DiskError>],
-    ok: usize,
-    needed: usize,
-) -> Error {
-    let full = results
-        .iter()
-        .filter(|r| matches!(r, Err(DiskError::Full(_))))
-        .count();
-    let errors = describe_errors(disks, results);
-    if full > 0 && results.len() - full < needed {
-        Error::StorageFull {
-            full,
-            needed,
-            errors,
-        }
-    } else {
-        Error::WriteQuorum { ok, needed, errors }
-    }
-}
-
-/// Runs `op` on every drive at once, waiting as `strategy` says; answers
-/// come back in slot order, a drive that was not waited for counted as
-/// offline for this request ([`crate::quorum`] says what is guaranteed).
-pub(crate) async fn fan_out<'a, T, F, Fut>(
-    disks: &'a [Arc<dyn Disk>],
-    strategy: Strategy,
-    op: F,
-) -> DriveAnswers<T>
-where
-    F: Fn(usize, &'a Arc<dyn Disk>) -> Fut,
-    Fut: Future<Output = Result<T, DiskError>>,
-{
-    let calls = disks.iter().enumerate().map(|(idx, disk)| op(idx, disk));
-    let answers = quorum::call_many(calls, strategy).await;
-    DriveAnswers(answers.into_results(|_| not_waited_for()))
-}
-
-/// The error of a drive a fan-out stopped waiting for.
-pub(crate) fn not_waited_for() -> DiskError {
-    DiskError::Offline("did not answer before its request went on without it".to_owned())
-}
-
-/// What each drive of a fan-out answered, in slot order.
-pub(crate) struct DriveAnswers<T>(pub(crate) Vec<Result<T, DiskError>>);
-
-impl<T> std::ops::Deref for DriveAnswers<T> {
-    type Target = [Result<T, DiskError>];
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl<T> DriveAnswers<T> {
-    /// Drives that succeeded.
-    pub(crate) fn ok(&self) -> usize {
-        self.0.iter().filter(|r| r.is_ok()).count()
-    }
-
-    /// Drives that failed with an error `matches` picks.
-    pub(crate) fn failed_with(&self, matches: impl Fn(&DiskError) -> bool) -> usize {
-        self.0
-            .iter()
-            .filter(|r| r.as_ref().is_err_and(&matches))
-            .count()
-    }
-
-    /// The per-drive failures, for errors and logs.
-    pub(crate) fn errors(&self, disks: &[Arc<dyn Disk>]) -> Vec<String> {
-        describe_errors(disks, &self.0)
-    }
-
-    /// `Ok` when at least `needed` drives succeeded, else the write's error
-    /// ([`write_failed`]).
-    pub(crate) fn check_write(&self, disks: &[Arc<dyn Disk>], needed: usize) -> Result<()> {
-        let ok = self.ok();
-        if ok >= needed {
-            return Ok(());
-        }
-        Err(write_failed(disks, &self.0, ok, needed))
-    }
-
-    /// `Ok` when at least `needed` drives answered, else a read-quorum error.
-    pub(crate) fn check_read(&self, disks: &[Arc<dyn Disk>], needed: usize) -> Result<()> {
-        let ok = self.ok();
-        if ok >= needed {
-            return Ok(());
-        }
-        Err(Error::ReadQuorum {
-            ok,
-            needed,
-            errors: self.errors(disks),
-        })
-    }
-
-    pub(crate) fn into_vec(self) -> Vec<Result<T, DiskError>> {
-        self.0
-    }
-}
+use crate::set::fanout::{describe_errors, not_waited_for, write_quorum};
 
 /// How [`read_records`] waits for the drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,22 +200,6 @@ fn settled(answers: &quorum::Answers<ReadObject, DiskError>, read_quorum: usize)
         })
 }
 
-/// Describes the per-drive failures of a fan-out, for error messages and logs.
-pub(crate) fn describe_errors<T>(
-    disks: &[Arc<dyn Disk>],
-    results: &[Result<T, DiskError>],
-) -> Vec<String> {
-    results
-        .iter()
-        .zip(disks)
-        .filter_map(|(res, disk)| {
-            res.as_ref()
-                .err()
-                .map(|err| format!("{}: {err}", disk.endpoint()))
-        })
-        .collect()
-}
-
 /// The version of an object that a set's drives agree on.
 pub(crate) struct Resolved {
     /// The version, as one holder stores it (its `shard_index` is that drive's).
@@ -381,123 +215,6 @@ pub(crate) struct Resolved {
 impl Resolved {
     pub(crate) fn holders(&self) -> usize {
         self.shard_of_slot.iter().filter(|s| s.is_some()).count()
-    }
-}
-
-impl ErasureSet {
-    pub(crate) fn size(&self) -> usize {
-        self.disks.len()
-    }
-
-    pub(crate) fn write_quorum(&self) -> usize {
-        write_quorum(self.data_shards, self.parity_shards)
-    }
-
-    pub(crate) fn read_quorum(&self) -> usize {
-        self.data_shards
-    }
-
-    pub(crate) fn online(&self) -> usize {
-        self.disks.iter().filter(|d| d.is_online()).count()
-    }
-
-    pub(crate) fn health(&self) -> SetHealth {
-        SetHealth {
-            pool: self.pool_idx,
-            set: self.set_idx,
-            drives: self.size(),
-            online: self.online(),
-            data_shards: self.data_shards,
-            parity_shards: self.parity_shards,
-            read_quorum: self.read_quorum(),
-            write_quorum: self.write_quorum(),
-            endpoints: self
-                .disks
-                .iter()
-                .map(|d| (d.endpoint().to_owned(), d.is_online()))
-                .collect(),
-        }
-    }
-
-    pub(crate) fn name(&self) -> String {
-        format!("pool {} set {}", self.pool_idx + 1, self.set_idx + 1)
-    }
-
-    /// Resolves a bucket by read quorum over this set's drives.
-    pub(crate) async fn bucket_info(&self, bucket: &str) -> Result<BucketInfo> {
-        let read_quorum = self.read_quorum();
-        let count = |results: &[Option<Result<cairn_disk::BucketRecord, DiskError>>]| {
-            let present = results.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
-            let missing = results
-                .iter()
-                .filter(|r| matches!(r, Some(Err(DiskError::BucketNotFound))))
-                .count();
-            (present, missing)
-        };
-        // Settled once the drives still pending could not turn the answer.
-        let calls = self.disks.iter().map(|disk| disk.get_bucket(bucket));
-        let answers = quorum::gather(calls, Some(self.deadline), |answers| {
-            let (present, missing) = count(answers.results());
-            let pending = answers.pending();
-            let decided = present >= missing + pending || present + pending < missing;
-            if present + missing >= read_quorum && decided {
-                Verdict::Done
-            } else {
-                Verdict::Wait
-            }
-        })
-        .await;
-        let results = answers.into_results(|_| not_waited_for());
-        let mut found: HashMap<i64, usize> = HashMap::new();
-        let mut missing = 0;
-        for res in &results {
-            match res {
-                Ok(record) => *found.entry(record.created_ns).or_default() += 1,
-                Err(DiskError::BucketNotFound) => missing += 1,
-                Err(_) => {}
-            }
-        }
-        let present: usize = found.values().sum();
-        if present + missing < read_quorum {
-            return Err(Error::ReadQuorum {
-                ok: present + missing,
-                needed: read_quorum,
-                errors: describe_errors(&self.disks, &results),
-            });
-        }
-        // A completed create or delete reached write quorum, which is more
-        // than half the set; a tie can only come from failed attempts, and
-        // keeping the bucket then loses nothing.
-        if present > 0 && present >= missing {
-            let created_ns = found
-                .into_iter()
-                .max_by_key(|(created, count)| (*count, *created))
-                .map(|(created, _)| created)
-                .unwrap_or_default();
-            return Ok(BucketInfo {
-                name: bucket.to_owned(),
-                created_ns,
-            });
-        }
-        Err(Error::BucketNotFound)
-    }
-
-    /// Reads an object's metadata from the drives, until their answers
-    /// settle it, and resolves it.
-    pub(crate) async fn read_resolved(
-        &self,
-        bucket: &str,
-        key: &str,
-        data: ReadData,
-    ) -> Result<Resolved> {
-        let wait = ReadWait::Settled {
-            read_quorum: self.read_quorum(),
-        };
-        let reads = read_records(&self.disks, bucket, key, data, wait, self.deadline).await;
-        match resolve(&self.disks, self.read_quorum(), data, reads)? {
-            Some(resolved) => Ok(resolved),
-            None => Err(Error::ObjectNotFound),
-        }
     }
 }
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use cairn_disk::{Disk, DiskError, MetaOp, ReadData};
 
-use crate::conditions::Preconditions;
+use crate::data::conditions::Preconditions;
 use crate::error::Result;
-use crate::layer::Shared;
-use crate::put::object_info;
 use crate::quorum::Strategy;
 use crate::set::{ErasureSet, fan_out, write_failed, write_quorum};
+use crate::shared::Shared;
 use crate::types::ObjectInfo;
+use crate::types::object_info;
 
 /// Computes an object's new metadata from its current state.
 pub type MetaUpdate = Box<dyn FnOnce(&ObjectInfo) -> Result<BTreeMap<String, String>> + Send>;
@@ -30,7 +30,7 @@ impl ErasureSet {
         touch: bool,
         preconditions: &Preconditions,
     ) -> Result<ObjectInfo> {
-        let guard = self.lock_object_write(shared, bucket, key).await?;
+        let guard = shared.lock_object_write(self, bucket, key).await?;
         let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
         let old = resolved.version;
         let info = object_info(bucket, key, &old);

@@ -14,14 +14,14 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
-use crate::conditions::Preconditions;
 use crate::error::{Error, Result};
-use crate::layer::Shared;
-use crate::nslock::object_resource;
-use crate::put::object_info;
+use crate::options::GetOptions;
 use crate::quorum::{self, Verdict};
+use crate::set::nslock::object_resource;
 use crate::set::{ErasureSet, ReadWait, Resolved, read_records, slow_drives};
-use crate::types::{ByteRange, ObjectInfo};
+use crate::shared::Shared;
+use crate::types::ObjectInfo;
+use crate::types::object_info;
 
 /// Blocks decoded ahead of the client.
 const READ_AHEAD: usize = 2;
@@ -282,15 +282,6 @@ impl BlockSource {
         }
         Ok(payloads)
     }
-}
-
-/// Which bytes of an object a GET asks for, and on what conditions.
-#[derive(Debug, Clone, Default)]
-pub struct GetOptions {
-    pub range: Option<ByteRange>,
-    /// Serve this part only (S3's `partNumber`).
-    pub part_number: Option<u32>,
-    pub preconditions: Preconditions,
 }
 
 /// Where the parts of a version start, in object offsets.

@@ -9,42 +9,17 @@
 //! and other nodes skip the set until the next pass is due.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::jobs::{JobKind, JobState};
 use crate::layer::ObjectLayer;
-use crate::layer::now_ms;
+use crate::maintenance::jobs::{JobKind, JobState};
 use crate::set::ErasureSet;
+use crate::util::now_ms;
 use crate::worker::{Step, Worker};
-
-/// Per bucket: (objects, bytes).
-type BucketUsage = BTreeMap<String, (u64, u64)>;
-
-/// Objects and bytes per bucket, from the last pass over each set.
-#[derive(Debug, Default)]
-pub struct Usage {
-    /// Per set (pool, set).
-    sets: Mutex<BTreeMap<(usize, usize), BucketUsage>>,
-}
-
-impl Usage {
-    /// Per bucket: objects and bytes, summed over the sets' last passes.
-    pub fn buckets(&self) -> BTreeMap<String, (u64, u64)> {
-        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for per_set in self.sets.lock().expect("usage").values() {
-            for (bucket, (objects, bytes)) in per_set {
-                let entry = out.entry(bucket.clone()).or_default();
-                entry.0 += objects;
-                entry.1 += bytes;
-            }
-        }
-        out
-    }
-}
 
 impl ObjectLayer {
     /// Objects and bytes per bucket, as the scanner last counted them.

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, MetaOp, ObjectRecord, ObjectVersion, ReadData, ShardWriter};
 use cairn_erasure::Erasure;
 
+use crate::data::get::{BlockSource, Source, erasure_of};
 use crate::error::{Error, Result};
-use crate::get::{BlockSource, Source, erasure_of};
-use crate::layer::Shared;
 use crate::set::{ErasureSet, ReadWait, read_records, resolve};
+use crate::shared::Shared;
 
 /// What healing one object found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl ErasureSet {
         key: &str,
         deep: bool,
     ) -> Result<HealReport> {
-        let _guard = self.lock_object_write(shared, bucket, key).await?;
+        let _guard = shared.lock_object_write(self, bucket, key).await?;
         let n = self.size();
         let reads = read_records(
             &self.disks,
@@ -308,7 +308,7 @@ impl ErasureSet {
                     healed += 1;
                     drives[slot] = DriveHeal::Healed(written[slot]);
                     let results = [Ok(outcome)];
-                    crate::put::delete_removed(
+                    crate::data::write::delete_removed(
                         std::slice::from_ref(disk),
                         &results,
                         Some(&version),

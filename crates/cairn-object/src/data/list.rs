@@ -10,10 +10,10 @@ use cairn_disk::{Disk, DiskError, ListEntry, ListQuery, ReadData, ReadObject};
 use futures::future::join_all;
 
 use crate::error::{Error, Result};
-use crate::put::{into_object_info, object_info};
 use crate::quorum::{self, Strategy};
 use crate::set::{ErasureSet, not_waited_for, resolve};
 use crate::types::{ListOptions, ObjectInfo};
+use crate::types::{into_object_info, object_info};
 
 /// What a drive's cursor says when the bucket is not on it.
 const BUCKET_NOT_FOUND: &str = "bucket not found";

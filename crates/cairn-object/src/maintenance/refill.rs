@@ -3,8 +3,8 @@
 //! ([`crate::jobs`]) that rebuilds every object of its set onto it, without
 //! any operator step.
 
-use crate::jobs::{JobKind, JobState};
 use crate::layer::ObjectLayer;
+use crate::maintenance::jobs::{JobKind, JobState};
 use crate::set::ErasureSet;
 
 impl ObjectLayer {

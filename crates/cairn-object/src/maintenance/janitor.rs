@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::data::multipart::ListUploadsOptions;
 use crate::layer::ObjectLayer;
-use crate::multipart::ListUploadsOptions;
 use crate::worker::{Step, Worker};
 
 /// Removes multipart uploads left incomplete past their expiry, every

@@ -6,14 +6,12 @@
 //! shard files, never metadata that points at missing data. Small objects
 //! skip shard files and go into the metadata commit itself.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use cairn_disk::{
-    Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, PartMeta, ReadData,
-    RemovedVersion,
+    Disk, DiskError, ErasureMeta, MetaOp, MetaOutcome, ObjectVersion, ReadData, RemovedVersion,
 };
 use cairn_erasure::{BitrotAlgo, Erasure, Frame};
 use futures::StreamExt;
@@ -21,13 +19,15 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::conditions::Preconditions;
+use crate::data::conditions::Preconditions;
+use crate::data::etag_md5::{HashingStopped, Md5Stream};
 use crate::error::{Error, Result};
-use crate::etag_md5::{HashingStopped, Md5Stream};
-use crate::layer::Shared;
+use crate::options::PutOptions;
 use crate::quorum::{self, Strategy};
 use crate::set::{ErasureSet, fan_out, write_failed};
-use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, PutOptions};
+use crate::shared::Shared;
+use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, object_info};
+use crate::util::hex;
 
 /// Frames queued per drive ahead of its writer: bounds memory per request
 /// while letting body reads, encoding and drive writes overlap.
@@ -347,7 +347,7 @@ impl Layout {
         crate::set::write_quorum(self.data_shards, self.parity_shards)
     }
 
-    fn erasure(&self) -> Result<Erasure> {
+    pub(crate) fn erasure(&self) -> Result<Erasure> {
         Erasure::new(
             self.data_shards,
             self.parity_shards,
@@ -361,57 +361,8 @@ impl Layout {
 /// Whether a body of the declared `size` goes into the metadata store
 /// instead of shard files, when its target allows that: its shard is at
 /// most `threshold` bytes on each drive.
-fn stores_inline(erasure: &Erasure, size: Option<u64>, threshold: usize) -> bool {
+pub(crate) fn stores_inline(erasure: &Erasure, size: Option<u64>, threshold: usize) -> bool {
     size.is_some_and(|size| erasure.shard_file_size(size) <= threshold as u64)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The text whose UTF-8 bytes [`hex`] gave, for names kept in journals.
-pub(crate) fn unhex_text(hex: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
-/// [`object_info`] of a version and key that are no longer needed: their
-/// strings are moved, not copied.
-pub(crate) fn into_object_info(
-    bucket: &str,
-    key: String,
-    mut version: ObjectVersion,
-) -> ObjectInfo {
-    let etag = std::mem::take(&mut version.etag);
-    let meta = std::mem::take(&mut version.meta);
-    info_of(bucket, key, etag, meta, &version)
-}
-
-pub(crate) fn object_info(bucket: &str, key: &str, version: &ObjectVersion) -> ObjectInfo {
-    let (etag, meta) = (version.etag.clone(), version.meta.clone());
-    info_of(bucket, key.to_owned(), etag, meta, version)
-}
-
-fn info_of(
-    bucket: &str,
-    key: String,
-    etag: String,
-    meta: BTreeMap<String, String>,
-    version: &ObjectVersion,
-) -> ObjectInfo {
-    ObjectInfo {
-        bucket: bucket.to_owned(),
-        key,
-        size: version.size,
-        etag,
-        mod_time_ns: version.mod_time_ns,
-        version_id: (!version.version_id.is_nil()).then_some(version.version_id),
-        meta,
-        parts_count: version.parts.len(),
-    }
 }
 
 impl ErasureSet {
@@ -566,101 +517,6 @@ impl ErasureSet {
         Ok(Encoded { size, md5, stored })
     }
 
-    pub(crate) async fn put_object(
-        &self,
-        shared: &Shared,
-        bucket: &str,
-        key: &str,
-        body: BodyStream,
-        mut opts: PutOptions,
-    ) -> Result<ObjectInfo> {
-        let layout = self.new_layout(shared, bucket, key);
-        // Fail fast on a missing bucket, before reading the body. A body
-        // stored inline touches no drive before its commit, which checks the
-        // bucket on every drive itself (`commit_version`): for a bucket this
-        // node holds the state of (`bucket_config.rs`), that check is
-        // enough. A larger body is not read for a bucket the drives do not
-        // have, even if this node's copy missed its deletion.
-        let inline = stores_inline(
-            &layout.erasure()?,
-            opts.size,
-            shared.config.inline_threshold,
-        );
-        if !(inline && shared.buckets.cached(bucket).is_some()) {
-            self.bucket_info(bucket).await?;
-        }
-        let data_id = Uuid::new_v4();
-        let encoded = self
-            .encode_body(
-                shared,
-                &layout,
-                body,
-                &mut opts,
-                ShardTarget {
-                    data_id,
-                    part: 1,
-                    allow_inline: true,
-                },
-            )
-            .await?;
-        let etag = hex(&encoded.md5);
-        let version = ObjectVersion {
-            version_id: Uuid::nil(),
-            data_id,
-            mod_time_ns: 0,
-            delete_marker: false,
-            size: encoded.size,
-            etag: etag.clone(),
-            erasure: layout.erasure_meta(0),
-            inline: matches!(encoded.stored, Stored::Inline(_)),
-            parts: vec![PartMeta {
-                number: 1,
-                size: encoded.size,
-                etag,
-                data_id: None,
-                checksum: None,
-            }],
-            meta: std::mem::take(&mut opts.meta),
-        };
-        let is_files = matches!(encoded.stored, Stored::Files(_));
-        // What each shard's drive commits; drives whose shard file failed commit nothing.
-        let ops: Vec<Option<ShardCommit>> = match encoded.stored {
-            Stored::Inline(shards) => shards
-                .into_iter()
-                .enumerate()
-                .map(|(shard_idx, frames)| {
-                    Some((layout.erasure_meta(shard_idx), Some(Bytes::from(frames))))
-                })
-                .collect(),
-            Stored::Files(results) => results
-                .iter()
-                .enumerate()
-                .map(|(shard_idx, res)| res.is_ok().then(|| (layout.erasure_meta(shard_idx), None)))
-                .collect(),
-        };
-        let commit = VersionCommit {
-            bucket,
-            key,
-            version,
-            disks_by_shard: &layout.disks_by_shard,
-            ops,
-            preconditions: &opts.preconditions,
-        };
-        let committed = self.commit_version(shared, commit, |version, inline| MetaOp::PutVersion {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version,
-            inline,
-        });
-        let committed = committed.await;
-        if committed.is_err() && is_files {
-            let all_ok: Vec<Result<(), DiskError>> =
-                (0..layout.disks_by_shard.len()).map(|_| Ok(())).collect();
-            remove_shards_on(&layout.disks_by_shard, data_id, 1, &all_ok).await;
-        }
-        committed
-    }
-
     /// Commits a version on the drives given a shard in `commit.ops`
     /// (indexed by shard), under the object's lock, after checking
     /// preconditions against the current version; rolls back if write
@@ -683,7 +539,7 @@ impl ErasureSet {
             usize::from(version.erasure.data_shards),
             usize::from(version.erasure.parity_shards),
         );
-        let guard = self.lock_object_write(shared, bucket, key).await?;
+        let guard = shared.lock_object_write(self, bucket, key).await?;
         if !preconditions.is_empty() {
             let current = match self.read_resolved(bucket, key, ReadData::None).await {
                 Ok(resolved) => Some(object_info(bucket, key, &resolved.version)),

@@ -14,33 +14,38 @@ use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
-use crate::error::Error;
-use crate::heal::HealResult;
-use crate::layer::ObjectLayer;
-use crate::put::{hex, unhex_text};
-use crate::worker::{Step, Worker};
+use crate::util::{hex, unhex_text};
 
 const JOURNAL: &str = "heal-queue.journal";
 /// How often a queued object whose drives are away is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
 /// Attempts before an object that keeps failing is left to the scanner
 /// (with the backoff capped at 30 s, about half a day).
-const MAX_ATTEMPTS: u32 = 1440;
+pub(crate) const MAX_ATTEMPTS: u32 = 1440;
+
+/// Failed objects kept per job, and by the heal queue, with their reasons.
+pub const MAX_FAILURES: usize = 100;
+
+/// An object a job or the healer could not check or heal, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub bucket: String,
+    pub key: String,
+    pub reason: String,
+}
 
 #[derive(Debug, Clone)]
-struct Entry {
-    bucket: String,
-    key: String,
+pub(crate) struct Entry {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
     not_before: Option<Instant>,
-    attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 #[derive(Default)]
@@ -59,23 +64,23 @@ pub struct HealQueueStats {
     /// Entries not queued because the queue was full (left to the scanner).
     pub overflowed: u64,
     /// Objects whose last heal attempt failed (the most recent ones, at
-    /// most [`crate::MAX_FAILURES`]), with the reason; an object leaves the
+    /// most [`MAX_FAILURES`]), with the reason; an object leaves the
     /// list once healed.
-    pub failures: Vec<crate::jobs::Failure>,
+    pub failures: Vec<Failure>,
 }
 
 pub struct HealQueue {
     state: Mutex<State>,
     journal: Mutex<Option<(PathBuf, File, bool)>>,
-    notify: Notify,
+    pub(crate) notify: Notify,
     capacity: usize,
-    healed: AtomicU64,
-    healthy: AtomicU64,
-    failed: AtomicU64,
-    overflowed: AtomicU64,
+    pub(crate) healed: AtomicU64,
+    pub(crate) healthy: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) overflowed: AtomicU64,
     last_overflow_log: Mutex<Option<Instant>>,
     /// Last error per failing object, oldest first.
-    failures: Mutex<VecDeque<crate::jobs::Failure>>,
+    failures: Mutex<VecDeque<Failure>>,
 }
 
 impl HealQueue {
@@ -228,7 +233,7 @@ impl HealQueue {
     }
 
     /// The next entry that is due, if any.
-    fn pop(&self) -> Option<Entry> {
+    pub(crate) fn pop(&self) -> Option<Entry> {
         let mut state = self.state.lock().expect("heal queue");
         let now = Instant::now();
         let idx = state
@@ -238,7 +243,7 @@ impl HealQueue {
         state.pending.remove(idx)
     }
 
-    fn done(&self, entry: &Entry) {
+    pub(crate) fn done(&self, entry: &Entry) {
         self.state
             .lock()
             .expect("heal queue")
@@ -247,7 +252,7 @@ impl HealQueue {
         self.append('D', &entry.bucket, &entry.key);
     }
 
-    fn retry(&self, mut entry: Entry) {
+    pub(crate) fn retry(&self, mut entry: Entry) {
         entry.attempts += 1;
         // 3 s, 6 s, 12 s, ... up to 30 s: a drive away for long costs
         // little, one back soon is healed soon.
@@ -280,108 +285,19 @@ impl HealQueue {
     }
 
     /// Records why `entry` failed (`None`: it no longer fails).
-    fn note_failure(&self, entry: &Entry, reason: Option<String>) {
+    pub(crate) fn note_failure(&self, entry: &Entry, reason: Option<String>) {
         let mut failures = self.failures.lock().expect("heal queue");
         failures.retain(|f| f.bucket != entry.bucket || f.key != entry.key);
         if let Some(reason) = reason {
-            if failures.len() >= crate::jobs::MAX_FAILURES {
+            if failures.len() >= MAX_FAILURES {
                 failures.pop_front();
             }
-            failures.push_back(crate::jobs::Failure {
+            failures.push_back(Failure {
                 bucket: entry.bucket.clone(),
                 key: entry.key.clone(),
                 reason,
             });
         }
-    }
-}
-
-/// The healer: heals the objects of this node's heal queue one by one.
-pub struct Healer {
-    layer: Arc<ObjectLayer>,
-    queue: Arc<HealQueue>,
-}
-
-impl Healer {
-    pub fn new(layer: Arc<ObjectLayer>) -> Healer {
-        let queue = layer.shared.heal.clone();
-        Healer { layer, queue }
-    }
-}
-
-#[async_trait]
-impl Worker for Healer {
-    fn name(&self) -> &'static str {
-        "healer"
-    }
-
-    fn progress(&self) -> Vec<(&'static str, u64)> {
-        let stats = self.queue.stats();
-        vec![
-            ("pending", stats.pending as u64),
-            ("healed", stats.healed),
-            ("healthy", stats.healthy),
-            ("failed", stats.failed),
-            ("overflowed", stats.overflowed),
-        ]
-    }
-
-    async fn work(&mut self, _stop: &watch::Receiver<bool>) -> Result<Step, String> {
-        let queue = &self.queue;
-        let Some(entry) = queue.pop() else {
-            queue.flush();
-            return Ok(Step::Idle);
-        };
-        // Deep the first time: whatever got the object queued (a corrupt
-        // frame, a missing file) is found by verifying every shard. A
-        // retry waits for drives that were away, which a shallow check finds.
-        match self
-            .layer
-            .heal_object(&entry.bucket, &entry.key, entry.attempts == 0)
-            .await
-        {
-            Ok(report) if report.offline == 0 => {
-                let counter = match report.result {
-                    HealResult::Healthy | HealResult::NotFound => &queue.healthy,
-                    HealResult::Healed { .. } | HealResult::Removed { .. } => &queue.healed,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                queue.note_failure(&entry, None);
-                queue.done(&entry);
-            }
-            Ok(_) => {
-                // Drives of its set are away: heal what returns later.
-                queue.retry(entry);
-            }
-            Err(Error::BucketNotFound | Error::ObjectNotFound) => {
-                queue.healthy.fetch_add(1, Ordering::Relaxed);
-                queue.note_failure(&entry, None);
-                queue.done(&entry);
-            }
-            Err(err) if entry.attempts < MAX_ATTEMPTS => {
-                tracing::debug!(bucket = %entry.bucket, key = %entry.key, %err, "heal failed; will retry");
-                queue.note_failure(&entry, Some(format!("{err} (retrying)")));
-                queue.retry(entry);
-            }
-            Err(err) => {
-                queue.failed.fetch_add(1, Ordering::Relaxed);
-                queue.note_failure(&entry, Some(format!("{err} (left to the scanner)")));
-                tracing::error!(bucket = %entry.bucket, key = %entry.key, %err, attempts = entry.attempts, "heal keeps failing; left to the scanner");
-                queue.done(&entry);
-            }
-        }
-        Ok(Step::Busy)
-    }
-
-    async fn wait_for_work(&mut self) {
-        tokio::select! {
-            _ = self.queue.notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-
-    async fn stopped(&mut self) {
-        self.queue.flush();
     }
 }
 

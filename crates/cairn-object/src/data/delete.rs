@@ -4,11 +4,11 @@
 use cairn_disk::{DiskError, MetaOp};
 use uuid::Uuid;
 
+use crate::data::write::delete_removed;
 use crate::error::{Error, Result};
-use crate::layer::Shared;
-use crate::put::delete_removed;
 use crate::quorum::Strategy;
 use crate::set::{ErasureSet, fan_out};
+use crate::shared::Shared;
 
 impl ErasureSet {
     /// Deletes the null version of `bucket/key`. Deleting a missing key
@@ -20,7 +20,7 @@ impl ErasureSet {
         key: &str,
     ) -> Result<()> {
         let write_quorum = self.write_quorum();
-        let guard = self.lock_object_write(shared, bucket, key).await?;
+        let guard = shared.lock_object_write(self, bucket, key).await?;
         let results = fan_out(&self.disks, Strategy::all(), |_, disk| async move {
             disk.commit(MetaOp::DeleteVersion {
                 bucket: bucket.to_owned(),

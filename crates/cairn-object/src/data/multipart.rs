@@ -14,14 +14,16 @@ use md5::{Digest, Md5};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
-use crate::conditions::Preconditions;
+use crate::data::conditions::Preconditions;
+use crate::data::write::{ShardTarget, Stored, VersionCommit, delete_removed, remove_shards_on};
 use crate::error::{BodyError, Error, Result};
-use crate::layer::Shared;
-use crate::nslock::{part_resource, upload_resource};
-use crate::put::{ShardTarget, Stored, VersionCommit, delete_removed, hex, remove_shards_on};
+use crate::options::PutOptions;
 use crate::quorum::Strategy;
+use crate::set::nslock::{part_resource, upload_resource};
 use crate::set::{ErasureSet, fan_out, write_failed};
-use crate::types::{BodyStream, ObjectInfo, PutOptions};
+use crate::shared::Shared;
+use crate::types::{BodyStream, ObjectInfo};
+use crate::util::hex;
 
 /// Every part but the last must be at least this large (S3's limit).
 pub const MIN_PART_SIZE: u64 = 5 << 20;

@@ -23,22 +23,21 @@ use bytes::Bytes;
 use cairn_disk::MetaOp;
 use tokio::sync::watch;
 
+use crate::data::list::{Listed, SetLister};
 use crate::error::{Error, Result};
-use crate::heal::{DriveHeal, HealResult};
 use crate::layer::ObjectLayer;
-use crate::layer::now_ms;
-use crate::list::{Listed, SetLister};
-use crate::put::{hex, unhex_text};
+use crate::maintenance::heal::{DriveHeal, HealResult};
+use crate::maintenance::heal_queue::{Failure, MAX_FAILURES};
 use crate::set::ErasureSet;
-use crate::system::SYSTEM_BUCKET;
 use crate::types::ListOptions;
+use crate::types::SYSTEM_BUCKET;
+use crate::util::now_ms;
+use crate::util::{hex, unhex_text};
 use crate::worker::{Step, Worker};
 
 /// Progress is saved at least this often.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
-/// Failed objects kept per job, with their reasons.
-pub const MAX_FAILURES: usize = 100;
 /// Finished operator heals are forgotten after this long.
 const KEEP_DONE_HEALS_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -80,14 +79,6 @@ pub struct DriveCounters {
     pub failed: u64,
     /// Objects not checked on the drive because it was unreachable.
     pub offline: u64,
-}
-
-/// An object a job could not check or heal, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub bucket: String,
-    pub key: String,
-    pub reason: String,
 }
 
 /// Where a job stands and what it did.
@@ -448,7 +439,13 @@ impl JobState {
         }
     }
 
-    fn record(&mut self, bucket: &str, key: &str, report: &crate::heal::HealReport, deep: bool) {
+    fn record(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        report: &crate::maintenance::heal::HealReport,
+        deep: bool,
+    ) {
         self.objects += 1;
         self.bytes += report.size;
         self.deep += u64::from(deep);
