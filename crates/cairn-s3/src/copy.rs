@@ -1,8 +1,16 @@
 //! Copies: CopyObject and UploadPartCopy.
+//!
+//! Both read a source object named by `x-amz-copy-source` under the four
+//! `x-amz-copy-source-if-*` conditions. [`CopySource`] parses that once and
+//! [`CairnS3::read_source`] reads it once for both, so the two operations
+//! cannot drift apart on which sources they refuse or how a failed source
+//! condition is answered.
 
 use std::collections::BTreeMap;
 
-use cairn_object::{ByteRange, GetOptions, MetaUpdate, ObjectInfo, PutOptions};
+use cairn_object::{
+    BodyStream, ByteRange, GetOptions, MetaUpdate, ObjectInfo, Preconditions, PutOptions,
+};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -19,6 +27,72 @@ use crate::upload::{parse_upload_id, part_number};
 
 /// The largest source CopyObject accepts, as in S3.
 const MAX_COPY_SOURCE: u64 = 5 << 30;
+
+/// The object a copy reads: the bucket and key of `x-amz-copy-source`, and
+/// the conditions of the `x-amz-copy-source-if-*` headers.
+struct CopySource {
+    bucket: String,
+    key: String,
+    conditions: Preconditions,
+}
+
+impl CopySource {
+    /// Refuses a version other than `null` (buckets are not versioned yet)
+    /// and access points, which Cairn does not have.
+    fn parse(source: &s3s::dto::CopySource, conditions: Preconditions) -> S3Result<CopySource> {
+        match source {
+            s3s::dto::CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => {
+                check_version_id(version_id.as_deref())?;
+                Ok(CopySource {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    conditions,
+                })
+            }
+            _ => Err(s3_error!(
+                NotImplemented,
+                "Access point copy sources are not supported"
+            )),
+        }
+    }
+}
+
+/// The [`CopySource`] of a CopyObject or UploadPartCopy input. A macro,
+/// because s3s gives the two operations distinct input types that merely
+/// name their copy-source fields alike.
+macro_rules! copy_source {
+    ($input:expr) => {
+        CopySource::parse(
+            &$input.copy_source,
+            preconditions(
+                $input.copy_source_if_match.as_ref(),
+                $input.copy_source_if_none_match.as_ref(),
+                $input.copy_source_if_modified_since.as_ref(),
+                $input.copy_source_if_unmodified_since.as_ref(),
+            ),
+        )
+    };
+}
+
+/// A copy's source conditions fail with 412, never 304.
+fn source_failed(err: cairn_object::Error) -> cairn_object::Error {
+    match err {
+        cairn_object::Error::NotModified { .. } => cairn_object::Error::PreconditionFailed,
+        other => other,
+    }
+}
+
+/// A copy source being read: what the object is, which of its bytes
+/// follow, and those bytes as a body the object layer can write.
+struct SourceRead {
+    info: ObjectInfo,
+    range: std::ops::Range<u64>,
+    body: BodyStream,
+}
 
 /// `bytes=first-last` of x-amz-copy-source-range (no open or suffix forms).
 fn parse_copy_range(value: &str) -> S3Result<ByteRange> {
@@ -42,27 +116,44 @@ fn parse_copy_range(value: &str) -> S3Result<ByteRange> {
 }
 
 impl CairnS3 {
+    /// Reads `range` of the source, or all of it, under the source's
+    /// conditions. The error stays an object-layer error because each
+    /// operation answers some of them its own way.
+    async fn read_source(
+        &self,
+        source: CopySource,
+        range: Option<ByteRange>,
+    ) -> cairn_object::Result<SourceRead> {
+        let got = self
+            .layer
+            .get_object(
+                &source.bucket,
+                &source.key,
+                &GetOptions {
+                    range,
+                    preconditions: source.conditions,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(source_failed)?;
+        let body = got
+            .body
+            .map(|chunk| chunk.map_err(|e| -> cairn_object::BodyError { Box::new(e) }))
+            .boxed();
+        Ok(SourceRead {
+            info: got.info,
+            range: got.range,
+            body,
+        })
+    }
+
     pub(crate) async fn do_copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
-        let (src_bucket, src_key) = match &input.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => {
-                check_version_id(version_id.as_deref())?;
-                (bucket.to_string(), key.to_string())
-            }
-            _ => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "Access point copy sources are not supported"
-                ));
-            }
-        };
+        let source = copy_source!(input)?;
         if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -90,12 +181,6 @@ impl CairnS3 {
                 ));
             }
         };
-        let source_conditions = preconditions(
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        );
         let new_meta = replace_meta
             .then(|| {
                 NewObjectHeaders {
@@ -144,55 +229,33 @@ impl CairnS3 {
             }
             meta
         };
-        // A copy's source conditions fail with 412, never 304.
-        let source_failed = |err: cairn_object::Error| match err {
-            cairn_object::Error::NotModified { .. } => cairn_object::Error::PreconditionFailed,
-            other => other,
-        };
-        let info = if src_bucket == input.bucket && src_key == input.key {
+        let info = if source.bucket == input.bucket && source.key == input.key {
             if !replace_meta && !replace_tags {
                 return Err(s3_error!(
                     InvalidRequest,
                     "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
                 ));
             }
-            let update: MetaUpdate = Box::new(move |source| Ok(merge(source)));
+            let update: MetaUpdate = Box::new(move |current| Ok(merge(current)));
             self.layer
-                .update_object_meta(&input.bucket, &input.key, update, true, &source_conditions)
+                .update_object_meta(&input.bucket, &input.key, update, true, &source.conditions)
                 .await
                 .map_err(|e| s3_err(source_failed(e)))?
         } else {
-            let got = self
-                .layer
-                .get_object(
-                    &src_bucket,
-                    &src_key,
-                    &GetOptions {
-                        preconditions: source_conditions,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| s3_err(source_failed(e)))?;
+            let got = self.read_source(source, None).await.map_err(s3_err)?;
             if got.info.size > MAX_COPY_SOURCE {
                 return Err(s3_error!(
                     InvalidRequest,
                     "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_COPY_SOURCE}"
                 ));
             }
-            let meta = merge(&got.info);
-            let size = got.info.size;
-            let body = got
-                .body
-                .map(|chunk| chunk.map_err(|e| -> cairn_object::BodyError { Box::new(e) }))
-                .boxed();
             let opts = PutOptions {
-                size: Some(size),
-                meta,
+                size: Some(got.info.size),
+                meta: merge(&got.info),
                 ..Default::default()
             };
             self.layer
-                .put_object(&input.bucket, &input.key, body, opts)
+                .put_object(&input.bucket, &input.key, got.body, opts)
                 .await
                 .map_err(s3_err)?
         };
@@ -213,60 +276,24 @@ impl CairnS3 {
         let input = req.input;
         let upload_id = parse_upload_id(&input.upload_id)?;
         let number = part_number(input.part_number)?;
-        let (src_bucket, src_key) = match &input.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => {
-                check_version_id(version_id.as_deref())?;
-                (bucket.to_string(), key.to_string())
-            }
-            _ => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "Access point copy sources are not supported"
-                ));
-            }
-        };
+        let source = copy_source!(input)?;
         let range = input
             .copy_source_range
             .as_deref()
             .map(parse_copy_range)
             .transpose()?;
-        let conditions = preconditions(
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        );
         // The upload must exist before the source is read.
         self.layer
             .list_parts(&input.bucket, &input.key, upload_id, u32::MAX, 0)
             .await
             .map_err(s3_err)?;
-        let got = self
-            .layer
-            .get_object(
-                &src_bucket,
-                &src_key,
-                &GetOptions {
-                    range,
-                    preconditions: conditions,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                cairn_object::Error::NotModified { .. } => {
-                    s3_err(cairn_object::Error::PreconditionFailed)
-                }
-                cairn_object::Error::InvalidRange { size } => s3_error!(
-                    InvalidArgument,
-                    "Range specified is not valid for source object of size: {size}"
-                ),
-                other => s3_err(other),
-            })?;
+        let got = self.read_source(source, range).await.map_err(|e| match e {
+            cairn_object::Error::InvalidRange { size } => s3_error!(
+                InvalidArgument,
+                "Range specified is not valid for source object of size: {size}"
+            ),
+            other => s3_err(other),
+        })?;
         if let Some(ByteRange::FromTo {
             last: Some(last), ..
         }) = range
@@ -278,18 +305,13 @@ impl CairnS3 {
                 got.info.size
             ));
         }
-        let size = got.range.end - got.range.start;
-        let body = got
-            .body
-            .map(|chunk| chunk.map_err(|e| -> cairn_object::BodyError { Box::new(e) }))
-            .boxed();
         let opts = PutOptions {
-            size: Some(size),
+            size: Some(got.range.end - got.range.start),
             ..Default::default()
         };
         let part = self
             .layer
-            .upload_part(&input.bucket, &input.key, upload_id, number, body, opts)
+            .upload_part(&input.bucket, &input.key, upload_id, number, got.body, opts)
             .await
             .map_err(s3_err)?;
         Ok(S3Response::new(UploadPartCopyOutput {
