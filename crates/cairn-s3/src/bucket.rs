@@ -1,14 +1,15 @@
 //! Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets,
-//! GetBucketLocation, CORS, and the configuration reads tools make even when
-//! they only store objects (versioning, ACL, policy status, ...).
+//! GetBucketLocation, and the configuration reads tools make even when
+//! they only store objects (versioning, policy status, ...). Bucket ACLs
+//! are in `acl.rs` and CORS in `cors.rs`.
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use crate::cors;
-use crate::error::s3_err;
-use crate::object::timestamp;
-use crate::{CairnS3, owner};
+use crate::CairnS3;
+use crate::error::{not_configured, s3_err};
+use crate::meta::timestamp;
+use crate::ownership::{check_private_acl, owner};
 
 impl CairnS3 {
     pub(crate) async fn do_create_bucket(
@@ -16,7 +17,7 @@ impl CairnS3 {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let input = req.input;
-        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
+        check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         if input.object_lock_enabled_for_bucket == Some(true) {
             return Err(s3_error!(
                 NotImplemented,
@@ -112,20 +113,9 @@ impl CairnS3 {
     }
 }
 
-/// The answer S3 gives for a bucket configuration that is not set.
-fn not_configured(code: S3ErrorCode, message: &str) -> S3Error {
-    S3Error::with_message(code, message.to_owned())
-}
-
+// The configuration reads: for an existing bucket, each answers what S3
+// answers for a bucket where that configuration was never set.
 impl CairnS3 {
-    async fn existing_bucket(&self, bucket: &str) -> S3Result<()> {
-        self.layer
-            .bucket_info(bucket)
-            .await
-            .map_err(s3_err)
-            .map(|_| ())
-    }
-
     pub(crate) async fn do_get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
@@ -133,30 +123,6 @@ impl CairnS3 {
         self.existing_bucket(&req.input.bucket).await?;
         // Never enabled: S3 answers an empty configuration.
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
-    }
-
-    pub(crate) async fn do_get_bucket_acl(
-        &self,
-        req: S3Request<GetBucketAclInput>,
-    ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        self.existing_bucket(&req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketAclOutput {
-            grants: Some(crate::owner_full_control()),
-            owner: Some(owner()),
-        }))
-    }
-
-    pub(crate) async fn do_put_bucket_acl(
-        &self,
-        req: S3Request<PutBucketAclInput>,
-    ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let input = req.input;
-        crate::check_private_acl(
-            input.acl.as_ref().map(|a| a.as_str()),
-            input.access_control_policy.as_ref(),
-        )?;
-        self.existing_bucket(&input.bucket).await?;
-        Ok(S3Response::new(PutBucketAclOutput::default()))
     }
 
     pub(crate) async fn do_get_bucket_policy_status(
@@ -280,40 +246,5 @@ impl CairnS3 {
             S3ErrorCode::NoSuchWebsiteConfiguration,
             "The specified bucket does not have a website configuration",
         ))
-    }
-
-    pub(crate) async fn do_put_bucket_cors(
-        &self,
-        req: S3Request<PutBucketCorsInput>,
-    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let input = req.input;
-        let rules = cors::rules_from_dto(input.cors_configuration)?;
-        self.cors.put(&input.bucket, &rules).await.map_err(s3_err)?;
-        Ok(S3Response::new(PutBucketCorsOutput::default()))
-    }
-
-    pub(crate) async fn do_get_bucket_cors(
-        &self,
-        req: S3Request<GetBucketCorsInput>,
-    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let bucket = req.input.bucket;
-        self.existing_bucket(&bucket).await?;
-        match self.cors.get(&bucket).await.map_err(s3_err)? {
-            Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
-                cors_rules: Some(cors::rules_to_dto(&rules)),
-            })),
-            None => Err(not_configured(
-                S3ErrorCode::NoSuchCORSConfiguration,
-                "The CORS configuration does not exist",
-            )),
-        }
-    }
-
-    pub(crate) async fn do_delete_bucket_cors(
-        &self,
-        req: S3Request<DeleteBucketCorsInput>,
-    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        self.cors.delete(&req.input.bucket).await.map_err(s3_err)?;
-        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 }

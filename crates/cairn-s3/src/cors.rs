@@ -7,9 +7,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_object::{ConfigKind, ObjectLayer};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use s3s::dto::{CORSConfiguration, CORSRule};
-use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+use s3s::dto::{
+    CORSConfiguration, CORSRule, DeleteBucketCorsInput, DeleteBucketCorsOutput, GetBucketCorsInput,
+    GetBucketCorsOutput, PutBucketCorsInput, PutBucketCorsOutput,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
+
+use crate::CairnS3;
+use crate::error::{not_configured, s3_err};
 
 const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "HEAD"];
 
@@ -33,7 +39,7 @@ fn malformed(message: &str) -> S3Error {
 }
 
 /// Checks a configuration as S3 does and converts it.
-pub(crate) fn rules_from_dto(config: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
+fn rules_from_dto(config: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
     if config.cors_rules.is_empty() {
         return Err(malformed(
             "A CORS configuration needs at least one CORSRule",
@@ -86,7 +92,7 @@ pub(crate) fn rules_from_dto(config: CORSConfiguration) -> S3Result<Vec<CorsRule
     Ok(rules)
 }
 
-pub(crate) fn rules_to_dto(rules: &[CorsRule]) -> Vec<CORSRule> {
+fn rules_to_dto(rules: &[CorsRule]) -> Vec<CORSRule> {
     rules
         .iter()
         .map(|r| CORSRule {
@@ -295,6 +301,43 @@ fn forbidden(status: StatusCode, code: &str, message: &str) -> http::Response<s3
             *resp.status_mut() = status;
             resp
         }
+    }
+}
+
+impl CairnS3 {
+    pub(crate) async fn do_put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let input = req.input;
+        let rules = rules_from_dto(input.cors_configuration)?;
+        self.cors.put(&input.bucket, &rules).await.map_err(s3_err)?;
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let bucket = req.input.bucket;
+        self.existing_bucket(&bucket).await?;
+        match self.cors.get(&bucket).await.map_err(s3_err)? {
+            Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
+                cors_rules: Some(rules_to_dto(&rules)),
+            })),
+            None => Err(not_configured(
+                S3ErrorCode::NoSuchCORSConfiguration,
+                "The CORS configuration does not exist",
+            )),
+        }
+    }
+
+    pub(crate) async fn do_delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.cors.delete(&req.input.bucket).await.map_err(s3_err)?;
+        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
                 headers.insert(http::header::ETAG, value);
             }
-            if let Some(value) = crate::object::http_date(mod_time_ns)
+            if let Some(value) = crate::meta::http_date(mod_time_ns)
                 .and_then(|date| http::HeaderValue::from_str(&date).ok())
             {
                 headers.insert(http::header::LAST_MODIFIED, value);
@@ -155,6 +155,11 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             )
         }
     }
+}
+
+/// The answer S3 gives for a bucket configuration that is not set.
+pub(crate) fn not_configured(code: S3ErrorCode, message: &str) -> S3Error {
+    S3Error::with_message(code, message.to_owned())
 }
 
 #[cfg(test)]

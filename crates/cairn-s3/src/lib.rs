@@ -4,23 +4,51 @@
 //! through the `s3s` protocol crate: s3s parses requests, checks SigV4
 //! signatures (header, presigned, streaming chunked, unsigned with trailers)
 //! and serializes responses; [`CairnS3`] implements the operations, one
-//! file per area (`bucket.rs`, `object.rs`, `list.rs`), and `error.rs` maps
-//! every object-layer error to its S3 code in one place.
+//! file per S3 feature, as Garage's `src/api/s3/` does:
+//!
+//! * `bucket.rs`: create, head, delete, list, location, and the reads of
+//!   configurations Cairn does not offer (versioning, policy, tagging, ...);
+//! * `cors.rs`: bucket CORS, its configuration and its enforcement;
+//! * `put.rs`, `get.rs` (Get, Head, GetObjectAttributes), `delete.rs`
+//!   (DeleteObject, DeleteObjects), `copy.rs` (CopyObject, UploadPartCopy);
+//! * `tagging.rs` (object tags), `acl.rs` (object and bucket ACLs);
+//! * `multipart.rs` (the other multipart operations), `list.rs` (listings);
+//! * `post.rs`: browser uploads (POST forms), which s3s does not parse.
+//!
+//! Operation files import shared helpers, not each other: `meta.rs`
+//! (stored headers, tags, conditions, version ids), `ownership.rs` (the one
+//! owner and its ACL check), `upload.rs` (upload ids, part numbers),
+//! `checksum.rs`, and `error.rs`, which maps every object-layer error to its
+//! S3 code in one place. (One exception remains: ListMultipartUploads
+//! borrows `list.rs`'s `encoding-type=url` helpers.)
 //!
 //! s3s is pre-1.0 and breaks at every minor release, so nothing outside this
 //! crate may name its types: the server sees [`S3Handler`] and [`ResponseBody`].
 
-mod auth;
+// The operations, one file per S3 feature.
+mod acl;
 mod bucket;
-mod checksum;
+mod copy;
 mod cors;
-mod error;
-mod host;
+mod delete;
+mod get;
 mod list;
-mod list_route;
 mod multipart;
-mod object;
 mod post;
+mod put;
+mod tagging;
+
+// What the operations share, below them: they import these rather than each other.
+mod checksum;
+mod error;
+mod meta;
+mod ownership;
+mod upload;
+
+// Around the operations: authentication, addressing, routes s3s does not have.
+mod auth;
+mod host;
+mod list_route;
 mod range;
 pub mod sigv4;
 
@@ -32,7 +60,7 @@ use std::task::{Context, Poll};
 use cairn_object::ObjectLayer;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Request, S3Response, S3Result};
 
 pub use auth::Credentials;
 
@@ -60,56 +88,16 @@ pub struct CairnS3 {
     cors: Arc<cors::CorsRules>,
 }
 
-fn owner() -> Owner {
-    Owner {
-        display_name: Some("cairn".to_owned()),
-        id: Some("cairn-root".to_owned()),
+impl CairnS3 {
+    /// Fails as S3 does (`NoSuchBucket`) unless the bucket exists: the
+    /// configuration reads answer for existing buckets only.
+    async fn existing_bucket(&self, bucket: &str) -> S3Result<()> {
+        self.layer
+            .bucket_info(bucket)
+            .await
+            .map_err(error::s3_err)
+            .map(|_| ())
     }
-}
-
-/// The only ACL there is: the owner has full control.
-fn owner_full_control() -> Grants {
-    vec![Grant {
-        grantee: Some(Grantee {
-            display_name: owner().display_name,
-            id: owner().id,
-            type_: Type::from_static(Type::CANONICAL_USER),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }]
-}
-
-/// Accepts the canned ACLs that, with one owner, all mean "the owner has
-/// full control" (`private`, `bucket-owner-full-control`,
-/// `bucket-owner-read`), or a policy granting only the owner full control;
-/// anything else needs access control Cairn does not have.
-fn check_private_acl(canned: Option<&str>, policy: Option<&AccessControlPolicy>) -> S3Result<()> {
-    if let Some(canned) = canned
-        && !matches!(
-            canned,
-            "private" | "bucket-owner-full-control" | "bucket-owner-read"
-        )
-    {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only the private ACL is supported; use bucket policies when they arrive"
-        ));
-    }
-    if let Some(policy) = policy {
-        let only_owner = policy.grants.iter().flatten().all(|g| {
-            g.permission.as_ref().map(|p| p.as_str()) == Some(Permission::FULL_CONTROL)
-                && g.grantee.as_ref().and_then(|g| g.id.as_deref()) == owner().id.as_deref()
-        });
-        if !only_owner {
-            return Err(s3_error!(
-                NotImplemented,
-                "Only an ACL granting the owner full control is supported"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Delegates each supported operation to its `do_*` implementation; every
@@ -142,7 +130,7 @@ operations! {
     get_bucket_encryption => do_get_bucket_encryption: GetBucketEncryptionInput => GetBucketEncryptionOutput,
     get_bucket_lifecycle_configuration => do_get_bucket_lifecycle_configuration: GetBucketLifecycleConfigurationInput => GetBucketLifecycleConfigurationOutput,
     get_object_lock_configuration => do_get_object_lock_configuration: GetObjectLockConfigurationInput => GetObjectLockConfigurationOutput,
-        get_bucket_website => do_get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput,
+    get_bucket_website => do_get_bucket_website: GetBucketWebsiteInput => GetBucketWebsiteOutput,
     get_bucket_request_payment => do_get_bucket_request_payment: GetBucketRequestPaymentInput => GetBucketRequestPaymentOutput,
     get_bucket_ownership_controls => do_get_bucket_ownership_controls: GetBucketOwnershipControlsInput => GetBucketOwnershipControlsOutput,
     get_public_access_block => do_get_public_access_block: GetPublicAccessBlockInput => GetPublicAccessBlockOutput,
@@ -162,7 +150,7 @@ operations! {
     get_object_acl => do_get_object_acl: GetObjectAclInput => GetObjectAclOutput,
     put_object_acl => do_put_object_acl: PutObjectAclInput => PutObjectAclOutput,
     list_objects => do_list_objects: ListObjectsInput => ListObjectsOutput,
-        list_objects_v2 => do_list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    list_objects_v2 => do_list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     list_object_versions => do_list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput,
     create_multipart_upload => do_create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part => do_upload_part: UploadPartInput => UploadPartOutput,
@@ -173,8 +161,6 @@ operations! {
     list_multipart_uploads => do_list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput,
 }
 
-/// Serves S3 requests: checks what s3s leaves unchecked, answers CORS
-/// preflights, then hands over.
 /// The custom routes, which s3s checks once a request is authenticated.
 struct Routes {
     range: range::IgnoreUnusableRange,
@@ -213,6 +199,8 @@ impl s3s::route::S3Route for Routes {
     }
 }
 
+/// Serves S3 requests: checks what s3s leaves unchecked, answers CORS
+/// preflights, then hands over.
 #[derive(Clone)]
 pub struct S3Handler {
     service: S3Service,

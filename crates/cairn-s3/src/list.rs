@@ -9,9 +9,10 @@ use s3s::dto::{
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use crate::CairnS3;
 use crate::error::s3_err;
-use crate::object::timestamp;
-use crate::{CairnS3, owner};
+use crate::meta::timestamp;
+use crate::ownership::owner;
 
 /// The most keys one page returns, as in S3.
 const MAX_KEYS: i32 = 1000;

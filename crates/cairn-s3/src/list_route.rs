@@ -386,7 +386,7 @@ mod tests {
                 e_tag: g.maybe(|g| ETag::Strong(format!("{:032x}-{}", g.next(), g.below(3)))),
                 // Any nanosecond an i64 holds, either side of 1970.
                 last_modified: g.maybe(|g| {
-                    crate::object::timestamp(g.next() as i64 / (1 + g.below(1 << 20) as i64))
+                    crate::meta::timestamp(g.next() as i64 / (1 + g.below(1 << 20) as i64))
                 }),
                 size: g.maybe(|g| (g.next() >> g.below(64)) as i64),
                 storage_class: g.maybe(|_| ObjectStorageClass::from_static("STANDARD")),

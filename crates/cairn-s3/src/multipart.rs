@@ -1,71 +1,23 @@
-//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
-//! ListParts, ListMultipartUploads.
+//! Multipart uploads: Create, UploadPart, Complete, Abort, ListParts,
+//! ListMultipartUploads. UploadPartCopy reads its part from another object
+//! as CopyObject does, so it lives with it in `copy.rs`.
 
 use std::collections::BTreeMap;
 
-use cairn_object::{
-    ByteRange, CompleteOptions, CompletePart, GetOptions, ListUploadsOptions, PartInfo, PutOptions,
-};
-use futures::StreamExt;
+use cairn_object::{CompleteOptions, CompletePart, ListUploadsOptions, PartInfo, PutOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use uuid::Uuid;
 
+use crate::CairnS3;
 use crate::checksum::{self, ALGORITHM_KEY, ChecksumBody, ChecksumPlan, TYPE_KEY};
 use crate::error::s3_err;
-use crate::object::{NewObjectHeaders, check_version_id, preconditions, timestamp};
-use crate::{CairnS3, owner};
+use crate::meta::{NewObjectHeaders, preconditions, timestamp};
+use crate::ownership::{check_private_acl, owner};
+use crate::upload::{format_upload_id, parse_upload_id, part_number};
 
 /// The most parts or uploads one page lists, as in S3.
 const MAX_LISTED: i32 = 1000;
-
-/// Upload ids are the 32 hex digits of a UUID; anything else names no upload.
-fn parse_upload_id(value: &str) -> S3Result<Uuid> {
-    Uuid::try_parse(value).map_err(|_| {
-        s3_error!(
-            NoSuchUpload,
-            "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-        )
-    })
-}
-
-fn format_upload_id(id: Uuid) -> String {
-    id.simple().to_string()
-}
-
-fn part_number(value: i32) -> S3Result<u32> {
-    u32::try_from(value)
-        .ok()
-        .filter(|n| (1..=cairn_object::MAX_PART_NUMBER).contains(n))
-        .ok_or_else(|| {
-            s3_error!(
-                InvalidArgument,
-                "Part number must be an integer between 1 and {}, inclusive",
-                cairn_object::MAX_PART_NUMBER
-            )
-        })
-}
-
-/// `bytes=first-last` of x-amz-copy-source-range (no open or suffix forms).
-fn parse_copy_range(value: &str) -> S3Result<ByteRange> {
-    let invalid = || {
-        s3_error!(
-            InvalidArgument,
-            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
-        )
-    };
-    let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
-    let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
-    let first: u64 = first.parse().map_err(|_| invalid())?;
-    let last: u64 = last.parse().map_err(|_| invalid())?;
-    if last < first {
-        return Err(invalid());
-    }
-    Ok(ByteRange::FromTo {
-        first,
-        last: Some(last),
-    })
-}
 
 fn part_output_checksums(algo: Option<&str>, value: Option<String>) -> Checksum {
     let mut out = Checksum::default();
@@ -104,7 +56,7 @@ impl CairnS3 {
                 "Object Lock is not supported yet"
             ));
         }
-        crate::check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
+        check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
         if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -241,102 +193,6 @@ impl CairnS3 {
             checksum_crc64nvme: checksums.checksum_crc64nvme,
             checksum_sha1: checksums.checksum_sha1,
             checksum_sha256: checksums.checksum_sha256,
-            ..Default::default()
-        }))
-    }
-
-    pub(crate) async fn do_upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let input = req.input;
-        let upload_id = parse_upload_id(&input.upload_id)?;
-        let number = part_number(input.part_number)?;
-        let (src_bucket, src_key) = match &input.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => {
-                check_version_id(version_id.as_deref())?;
-                (bucket.to_string(), key.to_string())
-            }
-            _ => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "Access point copy sources are not supported"
-                ));
-            }
-        };
-        let range = input
-            .copy_source_range
-            .as_deref()
-            .map(parse_copy_range)
-            .transpose()?;
-        let conditions = preconditions(
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        );
-        // The upload must exist before the source is read.
-        self.layer
-            .list_parts(&input.bucket, &input.key, upload_id, u32::MAX, 0)
-            .await
-            .map_err(s3_err)?;
-        let got = self
-            .layer
-            .get_object(
-                &src_bucket,
-                &src_key,
-                &GetOptions {
-                    range,
-                    preconditions: conditions,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                cairn_object::Error::NotModified { .. } => {
-                    s3_err(cairn_object::Error::PreconditionFailed)
-                }
-                cairn_object::Error::InvalidRange { size } => s3_error!(
-                    InvalidArgument,
-                    "Range specified is not valid for source object of size: {size}"
-                ),
-                other => s3_err(other),
-            })?;
-        if let Some(ByteRange::FromTo {
-            last: Some(last), ..
-        }) = range
-            && last >= got.info.size
-        {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Range specified is not valid for source object of size: {}",
-                got.info.size
-            ));
-        }
-        let size = got.range.end - got.range.start;
-        let body = got
-            .body
-            .map(|chunk| chunk.map_err(|e| -> cairn_object::BodyError { Box::new(e) }))
-            .boxed();
-        let opts = PutOptions {
-            size: Some(size),
-            ..Default::default()
-        };
-        let part = self
-            .layer
-            .upload_part(&input.bucket, &input.key, upload_id, number, body, opts)
-            .await
-            .map_err(s3_err)?;
-        Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(ETag::Strong(part.etag)),
-                last_modified: Some(timestamp(part.mod_time_ns)),
-                ..Default::default()
-            }),
             ..Default::default()
         }))
     }
@@ -658,36 +514,5 @@ impl CairnS3 {
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_ranges() {
-        assert_eq!(
-            parse_copy_range("bytes=0-9").unwrap(),
-            ByteRange::FromTo {
-                first: 0,
-                last: Some(9)
-            }
-        );
-        for bad in ["bytes=9-0", "bytes=-5", "bytes=5-", "0-9", "bytes=a-b"] {
-            assert!(parse_copy_range(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn upload_ids_and_part_numbers() {
-        let id = Uuid::now_v7();
-        assert_eq!(parse_upload_id(&format_upload_id(id)).unwrap(), id);
-        assert!(parse_upload_id("nonsense").is_err());
-        assert_eq!(part_number(1).unwrap(), 1);
-        assert_eq!(part_number(10_000).unwrap(), 10_000);
-        assert!(part_number(0).is_err());
-        assert!(part_number(10_001).is_err());
-        assert!(part_number(-1).is_err());
     }
 }

@@ -22,7 +22,8 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use crate::auth::Credentials;
 use crate::error::s3_err;
-use crate::object::NewObjectHeaders;
+use crate::meta::NewObjectHeaders;
+use crate::ownership::check_private_acl;
 use crate::sigv4::{constant_time_eq, hex, hmac_sha256, signing_key};
 
 /// Largest part header block, and largest form field value.
@@ -495,7 +496,7 @@ impl PostUploads {
         file_type: Option<&str>,
     ) -> S3Result<BTreeMap<String, String>> {
         let field = |name: &str| fields.get(name).map(String::as_str);
-        crate::check_private_acl(field("acl"), None)?;
+        check_private_acl(field("acl"), None)?;
         let expires = field("expires")
             .map(|v| {
                 Timestamp::parse(TimestampFormat::HttpDate, v).map_err(|_| {
