@@ -92,6 +92,12 @@ pub struct Answers<T, E> {
 }
 
 impl<T, E> Answers<T, E> {
+    /// Answers as a fan-out would have gathered them (`None`: pending).
+    pub fn from_options(results: Vec<Option<Result<T, E>>>) -> Answers<T, E> {
+        let pending = results.iter().filter(|r| r.is_none()).count();
+        Answers { results, pending }
+    }
+
     /// Calls that answered with success.
     pub fn ok(&self) -> usize {
         self.results

@@ -464,10 +464,10 @@ impl ErasureSet {
             (None, Some(range)) => range.resolve(size).ok_or(Error::InvalidRange { size })?,
             (None, None) => 0..size,
         };
-        let holders = resolved.holders() + resolved.pending;
+        let holders = resolved.holders() + resolved.pending();
         let parts = PartSources {
             disks: self.disks.clone(),
-            shard_of_slot: resolved.shard_of_slot.clone(),
+            shard_of_slot: resolved.shard_sources(),
             version: version.clone(),
         };
         // The first part's shards are opened under the lock; later parts
@@ -596,7 +596,7 @@ impl ErasureSet {
         let data_shards = usize::from(version.erasure.data_shards);
         let mut sources: Vec<Option<Source>> = (0..total).map(|_| None).collect();
         let mut missing: Vec<(usize, usize)> = Vec::new();
-        for (slot, shard) in resolved.shard_of_slot.iter().enumerate() {
+        for (slot, shard) in resolved.shard_sources().iter().enumerate() {
             let Some(shard) = *shard else { continue };
             match &resolved.inline[slot] {
                 Some(bytes) if shard < total => {

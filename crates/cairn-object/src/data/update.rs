@@ -9,7 +9,7 @@ use cairn_disk::{Disk, DiskError, MetaOp, ReadData};
 use crate::data::conditions::Preconditions;
 use crate::error::Result;
 use crate::quorum::Strategy;
-use crate::set::{ErasureSet, fan_out, write_failed, write_quorum};
+use crate::set::{ErasureSet, ReadWait, fan_out, write_failed, write_quorum};
 use crate::shared::Shared;
 use crate::types::ObjectInfo;
 use crate::types::object_info;
@@ -31,7 +31,9 @@ impl ErasureSet {
         preconditions: &Preconditions,
     ) -> Result<ObjectInfo> {
         let guard = shared.lock_object_write(self, bucket, key).await?;
-        let resolved = self.read_resolved(bucket, key, ReadData::None).await?;
+        let resolved = self
+            .read_resolved_waiting(bucket, key, ReadData::None, ReadWait::All)
+            .await?;
         let old = resolved.version;
         let info = object_info(bucket, key, &old);
         preconditions.check_read(&info)?;

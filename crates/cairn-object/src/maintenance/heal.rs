@@ -17,6 +17,7 @@ use cairn_erasure::Erasure;
 
 use crate::data::get::{BlockSource, Source, erasure_of};
 use crate::error::{Error, Result};
+use crate::set::read::shard_index_of_slot;
 use crate::set::{ErasureSet, ReadWait, read_records, resolve};
 use crate::shared::Shared;
 
@@ -72,10 +73,6 @@ enum Lack {
     Data(Vec<usize>),
     /// Unreachable now.
     Offline,
-}
-
-fn shard_index_of_slot(version: &ObjectVersion, slot: usize, set_size: usize) -> usize {
-    (slot + set_size - usize::from(version.erasure.rotation) % set_size) % set_size
 }
 
 /// Checks every frame of one shard (file or inline bytes) of `size` bytes.

@@ -152,6 +152,19 @@ impl ErasureSet {
         let wait = ReadWait::Settled {
             read_quorum: self.read_quorum(),
         };
+        self.read_resolved_waiting(bucket, key, data, wait).await
+    }
+
+    /// [`ErasureSet::read_resolved`], waiting for the drives as `wait` says:
+    /// a change of the version's metadata needs every drive's answer, to
+    /// change it on each that holds it.
+    pub(crate) async fn read_resolved_waiting(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: ReadData,
+        wait: ReadWait,
+    ) -> Result<Resolved> {
         let reads = read_records(&self.disks, bucket, key, data, wait, self.deadline).await;
         match resolve(&self.disks, self.read_quorum(), data, reads)? {
             Some(resolved) => Ok(resolved),

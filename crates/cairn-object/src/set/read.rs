@@ -148,22 +148,23 @@ pub(crate) async fn read_records(
     results
 }
 
-/// Whether the answers so far settle what [`resolve`] would answer, so
-/// that the drives still pending could not change it: read quorum has
-/// answered, and no version newer than the newest readable one (or, when
-/// none is readable, no version at all) could reach write quorum with
-/// every pending drive holding it. An acknowledged version reached write
-/// quorum, more than half the set, so one that no answer shows is on more
-/// than half of it: waiting is needed while over half is pending.
+/// Whether the answers so far settle what [`resolve`] would answer: no
+/// answer of the drives still pending could change it. The newest readable
+/// version stands once no newer one could become readable (a version no
+/// answer shows yet could, while `read_quorum` drives are pending). With
+/// none readable, "not found" and the read-quorum error stand once no
+/// version could become readable, and whether one could be hiding (on
+/// write quorum, counting every drive that did not answer) no longer turns
+/// on the pending drives, nor does whether read quorum answered.
 fn settled(answers: &quorum::Answers<ReadObject, DiskError>, read_quorum: usize) -> bool {
     let pending = answers.pending();
     if pending == 0 {
         return true;
     }
-    if pending * 2 > answers.results().len() {
+    if pending >= read_quorum {
         return false;
     }
-    let mut answered = 0;
+    let (mut answered, mut failed) = (0, 0);
     let mut groups: HashMap<VersionIdentity, (usize, &ObjectVersion)> = HashMap::new();
     for answer in answers.results().iter().flatten() {
         match answer {
@@ -176,28 +177,43 @@ fn settled(answers: &quorum::Answers<ReadObject, DiskError>, read_quorum: usize)
             Err(DiskError::NotFound) => answered += 1,
             // A bucket being created or deleted: rare; ask every drive.
             Err(DiskError::BucketNotFound) => return false,
-            Err(_) => {}
+            Err(_) => failed += 1,
         }
     }
-    if answered < read_quorum {
-        return false;
-    }
+    let data_shards = |version: &ObjectVersion| usize::from(version.erasure.data_shards).max(1);
     let best = groups
         .iter()
-        .filter(|(_, (count, version))| *count >= usize::from(version.erasure.data_shards).max(1))
+        .filter(|(_, (count, version))| *count >= data_shards(version))
         .map(|(identity, _)| *identity)
         .max();
-    groups
-        .iter()
-        .filter(|(identity, _)| best.is_none_or(|best| **identity > best))
-        .all(|(_, (count, version))| {
-            let erasure = &version.erasure;
-            let needed = write_quorum(
-                usize::from(erasure.data_shards),
-                usize::from(erasure.parity_shards),
-            );
-            count + pending < needed.max(1)
-        })
+    let newer_may_be_readable = groups.iter().any(|(identity, (count, version))| {
+        best.is_none_or(|best| *identity > best) && count + pending >= data_shards(version)
+    });
+    if newer_may_be_readable {
+        return false;
+    }
+    if best.is_some() {
+        return true;
+    }
+    if answered < read_quorum {
+        // Read quorum may yet answer, or cannot.
+        return answered + pending < read_quorum;
+    }
+    let acknowledged = |version: &ObjectVersion| {
+        let erasure = &version.erasure;
+        write_quorum(
+            usize::from(erasure.data_shards),
+            usize::from(erasure.parity_shards),
+        )
+        .max(1)
+    };
+    let hidden_anyway = groups
+        .values()
+        .any(|(count, version)| count + failed >= acknowledged(version));
+    let may_hide = groups
+        .values()
+        .any(|(count, version)| count + failed + pending >= acknowledged(version));
+    hidden_anyway || !may_hide
 }
 
 /// The version of an object that a set's drives agree on.
@@ -208,13 +224,42 @@ pub(crate) struct Resolved {
     pub(crate) shard_of_slot: Vec<Option<usize>>,
     /// Per slot: inline shard data returned with the record, when it is this version's.
     pub(crate) inline: Vec<Option<Bytes>>,
-    /// Drives not waited for: their answers could not change the version.
-    pub(crate) pending: usize,
+    /// Per slot: whether the read went on without the drive's answer (its
+    /// answer could not change the version).
+    pub(crate) pending: Vec<bool>,
+}
+
+/// The shard a drive holds of `version` in a set of `set_size` drives, when
+/// it holds one: where the version's rotation puts it.
+pub(crate) fn shard_index_of_slot(version: &ObjectVersion, slot: usize, set_size: usize) -> usize {
+    (slot + set_size - usize::from(version.erasure.rotation) % set_size) % set_size
 }
 
 impl Resolved {
     pub(crate) fn holders(&self) -> usize {
         self.shard_of_slot.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Drives the read went on without.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.iter().filter(|p| **p).count()
+    }
+
+    /// Per slot: the shard a reader may ask the drive for: the one it holds,
+    /// or, for a drive not waited for, the one it would hold (whether it has
+    /// it, its shard file or inline data tells), so that a read that loses
+    /// drives midway has every drive that may hold a shard to turn to.
+    pub(crate) fn shard_sources(&self) -> Vec<Option<usize>> {
+        let n = self.shard_of_slot.len();
+        (0..n)
+            .map(
+                |slot| match (self.shard_of_slot[slot], self.pending[slot]) {
+                    (Some(shard), _) => Some(shard),
+                    (None, true) => Some(shard_index_of_slot(&self.version, slot, n)),
+                    (None, false) => None,
+                },
+            )
+            .collect()
     }
 }
 
@@ -277,20 +322,26 @@ pub(crate) fn resolve(
                 .into_iter()
                 .map(|r| r.unwrap_or_else(|| Err(not_waited_for())))
                 .collect();
+            let mut errors = describe_errors(disks, &reads);
+            if hidden {
+                errors.push(format!(
+                    "no version is on enough drives to read, and one may be on the {unanswered} that did not answer"
+                ));
+            }
             return Err(Error::ReadQuorum {
                 ok: answered,
                 needed: read_quorum,
-                errors: describe_errors(disks, &reads),
+                errors,
             });
         }
         return Ok(None);
     };
     let mut shard_of_slot = vec![None; n];
     let mut inline = vec![None; n];
-    let mut pending = 0;
+    let mut pending = vec![false; n];
     for (slot, read) in reads.into_iter().enumerate() {
         let Some(read) = read else {
-            pending += 1;
+            pending[slot] = true;
             continue;
         };
         let Ok(read) = read else { continue };
@@ -322,4 +373,122 @@ pub(crate) fn resolve(
         inline,
         pending,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_disk::{ErasureMeta, LocalDisk, LocalDiskOptions, ObjectRecord};
+    use proptest::prelude::{Just, prop, prop_assert_eq, prop_oneof, proptest};
+    use proptest::strategy::Strategy as _;
+    use uuid::Uuid;
+
+    /// What one drive says, or not yet.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Said {
+        /// Holds these of the two versions (bit 0: the older, bit 1: the newer).
+        Holds(u8),
+        NotFound,
+        Failed,
+        Pending,
+    }
+
+    fn version(data_shards: u8, parity_shards: u8, mod_time_ns: i64) -> ObjectVersion {
+        ObjectVersion {
+            version_id: Uuid::nil(),
+            data_id: Uuid::from_u128(mod_time_ns as u128),
+            mod_time_ns,
+            delete_marker: false,
+            size: 1,
+            etag: String::new(),
+            erasure: ErasureMeta {
+                data_shards,
+                parity_shards,
+                block_size: 1 << 20,
+                shard_index: 0,
+                rotation: 0,
+                bitrot: 1,
+            },
+            inline: true,
+            parts: Vec::new(),
+            meta: Default::default(),
+        }
+    }
+
+    fn answer(said: Said, versions: &[ObjectVersion; 2]) -> Option<Result<ReadObject, DiskError>> {
+        match said {
+            Said::Holds(mask) => {
+                let mut held: Vec<ObjectVersion> = (0..2)
+                    .rev()
+                    .filter(|bit| mask & (1 << bit) != 0)
+                    .map(|bit| versions[bit].clone())
+                    .collect();
+                held.sort_by_key(|v| std::cmp::Reverse(v.identity()));
+                Some(Ok(ReadObject {
+                    record: ObjectRecord { versions: held },
+                    inline: None,
+                }))
+            }
+            Said::NotFound => Some(Err(DiskError::NotFound)),
+            Said::Failed => Some(Err(DiskError::Offline("test".to_owned()))),
+            Said::Pending => None,
+        }
+    }
+
+    /// What a resolution comes to: the version's time, not found, or 503.
+    fn outcome(result: Result<Option<Resolved>>) -> Result<Option<i64>, ()> {
+        match result {
+            Ok(found) => Ok(found.map(|r| r.version.mod_time_ns)),
+            Err(Error::ReadQuorum { .. }) => Err(()),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    fn said() -> impl proptest::strategy::Strategy<Value = Said> {
+        prop_oneof![
+            (1u8..4).prop_map(Said::Holds),
+            Just(Said::NotFound),
+            Just(Said::Failed),
+            Just(Said::Pending),
+        ]
+    }
+
+    proptest! {
+        /// Stopping early never answers other than waiting for every
+        /// pending drive would have, however they answer.
+        #[test]
+        fn a_settled_read_answers_as_every_completion_of_it_would(
+            drives in prop::collection::vec(said(), 4..=6),
+            parity in 1u8..=2,
+        ) {
+            let n = drives.len();
+            let data = n as u8 - parity;
+            let versions = [version(data, parity, 1), version(data, parity, 2)];
+            let dir = std::env::temp_dir().join(format!("cairn-settle-{}", Uuid::new_v4().simple()));
+            let disks: Vec<Arc<dyn Disk>> = (0..n)
+                .map(|i| -> Arc<dyn Disk> {
+                    Arc::new(LocalDisk::new(dir.join(i.to_string()), LocalDiskOptions::default(), false).unwrap())
+                })
+                .collect();
+            let read_quorum = usize::from(data);
+            let partial = || -> Vec<_> { drives.iter().map(|s| answer(*s, &versions)).collect() };
+            let answers = quorum::Answers::from_options(partial());
+            if settled(&answers, read_quorum) {
+                let early = outcome(resolve(&disks, read_quorum, ReadData::None, partial()));
+                let pending: Vec<usize> = (0..n).filter(|&i| drives[i] == Said::Pending).collect();
+                let choices = [Said::Holds(1), Said::Holds(2), Said::Holds(3), Said::NotFound, Said::Failed];
+                for pick in 0..choices.len().pow(pending.len() as u32) {
+                    let mut completed = drives.clone();
+                    let mut rest = pick;
+                    for &slot in &pending {
+                        completed[slot] = choices[rest % choices.len()];
+                        rest /= choices.len();
+                    }
+                    let full: Vec<_> = completed.iter().map(|s| answer(*s, &versions)).collect();
+                    let waited = outcome(resolve(&disks, read_quorum, ReadData::None, full));
+                    prop_assert_eq!(early, waited, "completed as {:?}", completed);
+                }
+            }
+        }
+    }
 }

@@ -38,6 +38,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // `CAIRN_TEST_KEEP_DIRS=1` keeps drives and logs to look at after a failure.
+        if std::env::var_os("CAIRN_TEST_KEEP_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
