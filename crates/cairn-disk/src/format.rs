@@ -1,5 +1,5 @@
 //! `.cairn.sys/format.json`: who a drive is and which deployment and pool
-//! layout it belongs to (DESIGN.md section 3).
+//! layout it belongs to (docs/design.md section 3).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

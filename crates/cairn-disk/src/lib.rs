@@ -1,7 +1,7 @@
 //! Drives: the [`Disk`] trait through which the object layer reaches every
 //! drive, and [`LocalDisk`], its implementation for a directory on this node.
 //!
-//! A drive holds two kinds of state (DESIGN.md section 3):
+//! A drive holds two kinds of state (docs/design.md section 3):
 //! * metadata (buckets, object versions, the data of small objects) in an
 //!   embedded transactional key-value store, batched into group commits;
 //! * shard files for larger objects under `.cairn.sys/data/`, named by a fresh
@@ -35,7 +35,7 @@ pub use meta::{
     BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, UploadPartRecord,
     UploadRecord, VersionIdentity,
 };
-pub use watched::{DEFAULT_CALL_DEADLINE, Deadlines, REMOTE_MARGIN, WatchedDisk};
+pub use watched::{DEFAULT_CALL_DEADLINE, DEFAULT_PATIENCE, Deadlines, REMOTE_MARGIN, WatchedDisk};
 
 /// One drive, local or remote.
 ///

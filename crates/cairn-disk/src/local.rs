@@ -2,7 +2,7 @@
 //!
 //! Layout under the drive's root:
 //! ```text
-//! .cairn.sys/format.json              drive identity (DESIGN.md section 3)
+//! .cairn.sys/format.json              drive identity (docs/design.md section 3)
 //! .cairn.sys/meta/                    metadata store (fjall)
 //! .cairn.sys/data/<xx>/<data-id>.<n>  shard file of part n; xx = first byte of the id
 //! .cairn.sys/trash/<data-id>.<n>      deleted shard files, purged after a grace period

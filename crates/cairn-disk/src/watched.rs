@@ -1,11 +1,14 @@
 //! [`WatchedDisk`]: every call to a drive, local or remote, under a deadline
-//! (DESIGN.md section 5: a request never waits on a drive that does not
+//! (docs/design.md section 5: a request never waits on a drive that does not
 //! answer).
 //!
 //! A call that misses its deadline fails with [`DiskError::Offline`] for the
 //! request that made it, and the drive is marked stalled: until it answers
 //! again, every other call fails at once instead of waiting out its own
-//! deadline. Only the drive monitor's probe (`read_format`, then `connect`)
+//! deadline. A drive that is busy rather than hung is given time: a call
+//! past its deadline is waited for while the drive keeps completing other
+//! calls, up to [`Deadlines::patience`] deadlines, so that heavy load (many
+//! large PUTs sharing one disk) is not mistaken for a hung drive. Only the drive monitor's probe (`read_format`, then `connect`)
 //! still reaches a stalled drive; when the probe is answered the mark goes.
 //! A remote drive that misses a deadline is also reported to its node's
 //! connection ([`Disk::stall`]), so that every drive of a frozen node fails
@@ -42,6 +45,9 @@ pub struct Deadlines {
     pub call: Duration,
     /// A pass over a whole drive: emptying its trash, removing orphan files.
     pub scan: Duration,
+    /// How many deadlines a call may take while its drive completes other
+    /// calls meanwhile (busy, not hung).
+    pub patience: u32,
 }
 
 /// The default deadline of one drive call. The slowest drive calls seen on
@@ -55,11 +61,19 @@ pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(5);
 /// that waits this much longer and hears nothing knows the node is gone.
 pub const REMOTE_MARGIN: Duration = Duration::from_secs(1);
 
+/// The default [`Deadlines::patience`].
+pub const DEFAULT_PATIENCE: u32 = 6;
+
+/// How fast a shard file is assumed, at the least, to reach the disk when
+/// it is made durable: its flush's deadline grows by its size at this rate.
+const MIN_FLUSH_RATE: u64 = 16 << 20;
+
 impl Default for Deadlines {
     fn default() -> Deadlines {
         Deadlines {
             call: DEFAULT_CALL_DEADLINE,
             scan: Duration::from_secs(3600),
+            patience: DEFAULT_PATIENCE,
         }
     }
 }
@@ -70,7 +84,14 @@ impl Deadlines {
         Deadlines {
             call: self.call + REMOTE_MARGIN,
             scan: self.scan + REMOTE_MARGIN,
+            patience: self.patience,
         }
+    }
+
+    /// The longest one call is ever waited for: its deadline, as long as
+    /// the drive keeps answering other calls.
+    pub fn max_wait(&self) -> Duration {
+        self.call * self.patience.max(1)
     }
 }
 
@@ -78,10 +99,14 @@ impl Deadlines {
 /// readers and writers.
 struct Watch {
     inner: Arc<dyn Disk>,
+    patience: u32,
     stalled: AtomicBool,
     reason: Mutex<Option<String>>,
     /// Moving average of call latency, in microseconds (0: none yet).
     latency_us: AtomicU64,
+    /// Calls the drive has completed: a call past its deadline while this
+    /// moves is on a busy drive, not a hung one.
+    completed: AtomicU64,
 }
 
 impl Watch {
@@ -138,7 +163,8 @@ impl Watch {
         }
     }
 
-    /// Runs `call` under `deadline`; a miss stalls the drive.
+    /// Runs `call` under `deadline`, extended while the drive completes
+    /// other calls (up to `patience` deadlines); a miss stalls the drive.
     async fn bounded<T>(
         &self,
         op: &str,
@@ -146,21 +172,29 @@ impl Watch {
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let started = Instant::now();
-        match tokio::time::timeout(deadline, call).await {
-            Ok(result) => {
+        let mut call = std::pin::pin!(call);
+        let mut seen = self.completed.load(Ordering::Acquire);
+        for waited in 1..=self.patience.max(1) {
+            if let Ok(result) = tokio::time::timeout(deadline, &mut call).await {
+                self.completed.fetch_add(1, Ordering::AcqRel);
                 self.note_latency(started.elapsed());
-                result
+                return result;
             }
-            Err(_) => {
-                self.note_latency(deadline);
-                let reason = format!(
-                    "{} did not answer {op} within {deadline:?}",
-                    self.inner.endpoint()
-                );
-                self.stall(&reason);
-                Err(DiskError::Offline(reason))
+            let now = self.completed.load(Ordering::Acquire);
+            if now == seen || waited == self.patience {
+                break;
             }
+            // Busy, not hung: it answered other calls meanwhile.
+            seen = now;
         }
+        self.note_latency(started.elapsed());
+        let reason = format!(
+            "{} did not answer {op} within {:.1?}",
+            self.inner.endpoint(),
+            started.elapsed()
+        );
+        self.stall(&reason);
+        Err(DiskError::Offline(reason))
     }
 }
 
@@ -175,9 +209,11 @@ impl WatchedDisk {
         WatchedDisk {
             watch: Arc::new(Watch {
                 inner,
+                patience: deadlines.patience,
                 stalled: AtomicBool::new(false),
                 reason: Mutex::new(None),
                 latency_us: AtomicU64::new(0),
+                completed: AtomicU64::new(0),
             }),
             deadlines,
         }
@@ -284,6 +320,7 @@ impl Disk for WatchedDisk {
         self.watch.check()?;
         let started = Instant::now();
         let result = self.inner().read_object_blocking(bucket, key, data);
+        self.watch.completed.fetch_add(1, Ordering::AcqRel);
         self.watch.note_latency(started.elapsed());
         result
     }
@@ -334,6 +371,7 @@ impl Disk for WatchedDisk {
             inner,
             watch: self.watch.clone(),
             deadline: self.deadlines.call,
+            written: 0,
         }))
     }
 
@@ -345,6 +383,7 @@ impl Disk for WatchedDisk {
             inner,
             watch: self.watch.clone(),
             deadline: self.deadlines.call,
+            written: 0,
         }))
     }
 
@@ -396,12 +435,16 @@ struct WatchedWriter {
     inner: Box<dyn ShardWriter>,
     watch: Arc<Watch>,
     deadline: Duration,
+    /// Bytes written so far: making them durable may take longer than one
+    /// call's deadline.
+    written: u64,
 }
 
 #[async_trait]
 impl ShardWriter for WatchedWriter {
     async fn write(&mut self, frame: Bytes) -> Result<()> {
         let (watch, deadline) = (self.watch.clone(), self.deadline);
+        self.written += frame.len() as u64;
         watch
             .bounded("a shard frame", deadline, self.inner.write(frame))
             .await
@@ -412,7 +455,9 @@ impl ShardWriter for WatchedWriter {
             inner,
             watch,
             deadline,
+            written,
         } = *self;
+        let deadline = deadline + Duration::from_millis(written * 1000 / MIN_FLUSH_RATE);
         watch
             .bounded("a shard file's flush", deadline, inner.finish())
             .await
@@ -423,6 +468,7 @@ impl ShardWriter for WatchedWriter {
             inner,
             watch: _,
             deadline,
+            written: _,
         } = *self;
         // Best effort: what an abort leaves behind the scanner removes.
         let _ = tokio::time::timeout(deadline, inner.abort()).await;

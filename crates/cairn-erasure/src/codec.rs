@@ -6,7 +6,7 @@ use crate::error::Error;
 /// The erasure block size new objects are written with: 1 MiB, as in MinIO.
 pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 
-/// The most shards one set can have (DESIGN.md section 2 caps sets at 16 drives).
+/// The most shards one set can have (docs/design.md section 2 caps sets at 16 drives).
 const MAX_SHARDS: usize = 256;
 
 /// The alignment [`Erasure::encode_placed`] places frames for: a page,

@@ -1,5 +1,5 @@
 //! Internode authentication: every request carries a token derived from the
-//! cluster secret (DESIGN.md section 5).
+//! cluster secret (docs/design.md section 5).
 //!
 //! The token is HMAC-SHA256 with a key derived from the secret, so the
 //! secret itself never crosses the wire. The receiver checks the token

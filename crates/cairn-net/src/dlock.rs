@@ -1,5 +1,5 @@
 //! [`DistLocker`]: namespace locks held on a quorum of an erasure set's
-//! nodes, with leases refreshed in the background (DESIGN.md section 4).
+//! nodes, with leases refreshed in the background (docs/design.md section 4).
 //!
 //! A write lock needs `n/2 + 1` of the set's `n` nodes and a read lock
 //! `n - n/2`, so a writer always overlaps every other writer and reader on
@@ -421,7 +421,10 @@ async fn refresh_all(inner: &Inner) -> u64 {
         let held = node.refresh(&locks, inner.lease).await;
         Ok::<_, ()>(locks.into_iter().zip(held).collect::<Vec<_>>())
     });
-    let answers = quorum::call_many(refreshes, Strategy::all()).await;
+    // A node that does not answer within a third of the lease counts as
+    // not holding: the next round comes then.
+    let answers =
+        quorum::call_many(refreshes, Strategy::all().with_deadline(inner.lease / 3)).await;
     let mut still: HashMap<Uuid, usize> = HashMap::new();
     for ((_, uid), held) in answers
         .into_options()

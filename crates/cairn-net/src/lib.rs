@@ -1,4 +1,4 @@
-//! Cairn's internode protocol (DESIGN.md section 5): how the nodes of a
+//! Cairn's internode protocol (docs/design.md section 5): how the nodes of a
 //! cluster reach each other's drives and lock tables.
 //!
 //! * [`RemoteDisk`] implements `cairn_disk::Disk` for a drive of another

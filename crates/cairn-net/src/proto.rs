@@ -12,7 +12,7 @@
 //! Each node speaks a range of versions and announces it in its hello; two
 //! peers use the highest version both speak. A release must keep speaking
 //! its predecessor's version, so a cluster stays available while its nodes
-//! are upgraded one at a time (DESIGN.md section 5).
+//! are upgraded one at a time (docs/design.md section 5).
 //!
 //! * 1: drives (metadata, streamed shard writes, shard reads by handle),
 //!   locks with one refresh request per lock. No longer spoken.

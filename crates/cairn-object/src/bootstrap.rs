@@ -329,7 +329,8 @@ pub async fn bootstrap(
                 formats: expected,
                 data_shards: pool.set_size - parity,
                 parity_shards: parity,
-                deadline: config.deadlines.remote().call,
+                deadline: config.deadlines.remote().max_wait() + cairn_disk::REMOTE_MARGIN,
+                call_deadline: config.deadlines.call,
             }));
         }
         built.push(Pool { sets });

@@ -1,4 +1,4 @@
-//! State that is not object data (DESIGN.md section 6), stored as objects in
+//! State that is not object data (docs/design.md section 6), stored as objects in
 //! a reserved system bucket through the object layer, so that it is erasure
 //! coded, quorum-written and healed like data: bucket configurations
 //! (`bucket_config.rs`) and heal jobs' states (`jobs.rs`).

@@ -33,7 +33,7 @@ pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
 #[derive(Debug, Clone)]
 pub struct ObjectConfig {
     /// Parity shards per object for every set; `None` for the default by set
-    /// size of DESIGN.md section 2 (`CAIRN_STORAGE_CLASS_STANDARD=EC:N`).
+    /// size of docs/design.md section 2 (`CAIRN_STORAGE_CLASS_STANDARD=EC:N`).
     pub parity: Option<usize>,
     /// Objects whose per-drive shard data is at most this many bytes are
     /// stored inside the metadata store (default 128 KiB).
@@ -105,7 +105,7 @@ impl Default for ObjectConfig {
     }
 }
 
-/// The default parity for a set of `set_size` drives (DESIGN.md section 2).
+/// The default parity for a set of `set_size` drives (docs/design.md section 2).
 pub fn default_parity(set_size: usize) -> usize {
     match set_size {
         0 | 1 => 0,

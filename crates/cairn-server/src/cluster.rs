@@ -85,7 +85,7 @@ impl Cluster {
             ClusterKey::new(&secret, env.test_clock_skew_ms),
             versions,
             faults,
-            deadlines.remote().call,
+            deadlines.remote().max_wait(),
         ));
         let peers = nodes
             .iter()

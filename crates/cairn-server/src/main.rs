@@ -5,12 +5,9 @@
 //! serves, and shuts down in reverse order on SIGINT or SIGTERM.
 
 mod admin;
-mod admin_cli;
-mod bench;
 mod cluster;
 mod config;
 mod http;
-mod s3_client;
 mod topology;
 
 use std::collections::HashMap;
@@ -58,11 +55,11 @@ enum Command {
     Server(ServerArgs),
     /// Administer a running server through its admin API (signed with the
     /// root credentials from CAIRN_ROOT_USER and CAIRN_ROOT_PASSWORD).
-    Admin(admin_cli::AdminArgs),
+    Admin(cairn_client::admin::AdminArgs),
     /// Load any S3 endpoint (loopback unless --allow-remote) and report
     /// throughput, operations per second, latency percentiles and errors
     /// by S3 code; `cairn bench compare A.json B.json` prints the ratios.
-    Bench(Box<bench::BenchArgs>),
+    Bench(Box<cairn_client::bench::BenchArgs>),
 }
 
 #[derive(Args)]
@@ -96,7 +93,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             let run = async {
                 let (root, _) = config::root_credentials()?;
-                bench::run(*args, root).await
+                cairn_client::bench::run(*args, root).await
             };
             return match runtime.block_on(run) {
                 Ok(code) => ExitCode::from(code as u8),
@@ -109,7 +106,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => {
             let run = async {
                 let (root, _) = config::root_credentials()?;
-                admin_cli::run(args, root).await
+                cairn_client::admin::run(args, root).await
             };
             return match runtime.block_on(run) {
                 Ok(code) => ExitCode::from(code as u8),
@@ -266,6 +263,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         stale_upload_expiry: env.stale_uploads_expiry,
         janitor_interval: env.stale_uploads_cleanup_interval,
         monitor_interval: env.drive_check_interval,
+        deadlines,
         ..ObjectConfig::default()
     };
 

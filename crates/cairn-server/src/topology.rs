@@ -74,7 +74,7 @@ fn expand_range(arg: &str, start: &str, end: &str) -> Result<Vec<String>, String
 }
 
 /// Groups drive arguments into pools: every argument with ellipses is its
-/// own pool; arguments without form one pool together (DESIGN.md section 1).
+/// own pool; arguments without form one pool together (docs/design.md section 1).
 pub fn pools_from_args(args: &[String]) -> Result<Vec<Vec<String>>, String> {
     if args.is_empty() {
         return Err("no drives given: `cairn server DRIVE...`".to_owned());

@@ -1,4 +1,4 @@
-//! The bucket-configuration service (DESIGN.md section 6): every kind of a
+//! The bucket-configuration service (docs/design.md section 6): every kind of a
 //! bucket's configuration (CORS rules today; policies, versioning,
 //! object lock, lifecycle, encryption defaults, tagging and quotas next)
 //! goes through here.

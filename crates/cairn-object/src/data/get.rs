@@ -612,7 +612,8 @@ impl ErasureSet {
                 .iter()
                 .map(|(slot, _)| self.disks[*slot].clone())
                 .collect();
-            let reads = read_records(&disks, bucket, key, data, ReadWait::All, self.deadline).await;
+            let reads =
+                read_records(&disks, bucket, key, data, ReadWait::All, self.call_deadline).await;
             for ((_, shard), read) in missing.into_iter().zip(reads) {
                 if let Some(Ok(read)) = read
                     && let Some(bytes) = read.inline

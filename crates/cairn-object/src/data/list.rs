@@ -1,5 +1,5 @@
 //! Listing: merge the ordered scans of every drive of a set, resolving each
-//! key by quorum, then merge the sets (DESIGN.md section 4).
+//! key by quorum, then merge the sets (docs/design.md section 4).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! PUT: stream a body through the erasure coder onto a set's drives, make
 //! the shards durable, then commit metadata under the object's lock.
 //!
-//! Order of durability (DESIGN.md section 4): every shard file is fsynced
+//! Order of durability (docs/design.md section 4): every shard file is fsynced
 //! before any drive's metadata names it, so a crash leaves at worst orphan
 //! shard files, never metadata that points at missing data. Small objects
 //! skip shard files and go into the metadata commit itself.

@@ -109,7 +109,7 @@ impl ErasureSet {
             key,
             ReadData::Latest,
             ReadWait::All,
-            self.deadline,
+            self.call_deadline,
         )
         .await;
         let records: Vec<Option<ObjectRecord>> = reads

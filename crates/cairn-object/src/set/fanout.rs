@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::quorum::{self, Strategy};
 
 /// Write quorum for a layout: data shards, plus one when data equals parity,
-/// so that two partitions can never both accept writes (DESIGN.md section 4).
+/// so that two partitions can never both accept writes (docs/design.md section 4).
 pub(crate) fn write_quorum(data_shards: usize, parity_shards: usize) -> usize {
     data_shards + usize::from(data_shards == parity_shards)
 }

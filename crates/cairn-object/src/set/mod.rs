@@ -30,9 +30,13 @@ pub(crate) struct ErasureSet {
     pub(crate) formats: Vec<Format>,
     pub(crate) data_shards: usize,
     pub(crate) parity_shards: usize,
-    /// The longest a fan-out to the set's drives waits: the deadline of a
-    /// call to a remote drive, the backstop for calls that carry none.
+    /// The longest a fan-out to the set's drives waits: the longest a call
+    /// to a remote drive is waited for, the backstop for calls that carry
+    /// no deadline of their own.
     pub(crate) deadline: Duration,
+    /// The deadline of one call to a local drive (`CAIRN_DRIVE_MAX_TIMEOUT`),
+    /// for the blocking reads the object layer batches itself.
+    pub(crate) call_deadline: Duration,
 }
 
 impl ErasureSet {
@@ -165,7 +169,7 @@ impl ErasureSet {
         data: ReadData,
         wait: ReadWait,
     ) -> Result<Resolved> {
-        let reads = read_records(&self.disks, bucket, key, data, wait, self.deadline).await;
+        let reads = read_records(&self.disks, bucket, key, data, wait, self.call_deadline).await;
         match resolve(&self.disks, self.read_quorum(), data, reads)? {
             Some(resolved) => Ok(resolved),
             None => Err(Error::ObjectNotFound),

@@ -9,7 +9,7 @@
 //!
 //! In a cluster a lock is taken in this process first (so local contenders
 //! queue fairly), then on a quorum of the set's nodes through a [`Locker`]
-//! (DESIGN.md section 4), whose lease is refreshed in the background; a
+//! (docs/design.md section 4), whose lease is refreshed in the background; a
 //! holder that loses its lease sees [`NsGuard::check`] fail and abandons
 //! its commit.
 

@@ -1,5 +1,5 @@
 //! Where an object lives: which erasure set of a pool, and in which order its
-//! shards go over the set's drives (DESIGN.md section 2).
+//! shards go over the set's drives (docs/design.md section 2).
 //!
 //! Both come from one SipHash-1-3 of `bucket/key`, keyed by the deployment
 //! id: the low 64 bits pick the set, the high 64 bits the rotation. This is

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, ObjectVersion, ReadData, ReadObject, VersionIdentity};
@@ -12,7 +13,7 @@ use futures::future::Either;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::quorum::{self, Strategy, Verdict};
+use crate::quorum::{self, Verdict};
 use crate::set::fanout::{describe_errors, not_waited_for, write_quorum};
 
 /// How [`read_records`] waits for the drives.
@@ -50,9 +51,10 @@ pub(crate) fn slow_drives(disks: &[Arc<dyn Disk>]) -> Vec<bool> {
 /// GET, a hand-off to the blocking pool per drive (its mutex, a thread
 /// wake-up, two context switches) cost more than the reads themselves. A
 /// drive lately slow is read on its own instead, so that it delays no
-/// other. When the batch is still stuck at `deadline`, the drive it is
-/// reading is stalled ([`Disk::stall`]) and the drives queued behind it
-/// are read on their own.
+/// other. A batched drive still unanswered after `deadline` (a drive
+/// call's) is stalled ([`Disk::stall`]) if the batch has been at it that
+/// long, and read on its own if it is queued behind one that is; every
+/// other read carries its drive's own deadline.
 pub(crate) async fn read_records(
     disks: &[Arc<dyn Disk>],
     bucket: &str,
@@ -77,11 +79,11 @@ pub(crate) async fn read_records(
     };
     if !batched.contains(&true) {
         let calls = disks.iter().map(|disk| disk.read_object(bucket, key, data));
-        let answers = quorum::gather(calls, Some(deadline), judge).await;
+        let answers = quorum::gather(calls, None, judge).await;
         return answers.into_options();
     }
-    // The batch: the slot it is reading, and a channel per slot for its answer.
-    let reading = Arc::new(AtomicUsize::new(usize::MAX));
+    // The batch, with a channel and a state per slot.
+    let batch = Arc::new(Batch::new(disks.len()));
     let mut senders = Vec::new();
     let mut receivers: Vec<Option<oneshot::Receiver<Result<ReadObject, DiskError>>>> =
         (0..disks.len()).map(|_| None).collect();
@@ -95,57 +97,93 @@ pub(crate) async fn read_records(
         }
     }
     {
-        let (bucket, key, reading) = (bucket.to_owned(), key.to_owned(), reading.clone());
+        let (bucket, key, batch) = (bucket.to_owned(), key.to_owned(), batch.clone());
         tokio::task::spawn_blocking(move || {
             for ((slot, tx), disk) in senders.into_iter().zip(batch_disks) {
-                reading.store(slot, Ordering::Release);
-                let _ = tx.send(disk.read_object_blocking(&bucket, &key, data));
+                if batch.start(slot) {
+                    let _ = tx.send(disk.read_object_blocking(&bucket, &key, data));
+                }
             }
-            reading.store(usize::MAX, Ordering::Release);
         });
     }
     let calls = disks
         .iter()
+        .enumerate()
         .zip(receivers)
-        .map(|(disk, receiver)| match receiver {
-            Some(rx) => Either::Left(async move {
-                rx.await
-                    .unwrap_or_else(|_| Err(DiskError::Store("drive task failed".to_owned())))
-            }),
+        .map(|((slot, disk), receiver)| match receiver {
+            Some(rx) => Either::Left(batch.answer(slot, disk, rx, bucket, key, data, deadline)),
             None => Either::Right(disk.read_object(bucket, key, data)),
         });
-    let answers = quorum::gather(calls, Some(deadline), judge).await;
-    let done = match wait {
-        ReadWait::All => answers.pending() == 0,
-        ReadWait::Settled { read_quorum } => settled(&answers, read_quorum),
-    };
-    let mut results = answers.into_options();
-    if done {
-        return results;
-    }
-    let stuck = reading.load(Ordering::Acquire);
-    if stuck < disks.len() && results[stuck].is_none() {
-        let reason = format!(
-            "{} did not answer read-object within {deadline:?}",
-            disks[stuck].endpoint()
-        );
-        disks[stuck].stall(&reason);
-        results[stuck] = Some(Err(DiskError::Offline(reason)));
-    }
-    // The drives queued behind the stuck one, each on its own now.
-    let queued: Vec<usize> = (0..disks.len())
-        .filter(|&slot| batched[slot] && results[slot].is_none())
-        .collect();
-    if !queued.is_empty() {
-        let calls = queued
-            .iter()
-            .map(|&slot| disks[slot].read_object(bucket, key, data));
-        let late = quorum::call_many(calls, Strategy::all().with_deadline(deadline)).await;
-        for (slot, answer) in queued.into_iter().zip(late.into_options()) {
-            results[slot] = answer;
+    quorum::gather(calls, None, judge).await.into_options()
+}
+
+/// Where the batch of blocking reads stands, per slot.
+struct Batch {
+    /// 0: queued; 1: being read by the batch; 2: taken from the batch.
+    states: Vec<AtomicU8>,
+    /// When the batch began reading each slot.
+    started: Vec<Mutex<Option<Instant>>>,
+}
+
+const QUEUED: u8 = 0;
+const READING: u8 = 1;
+const TAKEN: u8 = 2;
+
+impl Batch {
+    fn new(slots: usize) -> Batch {
+        Batch {
+            states: (0..slots).map(|_| AtomicU8::new(QUEUED)).collect(),
+            started: (0..slots).map(|_| Mutex::new(None)).collect(),
         }
     }
-    results
+
+    /// The batch begins `slot`, unless it was taken from it.
+    fn start(&self, slot: usize) -> bool {
+        *self.started[slot].lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.states[slot]
+            .compare_exchange(QUEUED, READING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The answer of batched `slot`: from the batch, or, once `deadline`
+    /// passed, from a read of its own when the batch has not reached it, or
+    /// a stall when the batch has been stuck on it that long.
+    #[allow(clippy::too_many_arguments)] // the read's own arguments
+    async fn answer(
+        &self,
+        slot: usize,
+        disk: &Arc<dyn Disk>,
+        mut rx: oneshot::Receiver<Result<ReadObject, DiskError>>,
+        bucket: &str,
+        key: &str,
+        data: ReadData,
+        deadline: Duration,
+    ) -> Result<ReadObject, DiskError> {
+        loop {
+            tokio::select! {
+                answer = &mut rx => {
+                    return answer.unwrap_or_else(|_| Err(DiskError::Store("drive task failed".to_owned())));
+                }
+                _ = tokio::time::sleep(deadline) => {}
+            }
+            if self.states[slot]
+                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // Queued behind a stuck drive.
+                return disk.read_object(bucket, key, data).await;
+            }
+            let since = *self.started[slot].lock().unwrap_or_else(|e| e.into_inner());
+            if since.is_some_and(|at| at.elapsed() >= deadline) {
+                let reason = format!(
+                    "{} did not answer read-object within {deadline:?}",
+                    disk.endpoint()
+                );
+                disk.stall(&reason);
+                return Err(DiskError::Offline(reason));
+            }
+        }
+    }
 }
 
 /// Whether the answers so far settle what [`resolve`] would answer: no
