@@ -138,6 +138,14 @@ impl Watch {
         self.latency_us.store(new, Ordering::Relaxed);
     }
 
+    /// Counts an answer as the drive's progress: one that says the drive is
+    /// offline (its node answering for a hung drive) is none.
+    fn note_answer<T>(&self, result: &Result<T>) {
+        if !matches!(result, Err(err) if err.is_offline()) {
+            self.completed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     fn stall(&self, reason: &str) {
         {
             let mut held = self.reason.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,7 +184,7 @@ impl Watch {
         let mut seen = self.completed.load(Ordering::Acquire);
         for waited in 1..=self.patience.max(1) {
             if let Ok(result) = tokio::time::timeout(deadline, &mut call).await {
-                self.completed.fetch_add(1, Ordering::AcqRel);
+                self.note_answer(&result);
                 self.note_latency(started.elapsed());
                 return result;
             }
@@ -320,7 +328,7 @@ impl Disk for WatchedDisk {
         self.watch.check()?;
         let started = Instant::now();
         let result = self.inner().read_object_blocking(bucket, key, data);
-        self.watch.completed.fetch_add(1, Ordering::AcqRel);
+        self.watch.note_answer(&result);
         self.watch.note_latency(started.elapsed());
         result
     }
