@@ -45,6 +45,17 @@ use crate::{
     RemovedVersion, UploadEntry, UploadsPage,
 };
 
+/// What a listing of one bucket under a prefix reads.
+struct ListingRange {
+    snapshot: fjall::Snapshot,
+    /// The length of the keys' `bucket/` part.
+    base_len: usize,
+    /// The first key under the prefix.
+    first: Vec<u8>,
+    /// The bound after the last, if any.
+    end: Option<Vec<u8>>,
+}
+
 /// Most operations applied in one commit.
 const MAX_BATCH: usize = 512;
 
@@ -351,18 +362,33 @@ impl MetaStore {
         Ok(ReadObject { record, inline })
     }
 
-    pub(crate) fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
+    /// A snapshot for a listing of `bucket` under `prefix`, once the bucket
+    /// is found in it.
+    fn listing_range(&self, bucket: &str, prefix: &str) -> Result<ListingRange> {
         let snapshot = self.db.read_tx();
         if snapshot
-            .get(&self.ks.buckets, query.bucket.as_str())
+            .get(&self.ks.buckets, bucket)
             .map_err(store_err)?
             .is_none()
         {
             return Err(DiskError::BucketNotFound);
         }
-        let base_len = query.bucket.len() + 1;
-        let full_prefix = object_key(&query.bucket, &query.prefix);
-        let end = prefix_successor(&full_prefix);
+        let first = object_key(bucket, prefix);
+        Ok(ListingRange {
+            snapshot,
+            base_len: bucket.len() + 1,
+            end: prefix_successor(&first),
+            first,
+        })
+    }
+
+    pub(crate) fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
+        let ListingRange {
+            snapshot,
+            base_len,
+            first: full_prefix,
+            end,
+        } = self.listing_range(&query.bucket, &query.prefix)?;
         let mut cursor: Bound<Vec<u8>> = Bound::Included(full_prefix.clone());
         if let Some(start_after) = &query.start_after {
             let start = object_key(&query.bucket, start_after);
@@ -472,17 +498,12 @@ impl MetaStore {
     }
 
     pub(crate) fn list_uploads(&self, query: &ListUploadsQuery) -> Result<UploadsPage> {
-        let snapshot = self.db.read_tx();
-        if snapshot
-            .get(&self.ks.buckets, query.bucket.as_str())
-            .map_err(store_err)?
-            .is_none()
-        {
-            return Err(DiskError::BucketNotFound);
-        }
-        let base_len = query.bucket.len() + 1;
-        let full_prefix = object_key(&query.bucket, &query.prefix);
-        let end = prefix_successor(&full_prefix);
+        let ListingRange {
+            snapshot,
+            base_len,
+            first: full_prefix,
+            end,
+        } = self.listing_range(&query.bucket, &query.prefix)?;
         let mut cursor: Bound<Vec<u8>> = Bound::Included(full_prefix.clone());
         if let Some(marker) = &query.key_marker {
             let after = match query.upload_id_marker {

@@ -231,6 +231,15 @@ impl WatchedDisk {
         self.watch.inner.as_ref()
     }
 
+    fn watched_writer(&self, inner: Box<dyn ShardWriter>) -> Box<dyn ShardWriter> {
+        Box::new(WatchedWriter {
+            inner,
+            watch: self.watch.clone(),
+            deadline: self.deadlines.call,
+            written: 0,
+        })
+    }
+
     /// A call that a stalled drive is not asked.
     async fn call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
         self.watch.check()?;
@@ -375,24 +384,14 @@ impl Disk for WatchedDisk {
         let inner = self
             .call("create-shard", self.inner().create_shard(data_id, part))
             .await?;
-        Ok(Box::new(WatchedWriter {
-            inner,
-            watch: self.watch.clone(),
-            deadline: self.deadlines.call,
-            written: 0,
-        }))
+        Ok(self.watched_writer(inner))
     }
 
     async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
         let inner = self
             .call("replace-shard", self.inner().replace_shard(data_id, part))
             .await?;
-        Ok(Box::new(WatchedWriter {
-            inner,
-            watch: self.watch.clone(),
-            deadline: self.deadlines.call,
-            written: 0,
-        }))
+        Ok(self.watched_writer(inner))
     }
 
     async fn open_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardReader>> {

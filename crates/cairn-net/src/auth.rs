@@ -205,12 +205,10 @@ impl ClusterKey {
         binding: &Binding<'_>,
         token: &str,
     ) -> Result<(), AuthError> {
-        let sender_ms: i64 = time.parse().map_err(|_| AuthError::Missing)?;
-        let expected = self.token_v3(method, path, node, sender_ms, proto, binding);
-        if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
-            return Err(AuthError::BadToken);
-        }
-        self.check_time(sender_ms)
+        check(time, token, |sender_ms| {
+            self.token_v3(method, path, node, sender_ms, proto, binding)
+        })
+        .and_then(|sender_ms| self.check_time(sender_ms))
     }
 
     /// The MAC a streamed body ends with: keyed by the cluster key, over the
@@ -236,7 +234,7 @@ impl ClusterKey {
 
     /// A version 2 token (and the hello's in every version).
     pub fn token(&self, method: &str, path: &str, node: &str, time_ms: i64, proto: &str) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("any key size");
+        let mut mac = self.mac();
         for part in [method, path, node, &time_ms.to_string(), proto] {
             mac.update(part.as_bytes());
             mac.update(b"\n");
@@ -254,13 +252,21 @@ impl ClusterKey {
         proto: &str,
         token: &str,
     ) -> Result<(), AuthError> {
-        let sender_ms: i64 = time.parse().map_err(|_| AuthError::Missing)?;
-        let expected = self.token(method, path, node, sender_ms, proto);
-        if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
-            return Err(AuthError::BadToken);
-        }
-        self.check_time(sender_ms)
+        check(time, token, |sender_ms| {
+            self.token(method, path, node, sender_ms, proto)
+        })
+        .and_then(|sender_ms| self.check_time(sender_ms))
     }
+}
+
+/// Compares `token` with what `expected` computes for the request's time;
+/// returns the time.
+fn check(time: &str, token: &str, expected: impl FnOnce(i64) -> String) -> Result<i64, AuthError> {
+    let sender_ms: i64 = time.parse().map_err(|_| AuthError::Missing)?;
+    if !constant_time_eq(expected(sender_ms).as_bytes(), token.as_bytes()) {
+        return Err(AuthError::BadToken);
+    }
+    Ok(sender_ms)
 }
 
 /// The sequence numbers each sender's current run has used, so that each

@@ -19,7 +19,7 @@ use crate::CairnS3;
 use crate::checksum;
 use crate::error::s3_err;
 use crate::meta::{
-    NewObjectHeaders, TAGGING, check_version_id, encode_tags, parse_tagging, preconditions,
+    TAGGING, check_version_id, encode_tags, new_object_headers, parse_tagging, preconditions,
     timestamp,
 };
 use crate::ownership::check_private_acl;
@@ -182,20 +182,7 @@ impl CairnS3 {
             }
         };
         let new_meta = replace_meta
-            .then(|| {
-                NewObjectHeaders {
-                    content_type: input.content_type.as_deref(),
-                    content_encoding: input.content_encoding.as_deref(),
-                    content_disposition: input.content_disposition.as_deref(),
-                    content_language: input.content_language.as_deref(),
-                    cache_control: input.cache_control.as_deref(),
-                    expires: input.expires.as_ref(),
-                    metadata: input.metadata.as_ref(),
-                    tagging: None,
-                    storage_class: input.storage_class.as_ref(),
-                }
-                .into_meta()
-            })
+            .then(|| new_object_headers!(input, tagging: None).into_meta())
             .transpose()?;
         let new_tags = match (&input.tagging, replace_tags) {
             (Some(tagging), true) => Some(parse_tagging(tagging)?),

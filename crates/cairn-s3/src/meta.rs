@@ -64,6 +64,48 @@ fn stored_content_encoding(value: Option<&str>) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
+/// [`NewObjectHeaders`] from a request input with PutObject's fields
+/// (PutObject, CreateMultipartUpload, CopyObject with `REPLACE`): s3s gives
+/// each its own input type, with the same field names.
+macro_rules! new_object_headers {
+    ($input:expr, tagging: $tagging:expr) => {
+        $crate::meta::NewObjectHeaders {
+            content_type: $input.content_type.as_deref(),
+            content_encoding: $input.content_encoding.as_deref(),
+            content_disposition: $input.content_disposition.as_deref(),
+            content_language: $input.content_language.as_deref(),
+            cache_control: $input.cache_control.as_deref(),
+            expires: $input.expires.as_ref(),
+            metadata: $input.metadata.as_ref(),
+            tagging: $tagging,
+            storage_class: $input.storage_class.as_ref(),
+        }
+    };
+}
+pub(crate) use new_object_headers;
+
+/// Refuses what a request creating an object (PutObject,
+/// CreateMultipartUpload) asks that Cairn does not do yet: object lock,
+/// server-side encryption, and an ACL other than private.
+macro_rules! refuse_unsupported_object_settings {
+    ($input:expr) => {
+        if $input.object_lock_mode.is_some() || $input.object_lock_retain_until_date.is_some() {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "Object Lock is not supported yet"
+            ));
+        }
+        $crate::ownership::check_private_acl($input.acl.as_ref().map(|a| a.as_str()), None)?;
+        if $input.sse_customer_algorithm.is_some() || $input.server_side_encryption.is_some() {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "Server-side encryption is not supported yet"
+            ));
+        }
+    };
+}
+pub(crate) use refuse_unsupported_object_settings;
+
 /// Headers of a new object, as a PUT, a copy with `REPLACE` or a multipart
 /// upload gives them.
 pub(crate) struct NewObjectHeaders<'a> {

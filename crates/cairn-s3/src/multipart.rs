@@ -12,8 +12,10 @@ use uuid::Uuid;
 use crate::CairnS3;
 use crate::checksum::{self, ALGORITHM_KEY, ChecksumBody, ChecksumPlan, TYPE_KEY};
 use crate::error::s3_err;
-use crate::meta::{NewObjectHeaders, preconditions, timestamp};
-use crate::ownership::{check_private_acl, owner};
+use crate::meta::{
+    new_object_headers, preconditions, refuse_unsupported_object_settings, timestamp,
+};
+use crate::ownership::owner;
 use crate::upload::{format_upload_id, parse_upload_id, part_number};
 
 /// The most parts or uploads one page lists, as in S3.
@@ -50,31 +52,8 @@ impl CairnS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        if input.object_lock_mode.is_some() || input.object_lock_retain_until_date.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "Object Lock is not supported yet"
-            ));
-        }
-        check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
-        if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "Server-side encryption is not supported yet"
-            ));
-        }
-        let mut meta = NewObjectHeaders {
-            content_type: input.content_type.as_deref(),
-            content_encoding: input.content_encoding.as_deref(),
-            content_disposition: input.content_disposition.as_deref(),
-            content_language: input.content_language.as_deref(),
-            cache_control: input.cache_control.as_deref(),
-            expires: input.expires.as_ref(),
-            metadata: input.metadata.as_ref(),
-            tagging: input.tagging.as_deref(),
-            storage_class: input.storage_class.as_ref(),
-        }
-        .into_meta()?;
+        refuse_unsupported_object_settings!(input);
+        let mut meta = new_object_headers!(input, tagging: input.tagging.as_deref()).into_meta()?;
         let algorithm = match (&input.checksum_algorithm, &input.checksum_type) {
             (Some(algo), kind) => Some((checksum::algorithm_name(algo.as_str())?, kind.as_ref())),
             // A full-object type without an algorithm means CRC64NVME, S3's default.

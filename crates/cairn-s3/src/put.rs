@@ -7,8 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::CairnS3;
 use crate::checksum::{self, ChecksumBody, ChecksumPlan};
 use crate::error::s3_err;
-use crate::meta::{NewObjectHeaders, preconditions};
-use crate::ownership::check_private_acl;
+use crate::meta::{new_object_headers, preconditions, refuse_unsupported_object_settings};
 
 fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
     base64_simd::STANDARD
@@ -29,19 +28,7 @@ impl CairnS3 {
             trailing_headers,
             ..
         } = req;
-        if input.object_lock_mode.is_some() || input.object_lock_retain_until_date.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "Object Lock is not supported yet"
-            ));
-        }
-        check_private_acl(input.acl.as_ref().map(|a| a.as_str()), None)?;
-        if input.sse_customer_algorithm.is_some() || input.server_side_encryption.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "Server-side encryption is not supported yet"
-            ));
-        }
+        refuse_unsupported_object_settings!(input);
         if input.write_offset_bytes.is_some() {
             return Err(s3_error!(NotImplemented, "Appends are not supported"));
         }
@@ -57,18 +44,7 @@ impl CairnS3 {
             .as_deref()
             .map(decode_content_md5)
             .transpose()?;
-        let meta = NewObjectHeaders {
-            content_type: input.content_type.as_deref(),
-            content_encoding: input.content_encoding.as_deref(),
-            content_disposition: input.content_disposition.as_deref(),
-            content_language: input.content_language.as_deref(),
-            cache_control: input.cache_control.as_deref(),
-            expires: input.expires.as_ref(),
-            metadata: input.metadata.as_ref(),
-            tagging: input.tagging.as_deref(),
-            storage_class: input.storage_class.as_ref(),
-        }
-        .into_meta()?;
+        let meta = new_object_headers!(input, tagging: input.tagging.as_deref()).into_meta()?;
         let given = Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),

@@ -49,6 +49,12 @@ impl CairnS3 {
             .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
             .collect();
         validate_tags(&tags)?;
+        self.set_tags(&input.bucket, &input.key, tags).await?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    /// Replaces an object's tags, keeping its data and other metadata.
+    async fn set_tags(&self, bucket: &str, key: &str, tags: Vec<(String, String)>) -> S3Result<()> {
         let update: MetaUpdate = Box::new(move |info| {
             let mut meta = info.meta.clone();
             meta.remove(TAGGING);
@@ -58,16 +64,10 @@ impl CairnS3 {
             Ok(meta)
         });
         self.layer
-            .update_object_meta(
-                &input.bucket,
-                &input.key,
-                update,
-                false,
-                &Preconditions::default(),
-            )
+            .update_object_meta(bucket, key, update, false, &Preconditions::default())
             .await
             .map_err(s3_err)?;
-        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+        Ok(())
     }
 
     pub(crate) async fn do_delete_object_tagging(
@@ -76,21 +76,7 @@ impl CairnS3 {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
         check_version_id(input.version_id.as_deref())?;
-        let update: MetaUpdate = Box::new(|info| {
-            let mut meta = info.meta.clone();
-            meta.remove(TAGGING);
-            Ok(meta)
-        });
-        self.layer
-            .update_object_meta(
-                &input.bucket,
-                &input.key,
-                update,
-                false,
-                &Preconditions::default(),
-            )
-            .await
-            .map_err(s3_err)?;
+        self.set_tags(&input.bucket, &input.key, Vec::new()).await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
     }
 }

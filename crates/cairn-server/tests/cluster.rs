@@ -642,19 +642,7 @@ async fn issue_4_rolling_restart_and_mixed_versions_fail_no_operation() {
 /// A 4-node cluster whose nodes each watch their own fault file (empty: no
 /// partition yet), returned with the files.
 fn start_with_fault_files() -> (TestCluster, Vec<PathBuf>) {
-    let mut cluster = TestCluster::prepare(4, 2, &[]);
-    let faults: Vec<PathBuf> = (0..4)
-        .map(|i| cluster.dir.path().join(format!("faults{i}")))
-        .collect();
-    for (idx, file) in faults.iter().enumerate() {
-        std::fs::write(file, "").unwrap();
-        cluster.nodes[idx].env = vec![(
-            "CAIRN_TEST_FAULTS_FILE".to_owned(),
-            file.display().to_string(),
-        )];
-    }
-    cluster.start_all();
-    (cluster, faults)
+    TestCluster::start_with_fault_files(4, 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

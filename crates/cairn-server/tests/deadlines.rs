@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
@@ -282,18 +281,7 @@ async fn issue_26_a_frozen_node_stalls_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue_26_b_a_hung_drive_stalls_no_request() {
-    let mut cluster = TestCluster::prepare(4, 1, &[]);
-    let faults: Vec<PathBuf> = (0..4)
-        .map(|i| cluster.dir.path().join(format!("faults{i}")))
-        .collect();
-    for (idx, file) in faults.iter().enumerate() {
-        std::fs::write(file, "").unwrap();
-        cluster.nodes[idx].env = vec![(
-            "CAIRN_TEST_FAULTS_FILE".to_owned(),
-            file.display().to_string(),
-        )];
-    }
-    blocking(|| cluster.start_all());
+    let (mut cluster, faults) = blocking(|| TestCluster::start_with_fault_files(4, 1));
     // Clients on every node, the one whose drive hangs too.
     let clients: Vec<Client> = (0..4).map(|i| cluster.client(i)).collect();
     clients[0]

@@ -374,18 +374,22 @@ impl PartSources {
                 sources[shard] = Some(Source::File(reader));
             }
         }
-        let available = sources.iter().filter(|s| s.is_some()).count();
-        if available < data_shards {
-            return Err(Error::ReadQuorum {
-                ok: available,
-                needed: data_shards,
-                errors: vec![format!(
-                    "only {available} shards of part {number} could be opened"
-                )],
-            });
-        }
+        enough_sources(&sources, data_shards, &format!("part {number}"))?;
         Ok((sources, late))
     }
+}
+
+/// `Ok` when at least `data_shards` of a read's shards can be read.
+fn enough_sources(sources: &[Option<Source>], data_shards: usize, what: &str) -> Result<()> {
+    let available = sources.iter().filter(|s| s.is_some()).count();
+    if available >= data_shards {
+        return Ok(());
+    }
+    Err(Error::ReadQuorum {
+        ok: available,
+        needed: data_shards,
+        errors: vec![format!("only {available} shards of {what} could be read")],
+    })
 }
 
 /// Shards of a part that were still opening when its read began.
@@ -623,16 +627,7 @@ impl ErasureSet {
                 }
             }
         }
-        let available = sources.iter().filter(|s| s.is_some()).count();
-        if available < data_shards {
-            return Err(Error::ReadQuorum {
-                ok: available,
-                needed: data_shards,
-                errors: vec![format!(
-                    "only {available} of the object's shards could be read"
-                )],
-            });
-        }
+        enough_sources(&sources, data_shards, "the object")?;
         Ok(sources)
     }
 }

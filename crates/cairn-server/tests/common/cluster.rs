@@ -82,6 +82,25 @@ impl TestCluster {
         }
     }
 
+    /// Starts `nodes` nodes of `drives` drives each, every node watching a
+    /// faults file of its own (`CAIRN_TEST_FAULTS_FILE`, empty: no fault
+    /// yet); returns the cluster and the files, by node.
+    pub fn start_with_fault_files(nodes: usize, drives: usize) -> (TestCluster, Vec<PathBuf>) {
+        let mut cluster = TestCluster::prepare(nodes, drives, &[]);
+        let faults: Vec<PathBuf> = (0..nodes)
+            .map(|i| cluster.dir.path().join(format!("faults{i}")))
+            .collect();
+        for (idx, file) in faults.iter().enumerate() {
+            std::fs::write(file, "").unwrap();
+            cluster.nodes[idx].env = vec![(
+                "CAIRN_TEST_FAULTS_FILE".to_owned(),
+                file.display().to_string(),
+            )];
+        }
+        cluster.start_all();
+        (cluster, faults)
+    }
+
     /// Starts every node and waits until each one serves.
     pub fn start_all(&mut self) {
         for idx in 0..self.nodes.len() {
