@@ -230,6 +230,10 @@ impl Disk for FaultyDisk {
         self.inner.reads_block()
     }
 
+    fn streams_buffer(&self) -> bool {
+        self.inner.streams_buffer()
+    }
+
     fn read_object_blocking(&self, bucket: &str, key: &str, data: ReadData) -> Result<ReadObject> {
         suffer_blocking(&self.faults, &self.path);
         self.inner.read_object_blocking(bucket, key, data)

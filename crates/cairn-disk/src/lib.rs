@@ -100,6 +100,13 @@ pub trait Disk: Send + Sync + 'static {
         false
     }
 
+    /// True when a shard stream takes frames into buffers on the way before
+    /// the drive has them (a drive on another node, whose stream holds
+    /// megabytes): a frame taken then says nothing of the drive.
+    fn streams_buffer(&self) -> bool {
+        false
+    }
+
     /// [`Disk::read_object`] on the calling thread, which must be one that
     /// may block (the blocking pool). Only drives whose [`Disk::reads_block`]
     /// is true implement it.

@@ -7,9 +7,11 @@
 //! again, every other call fails at once instead of waiting out its own
 //! deadline. A drive that is busy rather than hung is given time: a call
 //! past its deadline is waited for while the drive keeps completing other
-//! calls, up to [`Deadlines::patience`] deadlines, so that heavy load (many
-//! large PUTs sharing one disk) is not mistaken for a hung drive. Only the drive monitor's probe (`read_format`, then `connect`)
-//! still reaches a stalled drive; when the probe is answered the mark goes.
+//! calls (one in the last half deadline), up to [`Deadlines::patience`]
+//! deadlines, so that heavy load (many large PUTs sharing one disk) is not
+//! mistaken for a hung drive. Only the drive monitor's probe
+//! (`read_format`, then `connect`) still reaches a stalled drive; when the
+//! probe is answered the mark goes.
 //! A remote drive that misses a deadline is also reported to its node's
 //! connection ([`Disk::stall`]), so that every drive of a frozen node fails
 //! fast, not only the one that was asked first.
@@ -104,9 +106,11 @@ struct Watch {
     reason: Mutex<Option<String>>,
     /// Moving average of call latency, in microseconds (0: none yet).
     latency_us: AtomicU64,
-    /// Calls the drive has completed: a call past its deadline while this
-    /// moves is on a busy drive, not a hung one.
-    completed: AtomicU64,
+    /// When the drive last completed a call, in microseconds since
+    /// [`Watch::born`] (0: never): a call past its deadline on a drive that
+    /// answered others lately is on a busy drive, not a hung one.
+    last_answer_us: AtomicU64,
+    born: Instant,
 }
 
 impl Watch {
@@ -142,7 +146,21 @@ impl Watch {
     /// offline (its node answering for a hung drive) is none.
     fn note_answer<T>(&self, result: &Result<T>) {
         if !matches!(result, Err(err) if err.is_offline()) {
-            self.completed.fetch_add(1, Ordering::AcqRel);
+            let us = self.born.elapsed().as_micros().max(1) as u64;
+            self.last_answer_us.fetch_max(us, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the drive completed a call within the last `window`.
+    fn answered_within(&self, window: Duration) -> bool {
+        match self.last_answer_us.load(Ordering::Acquire) {
+            0 => false,
+            us => {
+                self.born
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(us))
+                    < window
+            }
         }
     }
 
@@ -171,29 +189,50 @@ impl Watch {
         }
     }
 
-    /// Runs `call` under `deadline`, extended while the drive completes
-    /// other calls (up to `patience` deadlines); a miss stalls the drive.
+    /// Runs `call` under `deadline`, extended half a deadline at a time
+    /// while the drive keeps completing other calls (up to `patience`
+    /// deadlines in all); a miss stalls the drive.
+    ///
+    /// Only answers in the last half deadline count: a drive that hangs
+    /// may still finish the calls it had begun, just after it hung, and
+    /// those must not buy the calls that wait on it another deadline.
     async fn bounded<T>(
         &self,
         op: &str,
         deadline: Duration,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        self.bounded_as(op, deadline, Shows::Progress, call).await
+    }
+
+    /// [`Watch::bounded`], for a call whose success may show nothing of the
+    /// drive ([`Shows`]).
+    async fn bounded_as<T>(
+        &self,
+        op: &str,
+        deadline: Duration,
+        shows: Shows,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let started = Instant::now();
         let mut call = std::pin::pin!(call);
-        let mut seen = self.completed.load(Ordering::Acquire);
-        for waited in 1..=self.patience.max(1) {
-            if let Ok(result) = tokio::time::timeout(deadline, &mut call).await {
-                self.note_answer(&result);
-                self.note_latency(started.elapsed());
+        let most = deadline * self.patience.max(1);
+        let window = deadline / 2;
+        let mut wait = deadline;
+        loop {
+            if let Ok(result) = tokio::time::timeout(wait, &mut call).await {
+                if shows == Shows::Progress {
+                    self.note_answer(&result);
+                    self.note_latency(started.elapsed());
+                }
                 return result;
             }
-            let now = self.completed.load(Ordering::Acquire);
-            if now == seen || waited == self.patience {
+            // Busy, not hung: it answered other calls lately.
+            let left = most.saturating_sub(started.elapsed());
+            if left.is_zero() || !self.answered_within(window) {
                 break;
             }
-            // Busy, not hung: it answered other calls meanwhile.
-            seen = now;
+            wait = window.min(left);
         }
         self.note_latency(started.elapsed());
         let reason = format!(
@@ -204,6 +243,17 @@ impl Watch {
         self.stall(&reason);
         Err(DiskError::Offline(reason))
     }
+}
+
+/// What a call that succeeds says of its drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shows {
+    /// The drive answered it: the drive is at work.
+    Progress,
+    /// Nothing: a frame handed to a shard stream, or the stream opened, may
+    /// only have gone into buffers on the way (a peer's stream takes
+    /// megabytes before anyone reads them, a frozen peer's too).
+    Nothing,
 }
 
 /// A drive whose every call runs under a deadline (module docs).
@@ -221,7 +271,8 @@ impl WatchedDisk {
                 stalled: AtomicBool::new(false),
                 reason: Mutex::new(None),
                 latency_us: AtomicU64::new(0),
-                completed: AtomicU64::new(0),
+                last_answer_us: AtomicU64::new(0),
+                born: Instant::now(),
             }),
             deadlines,
         }
@@ -237,13 +288,36 @@ impl WatchedDisk {
             watch: self.watch.clone(),
             deadline: self.deadlines.call,
             written: 0,
+            frames_show: self.streams_shows(),
         })
+    }
+
+    /// What a frame taken, or a stream opened, says of this drive.
+    fn streams_shows(&self) -> Shows {
+        if self.inner().streams_buffer() {
+            Shows::Nothing
+        } else {
+            Shows::Progress
+        }
     }
 
     /// A call that a stalled drive is not asked.
     async fn call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
         self.watch.check()?;
         self.watch.bounded(op, self.deadlines.call, call).await
+    }
+
+    /// A shard stream opened for writing: a call that a stalled drive is
+    /// not asked, and whose success may show nothing ([`Shows`]).
+    async fn open_stream(
+        &self,
+        op: &str,
+        call: impl Future<Output = Result<Box<dyn ShardWriter>>>,
+    ) -> Result<Box<dyn ShardWriter>> {
+        self.watch.check()?;
+        self.watch
+            .bounded_as(op, self.deadlines.call, self.streams_shows(), call)
+            .await
     }
 }
 
@@ -330,6 +404,10 @@ impl Disk for WatchedDisk {
         self.inner().reads_block()
     }
 
+    fn streams_buffer(&self) -> bool {
+        self.inner().streams_buffer()
+    }
+
     /// Not bounded: the caller bounds the blocking task it runs in
     /// (`read_records` in the object layer) and stalls the drive it finds
     /// hung there.
@@ -381,16 +459,14 @@ impl Disk for WatchedDisk {
     }
 
     async fn create_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
-        let inner = self
-            .call("create-shard", self.inner().create_shard(data_id, part))
-            .await?;
+        let opened = self.inner().create_shard(data_id, part);
+        let inner = self.open_stream("create-shard", opened).await?;
         Ok(self.watched_writer(inner))
     }
 
     async fn replace_shard(&self, data_id: Uuid, part: u32) -> Result<Box<dyn ShardWriter>> {
-        let inner = self
-            .call("replace-shard", self.inner().replace_shard(data_id, part))
-            .await?;
+        let opened = self.inner().replace_shard(data_id, part);
+        let inner = self.open_stream("replace-shard", opened).await?;
         Ok(self.watched_writer(inner))
     }
 
@@ -445,6 +521,8 @@ struct WatchedWriter {
     /// Bytes written so far: making them durable may take longer than one
     /// call's deadline.
     written: u64,
+    /// What a frame taken says of the drive.
+    frames_show: Shows,
 }
 
 #[async_trait]
@@ -453,7 +531,12 @@ impl ShardWriter for WatchedWriter {
         let (watch, deadline) = (self.watch.clone(), self.deadline);
         self.written += frame.len() as u64;
         watch
-            .bounded("a shard frame", deadline, self.inner.write(frame))
+            .bounded_as(
+                "a shard frame",
+                deadline,
+                self.frames_show,
+                self.inner.write(frame),
+            )
             .await
     }
 
@@ -463,6 +546,7 @@ impl ShardWriter for WatchedWriter {
             watch,
             deadline,
             written,
+            frames_show: _,
         } = *self;
         let deadline = deadline + Duration::from_millis(written * 1000 / MIN_FLUSH_RATE);
         watch
@@ -476,6 +560,7 @@ impl ShardWriter for WatchedWriter {
             watch: _,
             deadline,
             written: _,
+            frames_show: _,
         } = *self;
         // Best effort: what an abort leaves behind the scanner removes.
         let _ = tokio::time::timeout(deadline, inner.abort()).await;
@@ -499,5 +584,123 @@ impl ShardReader for WatchedReader {
                 self.inner.read_at(offset, len),
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalDisk, LocalDiskOptions};
+
+    const DEADLINE: Duration = Duration::from_secs(1);
+
+    fn watched() -> WatchedDisk {
+        // Never connected: the calls below are the test's own futures.
+        let inner = LocalDisk::new(
+            "/nonexistent/cairn-watch",
+            LocalDiskOptions::default(),
+            false,
+        )
+        .expect("drive");
+        WatchedDisk::new(
+            Arc::new(inner),
+            Deadlines {
+                call: DEADLINE,
+                scan: DEADLINE,
+                patience: DEFAULT_PATIENCE,
+            },
+        )
+    }
+
+    fn never() -> impl Future<Output = Result<()>> {
+        std::future::pending()
+    }
+
+    #[tokio::test]
+    async fn issue_26_a_call_on_a_drive_that_answers_nothing_fails_at_its_deadline() {
+        let disk = watched();
+        let began = Instant::now();
+        let result = disk.watch.bounded("test", DEADLINE, never()).await;
+        assert!(matches!(result, Err(DiskError::Offline(_))), "{result:?}");
+        assert!(began.elapsed() < DEADLINE * 3 / 2, "{:?}", began.elapsed());
+        assert!(disk.watch.check().is_err(), "the drive is stalled");
+    }
+
+    #[tokio::test]
+    async fn issue_26_calls_a_drive_finished_as_it_hung_buy_no_second_deadline() {
+        let disk = watched();
+        // A call begun before the hang ends just after this one began.
+        let watch = disk.watch.clone();
+        let straggler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            watch.note_answer(&Ok::<(), DiskError>(()));
+        });
+        let began = Instant::now();
+        let result = disk.watch.bounded("test", DEADLINE, never()).await;
+        assert!(matches!(result, Err(DiskError::Offline(_))), "{result:?}");
+        assert!(began.elapsed() < DEADLINE * 3 / 2, "{:?}", began.elapsed());
+        straggler.await.unwrap();
+    }
+
+    /// A shard stream that takes every frame at once, as a peer's stream
+    /// does into its buffers while the peer is frozen.
+    struct Buffered;
+
+    #[async_trait]
+    impl ShardWriter for Buffered {
+        async fn write(&mut self, _frame: Bytes) -> Result<()> {
+            Ok(())
+        }
+        async fn finish(self: Box<Self>) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn abort(self: Box<Self>) {}
+    }
+
+    #[tokio::test]
+    async fn issue_26_frames_taken_into_buffers_are_no_answer_of_a_frozen_drive() {
+        let disk = watched();
+        // As a drive on another node streams (`Disk::streams_buffer`).
+        let mut writer = WatchedWriter {
+            inner: Box::new(Buffered),
+            watch: disk.watch.clone(),
+            deadline: DEADLINE,
+            written: 0,
+            frames_show: Shows::Nothing,
+        };
+        let streaming = tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if writer.write(Bytes::from_static(b"frame")).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let began = Instant::now();
+        let result = disk.watch.bounded("test", DEADLINE, never()).await;
+        assert!(matches!(result, Err(DiskError::Offline(_))), "{result:?}");
+        assert!(began.elapsed() < DEADLINE * 3 / 2, "{:?}", began.elapsed());
+        streaming.abort();
+    }
+
+    #[tokio::test]
+    async fn issue_26_a_busy_drive_is_waited_for_past_the_deadline() {
+        let disk = watched();
+        let watch = disk.watch.clone();
+        // Other calls keep completing, one every 100 ms, for 3 deadlines.
+        let busy = tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                watch.note_answer(&Ok::<(), DiskError>(()));
+            }
+        });
+        let slow = async {
+            tokio::time::sleep(DEADLINE * 5 / 2).await;
+            Ok::<u32, DiskError>(7)
+        };
+        let result = disk.watch.bounded("test", DEADLINE, slow).await;
+        assert_eq!(result.ok(), Some(7));
+        assert!(disk.watch.check().is_ok(), "a busy drive is not stalled");
+        busy.abort();
     }
 }

@@ -89,8 +89,10 @@ impl LockNode {
 #[derive(Debug, PartialEq, Eq)]
 enum Attempt {
     Granted,
-    /// Enough nodes answered, but another holder has the lock.
-    Busy,
+    /// Enough nodes answered, but another holder has the lock on these.
+    Busy {
+        refused: Vec<String>,
+    },
     /// Too few nodes answered for a quorum.
     Unreachable {
         needed: usize,
@@ -120,6 +122,10 @@ struct Inner {
 pub struct DistLocker {
     inner: Arc<Inner>,
 }
+
+/// A lock that took this long to take is logged, with the nodes that
+/// refused it last.
+const SLOW_LOCK: Duration = Duration::from_secs(1);
 
 fn quorum(nodes: usize, write: bool) -> usize {
     if write {
@@ -206,12 +212,17 @@ impl DistLocker {
         }
         released.store(true, Ordering::Release);
         let mut failed: Vec<String> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
         let mut give_back = Vec::new();
         for (node, answer) in nodes.iter().zip(answers.results()) {
             match answer {
                 Some(Ok(())) => give_back.push(node.release(resource, uid)),
                 Some(Err(Some(err))) => failed.push(format!("lock on node {}: {err}", node.key())),
-                Some(Err(None)) | None => {}
+                Some(Err(None)) => refused.push(match node {
+                    LockNode::Local(_) => "this node".to_owned(),
+                    LockNode::Remote(peer) => peer.node.clone(),
+                }),
+                None => {}
             }
         }
         // Give back partial grants so that others can make progress.
@@ -227,7 +238,7 @@ impl DistLocker {
             // Waiting cannot help while too few nodes answer.
             return Attempt::Unreachable { needed, failed };
         }
-        Attempt::Busy
+        Attempt::Busy { refused }
     }
 
     async fn lock_inner(
@@ -245,9 +256,13 @@ impl DistLocker {
             .and_then(|p| p.get(set))
             .cloned()
             .ok_or_else(|| Error::Internal(format!("no lock nodes for pool {pool} set {set}")))?;
-        let deadline = Instant::now() + timeout;
+        let began = Instant::now();
+        let deadline = began + timeout;
         let mut backoff = Duration::from_millis(2);
+        let mut refused_by = Vec::new();
+        let mut tries = 0u64;
         loop {
+            tries += 1;
             let uid = Uuid::new_v4();
             let released = Arc::new(AtomicBool::new(false));
             let attempt = self.try_once(&nodes, resource, uid, write, &released).await;
@@ -267,7 +282,16 @@ impl DistLocker {
                     }
                 });
             }
-            if attempt == Attempt::Granted {
+            if let Attempt::Busy { refused } = attempt {
+                refused_by = refused;
+            } else {
+                if began.elapsed() >= SLOW_LOCK {
+                    tracing::warn!(
+                        resource, write, attempts = tries, waited = ?began.elapsed(),
+                        last_refused_by = ?refused_by,
+                        "a namespace lock was slow to take: another holder kept it"
+                    );
+                }
                 let lost = Arc::new(AtomicBool::new(false));
                 self.inner.held.lock().expect("held locks").insert(
                     uid,
@@ -287,6 +311,10 @@ impl DistLocker {
             }
             let now = Instant::now();
             if now >= deadline {
+                tracing::warn!(
+                    resource, write, attempts = tries, last_refused_by = ?refused_by,
+                    "gave up taking a namespace lock: another holder kept it"
+                );
                 return Err(Error::LockTimeout {
                     resource: resource.to_owned(),
                 });

@@ -147,6 +147,11 @@ impl Disk for RemoteDisk {
         self.online.load(Ordering::Relaxed) && self.peer.is_connected()
     }
 
+    fn streams_buffer(&self) -> bool {
+        // Frames go into the connection's windows (megabytes) first.
+        true
+    }
+
     fn stall(&self, reason: &str) {
         // Its node answers for a hung drive within the drive's deadline:
         // a caller that heard nothing for longer lost the node.

@@ -19,6 +19,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+/// An S3 request whose answer takes this long to begin is logged: more
+/// than one drive deadline's worth of waiting is worth an operator's look.
+const SLOW_ANSWER: Duration = Duration::from_secs(5);
+
 /// What serves S3 once the node has started.
 pub struct Serving {
     pub s3: S3Handler,
@@ -114,7 +118,16 @@ impl App {
                     _permit: None,
                 })
         } else {
-            self.s3(req).await
+            let began = std::time::Instant::now();
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            let resp = self.s3(req).await;
+            if began.elapsed() >= SLOW_ANSWER {
+                tracing::warn!(
+                    %method, path = uri.path(), status = resp.status().as_u16(), %request_id,
+                    took = ?began.elapsed(), "slow request: its answer began late"
+                );
+            }
+            resp
         };
         let headers = resp.headers_mut();
         headers.insert(

@@ -43,6 +43,9 @@ enum Op {
 struct Report {
     /// (operation, latency) of every request that succeeded.
     latencies: Vec<(Op, Duration)>,
+    /// Requests that took over a second: what, when it began (since the
+    /// test started), how long.
+    slow: Vec<String>,
     failures: Vec<String>,
     /// Keys acknowledged, with the worker and number their body stands for.
     written: Vec<(String, usize, u64)>,
@@ -51,6 +54,7 @@ struct Report {
 impl Report {
     fn merge(&mut self, other: Report) {
         self.latencies.extend(other.latencies);
+        self.slow.extend(other.slow);
         self.failures.extend(other.failures);
         self.written.extend(other.written);
     }
@@ -154,8 +158,16 @@ async fn worker(client: Client, id: usize, first: u64, duration: Duration) -> Re
                 .map(|_| ())
                 .map_err(|e| format!("LIST w{id}/: {:?} {e:?}", sdk_status(&e))),
         };
+        let took = began.elapsed();
+        if took > Duration::from_secs(1) {
+            report.slow.push(format!(
+                "{op:?} by w{id} (last key k{:06}) began {} UTC, took {took:.1?}",
+                next.saturating_sub(1),
+                utc_time_of_day(std::time::SystemTime::now() - took),
+            ));
+        }
         match result {
-            Ok(()) => report.latencies.push((op, began.elapsed())),
+            Ok(()) => report.latencies.push((op, took)),
             Err(e) => report.failures.push(e),
         }
     }
@@ -178,18 +190,56 @@ async fn load(clients: &[Client], first: u64, duration: Duration) -> Report {
     report
 }
 
+/// `HH:MM:SS.mmm` of `at`, to find a request in the nodes' logs.
+fn utc_time_of_day(at: std::time::SystemTime) -> String {
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// The lines of every node's log that warn or err, to say what a node saw
+/// when a request was slow.
+fn node_warnings(cluster: &TestCluster) -> String {
+    let mut out = String::new();
+    for idx in 0..cluster.nodes.len() {
+        for line in cluster
+            .log_text(idx)
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .take(40)
+        {
+            out.push_str(&format!("node {}: {line}\n", idx + 1));
+        }
+    }
+    out
+}
+
 /// Asserts that no request failed and none took longer than [`MAX_LATENCY`].
-fn assert_no_stall(report: &Report, phase: &str) {
+/// On failure it shows the slow requests and what the nodes warned of.
+fn assert_no_stall(report: &Report, phase: &str, cluster: &TestCluster) {
     assert!(
         report.failures.is_empty(),
-        "{phase}: {} requests failed, first: {:?}",
+        "{phase}: {} requests failed, first: {:?}\nslow requests: {:#?}\n{}",
         report.failures.len(),
-        &report.failures[..report.failures.len().min(5)]
+        &report.failures[..report.failures.len().min(5)],
+        report.slow,
+        node_warnings(cluster)
     );
     assert!(
         report.max() < MAX_LATENCY,
-        "{phase}: a request took {:?}",
-        report.max()
+        "{phase}: a request took {:?}\nslow requests: {:#?}\n{}",
+        report.max(),
+        report.slow,
+        node_warnings(cluster)
     );
     for op in [Op::Put, Op::Get, Op::List] {
         assert!(
@@ -264,13 +314,13 @@ async fn issue_26_a_frozen_node_stalls_no_request() {
 
     let healthy = load(&clients, 0, Duration::from_secs(10)).await;
     healthy.print("(a) all nodes healthy");
-    assert_no_stall(&healthy, "healthy");
+    assert_no_stall(&healthy, "healthy", &cluster);
 
     blocking(|| cluster.freeze(3));
     let frozen = load(&clients, 100_000, Duration::from_secs(20)).await;
     blocking(|| cluster.thaw(3));
     frozen.print("(a) node 4 frozen (SIGSTOP)");
-    assert_no_stall(&frozen, "node 4 frozen");
+    assert_no_stall(&frozen, "node 4 frozen", &cluster);
     assert!(
         frozen.written.len() >= 20,
         "only {} PUTs while frozen",
@@ -291,14 +341,14 @@ async fn issue_26_b_a_hung_drive_stalls_no_request() {
         .await
         .unwrap();
     let warm = load(&clients, 0, Duration::from_secs(3)).await;
-    assert_no_stall(&warm, "before the hang");
+    assert_no_stall(&warm, "before the hang", &cluster);
 
     let drive = cluster.nodes[3].drives[0].display().to_string();
     std::fs::write(&faults[3], format!("hang {drive}\n")).unwrap();
     let hung = load(&clients, 100_000, Duration::from_secs(20)).await;
     std::fs::write(&faults[3], "").unwrap();
     hung.print("(b) a drive of node 4 hung");
-    assert_no_stall(&hung, "drive hung");
+    assert_no_stall(&hung, "drive hung", &cluster);
     let log = cluster.log_text(3);
     assert!(
         log.contains("drive missed its deadline"),

@@ -24,7 +24,7 @@ use crate::data::etag_md5::{HashingStopped, Md5Stream};
 use crate::error::{Error, Result};
 use crate::options::PutOptions;
 use crate::quorum::{self, Strategy};
-use crate::set::{ErasureSet, fan_out, write_failed};
+use crate::set::{DriveAnswers, ErasureSet, fan_out, write_failed};
 use crate::shared::Shared;
 use crate::types::{BodyStream, MAX_OBJECT_SIZE, ObjectInfo, object_info};
 use crate::util::hex;
@@ -507,12 +507,11 @@ impl ErasureSet {
                 return Err(err);
             }
         };
-        if let Stored::Files(results) = &stored {
-            let ok = results.iter().filter(|r| r.is_ok()).count();
-            if ok < write_quorum {
-                remove_shards_on(disks_by_shard, data_id, part, results).await;
-                return Err(write_failed(disks_by_shard, results, ok, write_quorum));
-            }
+        if let Stored::Files(results) = &stored
+            && let Err(err) = DriveAnswers::check_write_of(results, disks_by_shard, write_quorum)
+        {
+            remove_shards_on(disks_by_shard, data_id, part, results).await;
+            return Err(err);
         }
         Ok(Encoded { size, md5, stored })
     }

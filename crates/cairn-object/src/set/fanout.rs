@@ -96,11 +96,20 @@ impl<T> DriveAnswers<T> {
     /// `Ok` when at least `needed` drives succeeded, else the write's error
     /// ([`write_failed`]).
     pub(crate) fn check_write(&self, disks: &[Arc<dyn Disk>], needed: usize) -> Result<()> {
-        let ok = self.ok();
+        DriveAnswers::check_write_of(&self.0, disks, needed)
+    }
+
+    /// [`DriveAnswers::check_write`] of answers gathered otherwise.
+    pub(crate) fn check_write_of(
+        results: &[Result<T, DiskError>],
+        disks: &[Arc<dyn Disk>],
+        needed: usize,
+    ) -> Result<()> {
+        let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok >= needed {
             return Ok(());
         }
-        Err(write_failed(disks, &self.0, ok, needed))
+        Err(write_failed(disks, results, ok, needed))
     }
 
     /// `Ok` when at least `needed` drives answered, else a read-quorum error.

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::quorum::{self, Verdict};
 use crate::types::{BucketInfo, SetHealth};
 
-pub(crate) use fanout::{describe_errors, fan_out, not_waited_for, write_failed, write_quorum};
+pub(crate) use fanout::{
+    DriveAnswers, describe_errors, fan_out, not_waited_for, write_failed, write_quorum,
+};
 pub(crate) use read::{ReadWait, Resolved, read_records, resolve, slow_drives};
 
 /// The drives of one erasure set, in slot order, with the erasure layout new

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_disk::{Disk, DiskError, ObjectVersion, ReadData, ReadObject, VersionIdentity};
 use futures::future::Either;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::quorum::{self, Verdict};
@@ -72,9 +72,19 @@ pub(crate) async fn read_records(
     if batched.iter().filter(|b| **b).count() < 2 {
         batched = vec![false; disks.len()];
     }
+    let started = tokio::time::Instant::now();
+    let mut settled_at: Option<tokio::time::Instant> = None;
     let judge = |answers: &quorum::Answers<ReadObject, DiskError>| match wait {
         ReadWait::All => Verdict::Wait,
-        ReadWait::Settled { read_quorum } if settled(answers, read_quorum) => Verdict::Done,
+        ReadWait::Settled { read_quorum } if settled(answers, read_quorum) => {
+            if !inline_data_pending(answers, data) {
+                return Verdict::Done;
+            }
+            // A data shard still to come spares the read a decode (for a
+            // small object, most of its CPU): worth a short grace.
+            let at = *settled_at.get_or_insert_with(tokio::time::Instant::now);
+            Verdict::DoneBy(at + ((at - started) * 4).max(INLINE_GRACE_MIN))
+        }
         ReadWait::Settled { .. } => Verdict::Wait,
     };
     if !batched.contains(&true) {
@@ -82,39 +92,70 @@ pub(crate) async fn read_records(
         let answers = quorum::gather(calls, None, judge).await;
         return answers.into_options();
     }
-    // The batch, with a channel and a state per slot.
+    // The batch: one blocking task reads its drives in turn and wakes the
+    // read once, when it is through.
     let batch = Arc::new(Batch::new(disks.len()));
-    let mut senders = Vec::new();
-    let mut receivers: Vec<Option<oneshot::Receiver<Result<ReadObject, DiskError>>>> =
-        (0..disks.len()).map(|_| None).collect();
-    let mut batch_disks = Vec::new();
-    for (slot, disk) in disks.iter().enumerate() {
-        if batched[slot] {
-            let (tx, rx) = oneshot::channel();
-            senders.push((slot, tx));
-            receivers[slot] = Some(rx);
-            batch_disks.push(disk.clone());
-        }
-    }
+    let (done_tx, done_rx) = watch::channel(false);
     {
+        let batch_disks: Vec<(usize, Arc<dyn Disk>)> = disks
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| batched[*slot])
+            .map(|(slot, disk)| (slot, disk.clone()))
+            .collect();
         let (bucket, key, batch) = (bucket.to_owned(), key.to_owned(), batch.clone());
         tokio::task::spawn_blocking(move || {
-            for ((slot, tx), disk) in senders.into_iter().zip(batch_disks) {
+            for (slot, disk) in batch_disks {
                 if batch.start(slot) {
-                    let _ = tx.send(disk.read_object_blocking(&bucket, &key, data));
+                    batch.finish(slot, disk.read_object_blocking(&bucket, &key, data));
                 }
             }
+            let _ = done_tx.send(true);
         });
     }
-    let calls = disks
-        .iter()
-        .enumerate()
-        .zip(receivers)
-        .map(|((slot, disk), receiver)| match receiver {
-            Some(rx) => Either::Left(batch.answer(slot, disk, rx, bucket, key, data, deadline)),
-            None => Either::Right(disk.read_object(bucket, key, data)),
-        });
+    let calls = disks.iter().enumerate().map(|(slot, disk)| {
+        if batched[slot] {
+            Either::Left(batch.answer(slot, disk, done_rx.clone(), bucket, key, data, deadline))
+        } else {
+            Either::Right(disk.read_object(bucket, key, data))
+        }
+    });
     quorum::gather(calls, None, judge).await.into_options()
+}
+
+/// The least a settled read waits for a drive that holds a data shard of
+/// the inline version being read.
+const INLINE_GRACE_MIN: Duration = Duration::from_millis(20);
+
+/// Whether a drive not yet answered holds a data shard of the newest inline
+/// version answered so far, the one a read of inline `data` would decode
+/// without it.
+fn inline_data_pending(answers: &quorum::Answers<ReadObject, DiskError>, data: ReadData) -> bool {
+    if data == ReadData::None || answers.pending() == 0 {
+        return false;
+    }
+    let set_size = answers.results().len();
+    let newest = answers
+        .results()
+        .iter()
+        .flatten()
+        .flatten()
+        .flat_map(|read| read.record.versions.iter())
+        .filter(|version| {
+            version.inline
+                && match data {
+                    ReadData::Version(data_id) => version.identity().data_id == data_id,
+                    _ => true,
+                }
+        })
+        .max_by_key(|version| version.identity());
+    let Some(version) = newest else {
+        return false;
+    };
+    let data_shards = usize::from(version.erasure.data_shards);
+    answers.results().iter().enumerate().any(|(slot, answer)| {
+        answer.is_none() && shard_index_of_slot(version, slot, set_size) < data_shards
+    })
 }
 
 /// Where the batch of blocking reads stands, per slot.
@@ -123,6 +164,8 @@ struct Batch {
     states: Vec<AtomicU8>,
     /// When the batch began reading each slot.
     started: Vec<Mutex<Option<Instant>>>,
+    /// The answers the batch has read, until taken.
+    answers: Vec<Mutex<Option<Result<ReadObject, DiskError>>>>,
 }
 
 const QUEUED: u8 = 0;
@@ -134,37 +177,48 @@ impl Batch {
         Batch {
             states: (0..slots).map(|_| AtomicU8::new(QUEUED)).collect(),
             started: (0..slots).map(|_| Mutex::new(None)).collect(),
+            answers: (0..slots).map(|_| Mutex::new(None)).collect(),
         }
     }
 
     /// The batch begins `slot`, unless it was taken from it.
     fn start(&self, slot: usize) -> bool {
-        *self.started[slot].lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *lock(&self.started[slot]) = Some(Instant::now());
         self.states[slot]
             .compare_exchange(QUEUED, READING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// The answer of batched `slot`: from the batch, or, once `deadline`
-    /// passed, from a read of its own when the batch has not reached it, or
-    /// a stall when the batch has been stuck on it that long.
+    /// The batch has read `slot`.
+    fn finish(&self, slot: usize, answer: Result<ReadObject, DiskError>) {
+        *lock(&self.answers[slot]) = Some(answer);
+    }
+
+    /// The answer of batched `slot`: from the batch once it is through, or,
+    /// once `deadline` passed, what the batch read of it so far, a read of
+    /// its own when the batch has not reached it, or a stall when the batch
+    /// has been stuck on it that long.
     #[allow(clippy::too_many_arguments)] // the read's own arguments
     async fn answer(
         &self,
         slot: usize,
         disk: &Arc<dyn Disk>,
-        mut rx: oneshot::Receiver<Result<ReadObject, DiskError>>,
+        mut done: watch::Receiver<bool>,
         bucket: &str,
         key: &str,
         data: ReadData,
         deadline: Duration,
     ) -> Result<ReadObject, DiskError> {
+        let through = tokio::time::timeout(deadline, done.wait_for(|done| *done))
+            .await
+            .is_ok();
         loop {
-            tokio::select! {
-                answer = &mut rx => {
-                    return answer.unwrap_or_else(|_| Err(DiskError::Store("drive task failed".to_owned())));
-                }
-                _ = tokio::time::sleep(deadline) => {}
+            if let Some(answer) = lock(&self.answers[slot]).take() {
+                return answer;
+            }
+            if through {
+                // Through without an answer: the batch task failed.
+                return Err(DiskError::Store("drive task failed".to_owned()));
             }
             if self.states[slot]
                 .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
@@ -173,7 +227,7 @@ impl Batch {
                 // Queued behind a stuck drive.
                 return disk.read_object(bucket, key, data).await;
             }
-            let since = *self.started[slot].lock().unwrap_or_else(|e| e.into_inner());
+            let since = *lock(&self.started[slot]);
             if since.is_some_and(|at| at.elapsed() >= deadline) {
                 let reason = format!(
                     "{} did not answer read-object within {deadline:?}",
@@ -182,8 +236,22 @@ impl Batch {
                 disk.stall(&reason);
                 return Err(DiskError::Offline(reason));
             }
+            // The batch began this drive lately: give it its own deadline.
+            let waited = since.map_or(deadline, |at| deadline.saturating_sub(at.elapsed()));
+            if tokio::time::timeout(waited, done.wait_for(|done| *done))
+                .await
+                .is_ok()
+            {
+                return lock(&self.answers[slot])
+                    .take()
+                    .unwrap_or_else(|| Err(DiskError::Store("drive task failed".to_owned())));
+            }
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether the answers so far settle what [`resolve`] would answer: no

@@ -31,12 +31,30 @@ pub struct TestCluster {
     pub env: Vec<(String, String)>,
 }
 
+/// A port free now, below the kernel's ephemeral range: a port the kernel
+/// picked for `:0` can be handed out again as the source port of one of
+/// the nodes' own outgoing connections before the node listens on it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000u16.min(ephemeral_low / 2);
+    let span = u64::from(ephemeral_low - low);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 20);
+    for attempt in 0..1000u64 {
+        let mixed = (seed ^ attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let port = low + ((mixed >> 32) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral_low} after 1000 tries")
 }
 
 impl TestCluster {
@@ -52,7 +70,17 @@ impl TestCluster {
     /// own settings first.
     pub fn prepare(nodes: usize, drives: usize, env: &[(&str, &str)]) -> TestCluster {
         let dir = TempDir::new("cluster");
-        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let mut ports: Vec<u16> = Vec::new();
+        for _ in 0..nodes * 100 {
+            if ports.len() == nodes {
+                break;
+            }
+            let port = free_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        assert_eq!(ports.len(), nodes, "no {nodes} distinct free ports");
         let mut args = Vec::new();
         let mut list = Vec::new();
         for (n, port) in ports.iter().enumerate() {

@@ -57,6 +57,9 @@ pub struct ServerOptions {
     /// Run the server as this user and group (`setpriv`), for tests that
     /// take drives away with permissions, which do not stop root.
     pub run_as: Option<(u32, u32)>,
+    /// Another `cairn` binary to run instead of this build's (an earlier
+    /// release, to write drives it then hands over).
+    pub binary: Option<String>,
 }
 
 impl ServerOptions {
@@ -66,6 +69,7 @@ impl ServerOptions {
             env: Vec::new(),
             args: Vec::new(),
             run_as: None,
+            binary: None,
         }
     }
 
@@ -126,6 +130,7 @@ impl TestServer {
         } else {
             self.addr.clone()
         };
+        let binary = self.options.binary.as_deref().unwrap_or(cairn_binary());
         let mut cmd = match self.options.run_as {
             Some((uid, gid)) => {
                 let mut cmd = Command::new("setpriv");
@@ -133,11 +138,11 @@ impl TestServer {
                     format!("--reuid={uid}"),
                     format!("--regid={gid}"),
                     "--clear-groups".to_owned(),
-                    cairn_binary().to_owned(),
+                    binary.to_owned(),
                 ]);
                 cmd
             }
-            None => Command::new(cairn_binary()),
+            None => Command::new(binary),
         };
         cmd.arg("server").arg("--address").arg(&address);
         cmd.args(&self.options.args);
