@@ -267,8 +267,10 @@ async fn issue_26_drives_written_by_the_previous_release_are_served() {
         tokio::task::block_in_place(|| old.stop());
         std::fs::create_dir_all(fixture.parent().unwrap()).unwrap();
         let dir = old.dir.path().display().to_string();
+        // Sparse: the metadata journals are preallocated.
         tar(&[
-            "czf",
+            "--sparse",
+            "-czf",
             &fixture.display().to_string(),
             "-C",
             &dir,
