@@ -84,6 +84,11 @@ impl Faults {
         Faults::at(None)
     }
 
+    /// The faults `file` names (tests that build drives themselves).
+    pub fn from_file(file: impl Into<PathBuf>) -> Faults {
+        Faults::at(Some(file.into()))
+    }
+
     fn at(file: Option<PathBuf>) -> Faults {
         Faults {
             file,

@@ -47,14 +47,20 @@ pub(crate) fn slow_drives(disks: &[Arc<dyn Disk>]) -> Vec<bool> {
 /// Reads `bucket/key`'s record (and inline data, as `data` asks) from the
 /// drives, in slot order; `None` for a drive not waited for. The drives
 /// whose reads block (this machine's) are read one after another in a
-/// single blocking task, handing over each answer as it comes: for a small
-/// GET, a hand-off to the blocking pool per drive (its mutex, a thread
-/// wake-up, two context switches) cost more than the reads themselves. A
-/// drive lately slow is read on its own instead, so that it delays no
-/// other. A batched drive still unanswered after `deadline` (a drive
-/// call's) is stalled ([`Disk::stall`]) if the batch has been at it that
-/// long, and read on its own if it is queued behind one that is; every
-/// other read carries its drive's own deadline.
+/// single blocking task, which wakes the read once, when it is through:
+/// for a small GET, a hand-off to the blocking pool per drive (its mutex, a
+/// thread wake-up, two context switches), or a wake-up per answer, cost
+/// more than the reads themselves. A drive lately slow is read on its own
+/// instead, so that it delays no other. A batched drive still unanswered
+/// after `deadline` (a drive call's) is stalled ([`Disk::stall`]) if the
+/// batch has been at it that long, and read on its own if it is queued
+/// behind one that is; every other read carries its drive's own deadline.
+///
+/// A read settles once no pending answer could change it ([`settled`]),
+/// but not before a pending drive holding a data shard of the inline
+/// version read has had a short grace (four times what the read took so
+/// far, at least [`INLINE_GRACE_MIN`]): decoding from parity costs a small
+/// GET more CPU than the wait (docs/benchmarks.md, "What issue 26 costs").
 pub(crate) async fn read_records(
     disks: &[Arc<dyn Disk>],
     bucket: &str,
