@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_disk::{Disk, Faults, FaultyDisk};
-use cairn_object::{BodyStream, BootstrapOptions, ObjectConfig, PoolSpec, PutOptions};
+use cairn_object::{BodyStream, PutOptions};
 
 fn body(data: &'static [u8]) -> BodyStream {
     Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]))
@@ -33,15 +33,7 @@ async fn issue_26_a_bucket_state_is_read_without_a_drive_round_trip() {
         .zip(&paths)
         .map(|(disk, path)| Arc::new(FaultyDisk::new(disk, path, faults.clone())) as Arc<dyn Disk>)
         .collect();
-    let pools = vec![PoolSpec {
-        drives,
-        set_size: 4,
-    }];
-    let layer =
-        cairn_object::bootstrap(pools, ObjectConfig::default(), BootstrapOptions::default())
-            .await
-            .unwrap()
-            .layer;
+    let layer = common::one_set(drives).await;
     layer.make_bucket("cached").await.unwrap();
     layer.make_bucket("unread").await.unwrap();
     layer

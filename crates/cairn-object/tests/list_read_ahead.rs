@@ -7,10 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_object::{
-    BodyStream, BootstrapOptions, ListOptions, ListResult, ObjectConfig, ObjectLayer, PoolSpec,
-    PutOptions, ReadAheadStats,
-};
+use cairn_object::{BodyStream, ListOptions, ListResult, ObjectLayer, PutOptions, ReadAheadStats};
 
 struct Layer {
     layer: Arc<ObjectLayer>,
@@ -26,16 +23,7 @@ impl Drop for Layer {
 /// One set of four local drives (EC 2+2), as `cairn server DIR{1...4}`.
 async fn layer(name: &str) -> Layer {
     let dir = std::env::temp_dir().join(format!("cairn-{name}-{}", uuid::Uuid::new_v4().simple()));
-    let drives = common::four_local_drives(&dir);
-    let pools = vec![PoolSpec {
-        drives,
-        set_size: 4,
-    }];
-    let layer =
-        cairn_object::bootstrap(pools, ObjectConfig::default(), BootstrapOptions::default())
-            .await
-            .unwrap()
-            .layer;
+    let layer = common::one_set(common::four_local_drives(&dir)).await;
     Layer { layer, dir }
 }
 

@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use common::cluster::TestCluster;
 use common::{raw_request, sdk_status};
 
@@ -31,23 +30,7 @@ fn preflight(cluster: &TestCluster, idx: usize, origin: &str) -> u16 {
 }
 
 async fn allow_only(client: &Client, origin: &str) {
-    let config = CorsConfiguration::builder()
-        .cors_rules(
-            CorsRule::builder()
-                .allowed_origins(origin)
-                .allowed_methods("GET")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    client
-        .put_bucket_cors()
-        .bucket(BUCKET)
-        .cors_configuration(config)
-        .send()
-        .await
-        .unwrap();
+    common::allow_origin(client, BUCKET, origin).await;
 }
 
 /// Waits up to `within` for every node in `nodes` to answer preflights as

@@ -138,6 +138,32 @@ fn issue_2_bad_settings_stop_the_start_with_a_reason() {
 }
 
 #[test]
+fn issue_26_a_drive_deadline_out_of_range_or_unreadable_stops_the_start() {
+    let dir = TempDir::new("badtimeout");
+    let drives: Vec<String> = (1..=4)
+        .map(|i| format!("{}/d{i}", dir.path().display()))
+        .collect();
+    let credentials = [
+        ("CAIRN_ROOT_USER", "admin"),
+        ("CAIRN_ROOT_PASSWORD", "a-long-secret"),
+    ];
+    for (value, says) in [
+        ("50ms", "CAIRN_DRIVE_MAX_TIMEOUT must be 100ms to 10m"),
+        ("11m", "CAIRN_DRIVE_MAX_TIMEOUT must be 100ms to 10m"),
+        ("soon", "CAIRN_DRIVE_MAX_TIMEOUT"),
+    ] {
+        let mut env = credentials.to_vec();
+        env.push(("CAIRN_DRIVE_MAX_TIMEOUT", value));
+        let err = failed_start(&drives, &env);
+        assert!(err.contains(says), "{value}: {err}");
+    }
+    assert!(
+        !dir.path().join("d1").exists(),
+        "a refused start formats no drive"
+    );
+}
+
+#[test]
 fn issue_2_credentials_from_minio_aliases_files_and_the_default() {
     let secret_dir = TempDir::new("secret");
     let file = secret_dir.path().join("password");

@@ -15,9 +15,7 @@ use std::process::Command;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, CorsConfiguration, CorsRule, Tag, Tagging,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
 use common::{ServerOptions, TempDir, TestServer, raw_request};
 
 const FIXTURE: &str = "tests/fixtures/release-7993741.tar.gz";
@@ -101,23 +99,7 @@ async fn populate(client: &Client) {
         .send()
         .await
         .unwrap();
-    let rules = CorsConfiguration::builder()
-        .cors_rules(
-            CorsRule::builder()
-                .allowed_origins(ORIGIN)
-                .allowed_methods("GET")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    client
-        .put_bucket_cors()
-        .bucket(BUCKET)
-        .cors_configuration(rules)
-        .send()
-        .await
-        .unwrap();
+    common::allow_origin(client, BUCKET, ORIGIN).await;
 }
 
 async fn get(client: &Client, key: &str) -> Vec<u8> {
@@ -129,13 +111,7 @@ async fn check(server: &TestServer, client: &Client) {
     let buckets = client.list_buckets().send().await.unwrap();
     let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
     assert_eq!(names, [EMPTY, BUCKET]);
-    let listed = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(client).await;
     assert_eq!(keys.len(), 4, "{keys:?}");
     for (key, len, seed) in OBJECTS {
         assert!(get(client, key).await == pattern(len, seed), "{key}");
@@ -240,15 +216,25 @@ async fn check(server: &TestServer, client: &Client) {
         .await
         .unwrap();
     client.delete_bucket().bucket(EMPTY).send().await.unwrap();
+    let keys = listed_keys(client).await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(keys.iter().any(|k| k == "new/after-upgrade"));
+    assert!(!keys.iter().any(|k| k == "small/inline.txt"));
+}
+
+/// The keys of the first page of [`BUCKET`].
+async fn listed_keys(client: &Client) -> Vec<String> {
     let listed = client
         .list_objects_v2()
         .bucket(BUCKET)
         .send()
         .await
         .unwrap();
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys.len(), 4, "{keys:?}");
-    assert!(keys.contains(&"new/after-upgrade") && !keys.contains(&"small/inline.txt"));
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
 }
 
 fn tar(args: &[&str]) {

@@ -548,6 +548,27 @@ fn put_request(
         .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
 }
 
+/// Sets `bucket`'s CORS rules to one: GETs from `origin`.
+pub async fn allow_origin(client: &Client, bucket: &str, origin: &str) {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let rule = CorsRule::builder()
+        .allowed_origins(origin)
+        .allowed_methods("GET")
+        .build()
+        .unwrap();
+    let rules = CorsConfiguration::builder()
+        .cors_rules(rule)
+        .build()
+        .unwrap();
+    client
+        .put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(rules)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put CORS on {bucket}: {e:?}"));
+}
+
 /// PUTs `data` at `bucket/key`, panicking with the SDK's error.
 pub async fn put_bytes(client: &Client, bucket: &str, key: &str, data: &[u8]) {
     put_request(client, bucket, key, data)
