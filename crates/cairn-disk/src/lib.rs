@@ -35,7 +35,7 @@ pub use meta::{
     BucketRecord, ErasureMeta, ObjectRecord, ObjectVersion, PartMeta, UploadPartRecord,
     UploadRecord, VersionIdentity,
 };
-pub use watched::{DEFAULT_CALL_DEADLINE, DEFAULT_PATIENCE, Deadlines, REMOTE_MARGIN, WatchedDisk};
+pub use watched::{DEFAULT_CALL_DEADLINE, Deadlines, REMOTE_MARGIN, WatchedDisk};
 
 /// One drive, local or remote.
 ///

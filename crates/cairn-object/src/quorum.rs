@@ -93,7 +93,8 @@ pub struct Answers<T, E> {
 
 impl<T, E> Answers<T, E> {
     /// Answers as a fan-out would have gathered them (`None`: pending).
-    pub fn from_options(results: Vec<Option<Result<T, E>>>) -> Answers<T, E> {
+    #[cfg(test)]
+    pub(crate) fn from_options(results: Vec<Option<Result<T, E>>>) -> Answers<T, E> {
         let pending = results.iter().filter(|r| r.is_none()).count();
         Answers { results, pending }
     }

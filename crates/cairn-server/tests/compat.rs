@@ -431,6 +431,11 @@ async fn issue_3_unsupported_operations_are_not_implemented() {
         let resp = signed(&server, "PUT", path, &[], &headers, b"data");
         assert_eq!(resp.status, 501, "{path}: {}", resp.text());
         assert_eq!(resp.error_code().as_deref(), Some("NotImplemented"));
+        // CreateMultipartUpload refuses them too (the snapshot below
+        // shows it started no upload).
+        let resp = signed(&server, "POST", path, &[("uploads", "")], &headers, b"");
+        assert_eq!(resp.status, 501, "POST {path}?uploads: {}", resp.text());
+        assert_eq!(resp.error_code().as_deref(), Some("NotImplemented"));
     }
     let resp = signed(
         &server,
