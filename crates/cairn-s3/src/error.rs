@@ -162,6 +162,102 @@ pub(crate) fn not_configured(code: S3ErrorCode, message: &str) -> S3Error {
     S3Error::with_message(code, message.to_owned())
 }
 
+/// An S3 error answered before s3s sees the request, which may carry the
+/// extra elements S3 adds to some errors (`Region`, `HeadersNotSigned`,
+/// `ServerTime`, ...); s3s's error type has no room for them.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    code: S3ErrorCode,
+    status: http::StatusCode,
+    message: String,
+    details: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    /// An error with the status S3 gives `code` (400 when it has none).
+    pub(crate) fn new(code: S3ErrorCode, message: impl Into<String>) -> Refusal {
+        let status = code.status_code().unwrap_or(http::StatusCode::BAD_REQUEST);
+        Refusal {
+            code,
+            status,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub(crate) fn status(mut self, status: http::StatusCode) -> Refusal {
+        self.status = status;
+        self
+    }
+
+    /// Adds an element after `Message`.
+    pub(crate) fn with(mut self, element: &'static str, value: &str) -> Refusal {
+        self.details.push((element, value.to_owned()));
+        self
+    }
+
+    pub(crate) fn code(&self) -> &S3ErrorCode {
+        &self.code
+    }
+
+    pub(crate) fn detail(&self, element: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .find(|(name, _)| *name == element)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub(crate) fn into_response(self) -> http::Response<s3s::Body> {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>");
+        push_element(&mut xml, "Code", self.code.as_str());
+        push_element(&mut xml, "Message", &self.message);
+        for (element, value) in &self.details {
+            push_element(&mut xml, element, value);
+        }
+        xml.push_str("</Error>");
+        let mut resp = http::Response::new(s3s::Body::from(xml));
+        *resp.status_mut() = self.status;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/xml"),
+        );
+        resp
+    }
+}
+
+impl From<S3Error> for Refusal {
+    fn from(err: S3Error) -> Refusal {
+        let status = err
+            .status_code()
+            .or_else(|| err.code().status_code())
+            .unwrap_or(http::StatusCode::BAD_REQUEST);
+        Refusal {
+            message: err.message().unwrap_or_default().to_owned(),
+            code: err.code().clone(),
+            status,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// Appends `<element>value</element>`, escaping the value.
+pub(crate) fn push_element(xml: &mut String, element: &str, value: &str) {
+    xml.push('<');
+    xml.push_str(element);
+    xml.push('>');
+    for c in value.chars() {
+        match c {
+            '&' => xml.push_str("&amp;"),
+            '<' => xml.push_str("&lt;"),
+            '>' => xml.push_str("&gt;"),
+            c => xml.push(c),
+        }
+    }
+    xml.push_str("</");
+    xml.push_str(element);
+    xml.push('>');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,7 @@ pub struct S3Handler {
     cors: Arc<cors::CorsRules>,
     hosts: host::VirtualHosts,
     post: Arc<post::PostUploads>,
+    gate: Arc<auth::Gate>,
 }
 
 impl S3Handler {
@@ -254,6 +255,9 @@ impl S3Handler {
                 root: settings.root.clone(),
                 max_bytes: settings.post_max_bytes,
             }),
+            gate: Arc::new(auth::Gate {
+                region: settings.region.clone(),
+            }),
         })
     }
 
@@ -287,8 +291,13 @@ impl S3Handler {
         if req.method() == http::Method::OPTIONS {
             return self.cors.preflight(bucket.as_deref(), req.headers()).await;
         }
-        if let Some(err) = auth::precheck(req.headers(), req.uri().query()) {
-            return error_response(err);
+        if let Some(refusal) = self.gate.check(
+            req.headers(),
+            req.uri().query(),
+            std::time::SystemTime::now(),
+        ) {
+            tracing::debug!(?refusal, "request refused before its signature was checked");
+            return refusal.into_response();
         }
         // Browser uploads: POST to a bucket with a form and no query.
         if req.method() == http::Method::POST

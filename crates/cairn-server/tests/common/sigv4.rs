@@ -9,6 +9,27 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const REGION: &str = "us-east-1";
 
+/// A SigV2 `Authorization` value: `AWS key:base64(HMAC-SHA1(string to sign))`
+/// for a request whose `x-amz-*` headers are `amz` (lower-case, sorted) and
+/// whose `Date` is `date` (empty when `x-amz-date` is among them).
+pub fn sign_v2(
+    access_key: &str,
+    secret_key: &str,
+    method: &str,
+    content_type: &str,
+    date: &str,
+    amz: &[(&str, &str)],
+    resource: &str,
+) -> String {
+    let amz_lines: String = amz.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let string_to_sign = format!("{method}\n\n{content_type}\n{date}\n{amz_lines}{resource}");
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(secret_key.as_bytes()).expect("any key length");
+    mac.update(string_to_sign.as_bytes());
+    let signature = base64_simd::STANDARD.encode_to_string(mac.finalize().into_bytes());
+    format!("AWS {access_key}:{signature}")
+}
+
 pub fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -72,6 +93,9 @@ pub struct Signer {
     pub access_key: String,
     pub secret_key: String,
     pub unix: u64,
+    /// The credential scope's region and service (`us-east-1`, `s3`).
+    pub region: String,
+    pub service: String,
 }
 
 impl Signer {
@@ -80,6 +104,8 @@ impl Signer {
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
             unix: now_unix(),
+            region: REGION.to_owned(),
+            service: "s3".to_owned(),
         }
     }
 
@@ -92,7 +118,12 @@ impl Signer {
     }
 
     fn scope(&self) -> String {
-        format!("{}/{REGION}/s3/aws4_request", self.date())
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date(),
+            self.region,
+            self.service
+        )
     }
 
     fn signing_key(&self) -> Vec<u8> {
@@ -100,8 +131,8 @@ impl Signer {
             format!("AWS4{}", self.secret_key).as_bytes(),
             self.date().as_bytes(),
         );
-        let k_region = hmac(&k_date, REGION.as_bytes());
-        let k_service = hmac(&k_region, b"s3");
+        let k_region = hmac(&k_date, self.region.as_bytes());
+        let k_service = hmac(&k_region, self.service.as_bytes());
         hmac(&k_service, b"aws4_request")
     }
 
