@@ -59,6 +59,25 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     }
 }
 
+/// Names a new bucket may not take, though an existing bucket keeps working:
+/// the server's own routes (`/cairn/...`, `/minio/...`), and the prefixes
+/// and suffixes S3 reserves for its access points and directory buckets.
+const RESERVED_BUCKETS: &[&str] = &["cairn", "minio"];
+const RESERVED_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+const RESERVED_SUFFIXES: &[&str] = &["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// [`check_bucket_name`], and not a reserved name.
+pub fn check_new_bucket_name(name: &str) -> Result<()> {
+    check_bucket_name(name)?;
+    if RESERVED_BUCKETS.contains(&name)
+        || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+        || RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
+    {
+        return Err(Error::InvalidBucketName(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// Object keys as S3 allows them: 1 to 1024 bytes of UTF-8. Any such key
 /// is stored as given; none ever becomes a path.
 pub fn check_object_key(key: &str) -> Result<()> {
@@ -146,7 +165,7 @@ impl ObjectLayer {
     }
 
     pub async fn make_bucket(&self, bucket: &str) -> Result<()> {
-        check_bucket_name(bucket)?;
+        check_new_bucket_name(bucket)?;
         self.make_bucket_unchecked(bucket).await
     }
 
@@ -620,6 +639,28 @@ mod tests {
             "",
         ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_refused_for_new_buckets() {
+        for reserved in [
+            "cairn",
+            "minio",
+            "xn--bucket",
+            "sthree-bucket",
+            "amzn-s3-demo-bucket",
+            "bucket-s3alias",
+            "bucket--ol-s3",
+            "bucket.mrap",
+            "bucket--x-s3",
+            "bucket--table-s3",
+        ] {
+            assert!(check_bucket_name(reserved).is_ok(), "{reserved}");
+            assert!(check_new_bucket_name(reserved).is_err(), "{reserved}");
+        }
+        for fine in ["cairn-data", "minio2", "my-s3alias-bucket"] {
+            assert!(check_new_bucket_name(fine).is_ok(), "{fine}");
         }
     }
 

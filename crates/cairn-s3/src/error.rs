@@ -134,18 +134,7 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
         }
         Error::Body(source) => match source.downcast::<S3Error>() {
             Ok(s3) => *s3,
-            // s3s's aws-chunked decoder does not export its error type.
-            Err(source) if source.to_string().contains("SignatureMismatch") => s3_error!(
-                SignatureDoesNotMatch,
-                "The chunk signature we calculated does not match the one you provided"
-            ),
-            Err(source) => {
-                tracing::debug!(%source, "request body failed");
-                s3_error!(
-                    IncompleteBody,
-                    "The request body could not be read: {source}"
-                )
-            }
+            Err(source) => body_failure(&*source),
         },
         err @ (Error::Disk { .. } | Error::Internal(_)) => {
             tracing::error!(%err, %location, "internal error");
@@ -155,6 +144,35 @@ pub(crate) fn s3_err(err: Error) -> S3Error {
             )
         }
     }
+}
+
+/// What a request body that failed to read answers. s3s's body decoders
+/// (aws-chunked, the x-amz-content-sha256 check) do not export their error
+/// types, and wrap ours, so the causes are told apart by their messages.
+pub(crate) fn body_failure(source: &(dyn std::error::Error + Send + Sync)) -> S3Error {
+    let text = source.to_string();
+    if text.contains("SignatureMismatch") {
+        return s3_error!(
+            SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the one you provided"
+        );
+    }
+    if text.contains("Sha256Mismatch") {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(http::StatusCode::BAD_REQUEST);
+        return err;
+    }
+    if text.contains(crate::limits::BODY_TIMEOUT) {
+        return S3Error::with_message(
+            S3ErrorCode::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+        );
+    }
+    tracing::debug!(%text, "request body failed");
+    s3_error!(IncompleteBody, "The request body could not be read: {text}")
 }
 
 /// The answer S3 gives for a bucket configuration that is not set.
@@ -196,10 +214,12 @@ impl Refusal {
         self
     }
 
+    #[cfg(test)]
     pub(crate) fn code(&self) -> &S3ErrorCode {
         &self.code
     }
 
+    #[cfg(test)]
     pub(crate) fn detail(&self, element: &str) -> Option<&str> {
         self.details
             .iter()
@@ -225,19 +245,103 @@ impl Refusal {
     }
 }
 
-impl From<S3Error> for Refusal {
-    fn from(err: S3Error) -> Refusal {
-        let status = err
-            .status_code()
-            .or_else(|| err.code().status_code())
-            .unwrap_or(http::StatusCode::BAD_REQUEST);
-        Refusal {
-            message: err.message().unwrap_or_default().to_owned(),
-            code: err.code().clone(),
-            status,
-            details: Vec::new(),
+/// S3's own message for an error code, for errors that came without one
+/// (s3s's checks of names and signatures): clients print it, and a bare
+/// code prints as `Unknown`.
+fn standard_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "AccessDenied" => "Access Denied",
+        "AuthorizationHeaderMalformed" => "The authorization header you provided is invalid.",
+        "BadDigest" => "The Content-MD5 you specified did not match what we received.",
+        "BucketAlreadyExists" => {
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+        }
+        "BucketAlreadyOwnedByYou" => {
+            "Your previous request to create the named bucket succeeded and you already own it."
+        }
+        "BucketNotEmpty" => "The bucket you tried to delete is not empty",
+        "EntityTooLarge" => "Your proposed upload exceeds the maximum allowed object size.",
+        "EntityTooSmall" => "Your proposed upload is smaller than the minimum allowed object size.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidDigest" => "The Content-MD5 you specified is not valid.",
+        "InvalidObjectState" => "The operation is not valid for the current state of the object.",
+        "InvalidPart" => {
+            "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+        }
+        "InvalidPartOrder" => "The list of parts was not in ascending order.",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidStorageClass" => "The storage class you specified is not valid",
+        "KeyTooLongError" => "Your key is too long",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchUpload" => {
+            "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."
+        }
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "PreconditionFailed" => "At least one of the preconditions you specified did not hold.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the current time is too large."
+        }
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "SlowDown" => "Please reduce your request rate.",
+        "ServiceUnavailable" => "Please reduce your request rate.",
+        _ => return None,
+    })
+}
+
+/// Completes an S3 error body as S3 writes it: the `Message` (S3's own when
+/// the error came without one), the `Resource` (the request path) and the
+/// `RequestId` (the `x-amz-request-id` header). Other answers are left alone.
+pub fn complete_error(resp: &mut http::Response<s3s::Body>, resource: &str, request_id: &str) {
+    if !resp.status().is_client_error() && !resp.status().is_server_error() {
+        return;
+    }
+    let Some(body) = resp.body().bytes() else {
+        return; // not a whole XML error
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    let Some(end) = text.rfind("</Error>") else {
+        return;
+    };
+    let mut xml = String::with_capacity(text.len() + resource.len() + 96);
+    xml.push_str(&text[..end]);
+    if !text.contains("<Message>") {
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(code, _)| code);
+        if let Some(message) = code.and_then(standard_message) {
+            push_element(&mut xml, "Message", message);
         }
     }
+    if !text.contains("<Resource>") {
+        push_element(&mut xml, "Resource", resource);
+    }
+    if !text.contains("<RequestId>") {
+        push_element(&mut xml, "RequestId", request_id);
+    }
+    xml.push_str(&text[end..]);
+    resp.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(xml.len()),
+    );
+    *resp.body_mut() = s3s::Body::from(xml);
 }
 
 /// Appends `<element>value</element>`, escaping the value.
@@ -261,6 +365,38 @@ pub(crate) fn push_element(xml: &mut String, element: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_bodies_get_message_resource_and_request_id() {
+        let mut resp = http::Response::new(s3s::Body::from(
+            "<?xml version=\"1.0\"?><Error><Code>InvalidBucketName</Code></Error>".to_owned(),
+        ));
+        *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+        complete_error(&mut resp, "/cairn", "ABC123");
+        let text = String::from_utf8(resp.body().bytes().unwrap().to_vec()).unwrap();
+        assert!(
+            text.contains("<Message>The specified bucket is not valid.</Message>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<Resource>/cairn</Resource><RequestId>ABC123</RequestId></Error>"),
+            "{text}"
+        );
+        // A message already given is kept; successes are untouched.
+        let mut resp = http::Response::new(s3s::Body::from(
+            "<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>".to_owned(),
+        ));
+        *resp.status_mut() = http::StatusCode::NOT_FOUND;
+        complete_error(&mut resp, "/b/k&<", "ID");
+        let text = String::from_utf8(resp.body().bytes().unwrap().to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "<Error><Code>NoSuchKey</Code><Message>gone</Message><Resource>/b/k&amp;&lt;</Resource><RequestId>ID</RequestId></Error>"
+        );
+        let mut ok = http::Response::new(s3s::Body::from("<Error></Error>".to_owned()));
+        complete_error(&mut ok, "/", "ID");
+        assert_eq!(ok.body().bytes().unwrap().as_ref(), b"<Error></Error>");
+    }
 
     #[test]
     fn quorum_loss_is_503() {

@@ -12,6 +12,7 @@ use crate::meta::{
     DEFAULT_CONTENT_TYPE, EXPIRES, check_version_id, parse_http_date, preconditions, stored_tags,
     timestamp, user_metadata,
 };
+use crate::upload::part_number;
 
 fn range_of(range: Range) -> ByteRange {
     match range {
@@ -73,7 +74,7 @@ impl CairnS3 {
         check_version_id(input.version_id.as_deref())?;
         let opts = GetOptions {
             range: input.range.map(range_of),
-            part_number: input.part_number.map(|n| n.max(0) as u32),
+            part_number: input.part_number.map(part_number).transpose()?,
             preconditions: preconditions(
                 input.if_match.as_ref(),
                 input.if_none_match.as_ref(),
@@ -108,6 +109,7 @@ impl CairnS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
         check_version_id(input.version_id.as_deref())?;
+        input.part_number.map(part_number).transpose()?;
         let conditions = preconditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),

@@ -48,6 +48,7 @@ mod upload;
 // Around the operations: authentication, addressing, routes s3s does not have.
 mod auth;
 mod host;
+mod limits;
 mod list_route;
 mod range;
 pub mod sigv4;
@@ -56,6 +57,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use cairn_object::ObjectLayer;
 use s3s::dto::*;
@@ -63,6 +65,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 pub use auth::Credentials;
+pub use error::complete_error;
 
 /// The body type of every response this crate produces.
 pub type ResponseBody = s3s::Body;
@@ -79,6 +82,9 @@ pub struct S3Settings {
     pub domains: Vec<String>,
     /// Largest browser (POST) upload, in bytes, whatever its policy allows.
     pub post_max_bytes: u64,
+    /// How long a request body may send nothing before the request fails
+    /// with `RequestTimeout` (`CAIRN_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
 }
 
 /// The S3 operations over one object layer.
@@ -208,6 +214,7 @@ pub struct S3Handler {
     hosts: host::VirtualHosts,
     post: Arc<post::PostUploads>,
     gate: Arc<auth::Gate>,
+    body_timeout: Duration,
 }
 
 impl S3Handler {
@@ -224,6 +231,7 @@ impl S3Handler {
         };
         let mut config = s3s::config::S3Config::default();
         config.post_object_max_file_size = settings.post_max_bytes;
+        config.xml_max_body_size = limits::XML_MAX;
         let config: Arc<dyn s3s::config::S3ConfigProvider> =
             Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config)));
         let mut trusted = S3ServiceBuilder::new(s3());
@@ -258,6 +266,7 @@ impl S3Handler {
             gate: Arc::new(auth::Gate {
                 region: settings.region.clone(),
             }),
+            body_timeout: settings.body_timeout,
         })
     }
 
@@ -297,7 +306,21 @@ impl S3Handler {
             std::time::SystemTime::now(),
         ) {
             tracing::debug!(?refusal, "request refused before its signature was checked");
-            return refusal.into_response();
+            let mut resp = refusal.into_response();
+            close_connection(&mut resp);
+            return resp;
+        }
+        let key = self.addressed(&req).map(|(_, key)| key);
+        if let Some(refusal) = limits::check(
+            req.method(),
+            req.headers(),
+            req.uri().query(),
+            key.as_deref(),
+        ) {
+            tracing::debug!(?refusal, "request refused: over S3's limits");
+            let mut resp = refusal.into_response();
+            close_connection(&mut resp);
+            return resp;
         }
         // Browser uploads: POST to a bucket with a form and no query.
         if req.method() == http::Method::POST
@@ -311,6 +334,7 @@ impl S3Handler {
                 .get(http::header::ORIGIN)
                 .and_then(|o| o.to_str().ok())
                 .map(str::to_owned);
+            let (req, _) = tracked(req, self.body_timeout);
             let mut resp = match self.post.upload(req.into_body(), &boundary, &bucket).await {
                 Ok(resp) => resp,
                 Err(err) => {
@@ -341,7 +365,7 @@ impl S3Handler {
                 q.split('&')
                     .any(|p| p == "attributes" || p.starts_with("attributes="))
             });
-        let (req, body_read) = track_body(req);
+        let (req, body_read) = track_body(req, self.body_timeout);
         let mut resp = match self.service.call(req).await {
             Ok(resp) => resp,
             Err(err) => {
@@ -404,32 +428,65 @@ async fn unquote_attribute_etag(resp: &mut http::Response<ResponseBody>) {
     *resp.body_mut() = ResponseBody::from(fixed);
 }
 
-/// A request body that records whether it was read to its end.
+/// A request body that records whether it was read to its end, and fails
+/// with `RequestTimeout` when the client sends nothing for `idle`: a
+/// stalled upload must not hold its request slot and buffers for ever.
 struct TrackedBody {
     inner: hyper::body::Incoming,
     read: Arc<AtomicBool>,
+    idle: Duration,
+    /// When data last arrived (or the body was first polled).
+    last_data: Option<tokio::time::Instant>,
+    /// Armed while the body waits for data; it may fire early after data
+    /// arrived in between, and is then moved to `last_data + idle`.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for TrackedBody {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        // Decoders that know where the body ends (aws-chunked) may stop
-        // polling after the last frame, so the end is noticed there too.
-        let ended = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
-            _ => false,
-        };
-        if ended {
-            self.read.store(true, Ordering::Release);
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let now = tokio::time::Instant::now();
+        let last = *this.last_data.get_or_insert(now);
+        match polled {
+            Poll::Pending => {
+                let deadline = last + this.idle;
+                if deadline <= now {
+                    return Poll::Ready(Some(Err(Box::new(limits::BodyTimedOut(this.idle)))));
+                }
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(limits::BodyTimedOut(this.idle)))));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(polled) => {
+                this.last_data = Some(now);
+                // Decoders that know where the body ends (aws-chunked) may
+                // stop polling after the last frame, so the end is noticed
+                // there too.
+                let ended = match &polled {
+                    None => true,
+                    Some(Ok(_)) => this.inner.is_end_stream(),
+                    Some(Err(_)) => false,
+                };
+                if ended {
+                    this.read.store(true, Ordering::Release);
+                }
+                Poll::Ready(polled.map(|frame| frame.map_err(Into::into)))
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -441,19 +498,37 @@ impl http_body::Body for TrackedBody {
     }
 }
 
-fn track_body(
+fn tracked(
     req: http::Request<hyper::body::Incoming>,
-) -> (http::Request<s3s::Body>, Arc<AtomicBool>) {
+    idle: Duration,
+) -> (http::Request<TrackedBody>, Arc<AtomicBool>) {
     use http_body::Body as _;
     let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
-    let tracked = read.clone();
-    let req = req.map(|inner| {
-        s3s::Body::http_body(TrackedBody {
-            inner,
-            read: tracked,
-        })
+    let flag = read.clone();
+    let req = req.map(|inner| TrackedBody {
+        inner,
+        read: flag,
+        idle,
+        last_data: None,
+        timer: None,
     });
     (req, read)
+}
+
+fn track_body(
+    req: http::Request<hyper::body::Incoming>,
+    idle: Duration,
+) -> (http::Request<s3s::Body>, Arc<AtomicBool>) {
+    let (req, read) = tracked(req, idle);
+    (req.map(s3s::Body::http_body), read)
+}
+
+/// Asks the client to close the connection: the request's body was not read.
+fn close_connection(resp: &mut http::Response<ResponseBody>) {
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
 }
 
 /// An S3 XML error response, for errors found before s3s sees the request.

@@ -154,6 +154,19 @@ impl NewObjectHeaders<'_> {
                 meta.insert(name.to_owned(), value);
             }
         }
+        let user_size = crate::limits::user_metadata_size(
+            self.metadata
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        if user_size > crate::limits::USER_METADATA_MAX {
+            return Err(s3_error!(
+                MetadataTooLarge,
+                "Your metadata headers exceed the maximum allowed metadata size: {user_size} bytes of x-amz-meta-* names and values, the limit is {}",
+                crate::limits::USER_METADATA_MAX
+            ));
+        }
         for (name, value) in self.metadata.into_iter().flatten() {
             meta.insert(
                 format!("{USER_META_PREFIX}{}", name.to_ascii_lowercase()),

@@ -59,8 +59,11 @@ pub(crate) fn form_boundary(headers: &HeaderMap) -> Option<String> {
 /// A request body as a stream of data chunks.
 type BodyChunks = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
-fn body_chunks(mut body: hyper::body::Incoming) -> BodyChunks {
-    use http_body::Body as _;
+fn body_chunks<B>(mut body: B) -> BodyChunks
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     Box::pin(futures::stream::poll_fn(move |cx| {
         loop {
             return match Pin::new(&mut body).poll_frame(cx) {
@@ -68,7 +71,9 @@ fn body_chunks(mut body: hyper::body::Incoming) -> BodyChunks {
                     Ok(data) => Poll::Ready(Some(Ok(data))),
                     Err(_) => continue,
                 },
-                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(std::io::Error::other(err)))),
+                Poll::Ready(Some(Err(err))) => {
+                    Poll::Ready(Some(Err(std::io::Error::other(err.to_string()))))
+                }
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             };
@@ -126,10 +131,7 @@ impl FormReader {
                 self.buf.extend_from_slice(&chunk);
                 Ok(true)
             }
-            Some(Err(err)) => Err(s3_error!(
-                IncompleteBody,
-                "The request body could not be read: {err}"
-            )),
+            Some(Err(err)) => Err(crate::error::body_failure(&err)),
             None => {
                 self.eof = true;
                 Ok(false)
@@ -420,12 +422,16 @@ impl PostUploads {
     }
 
     /// Handles one POST upload to `bucket`.
-    pub(crate) async fn upload(
+    pub(crate) async fn upload<B>(
         &self,
-        body: hyper::body::Incoming,
+        body: B,
         boundary: &str,
         bucket: &str,
-    ) -> S3Result<http::Response<s3s::Body>> {
+    ) -> S3Result<http::Response<s3s::Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
         let mut form = FormReader::new(body_chunks(body), boundary);
         form.start().await?;
         let mut fields = Fields::new();

@@ -209,6 +209,17 @@ pub struct EnvSettings {
     /// How long one drive call may take before the drive counts as offline
     /// for the request that made it (`CAIRN_DRIVE_MAX_TIMEOUT`).
     pub drive_max_timeout: Duration,
+    /// How long a request body may send nothing (`CAIRN_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// How long an HTTP/1 connection may go without a complete request head,
+    /// idle between requests or sending its headers (`CAIRN_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// Most client connections at once (`CAIRN_MAX_CONNECTIONS`); `None`
+    /// to derive it from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// How long in-flight requests may finish after SIGTERM
+    /// (`CAIRN_SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
     /// Test-only: the internode protocol versions this node announces
     /// (`CAIRN_TEST_INTERNODE_VERSIONS`, `min-max`), to run mixed-version clusters.
     pub test_internode_versions: Option<cairn_net::VersionRange>,
@@ -323,6 +334,23 @@ pub fn env_settings() -> Result<EnvSettings> {
         drive_max_timeout: match duration("DRIVE_MAX_TIMEOUT", cairn_disk::DEFAULT_CALL_DEADLINE)? {
             d if d >= Duration::from_millis(100) && d <= Duration::from_secs(600) => d,
             d => bail!("CAIRN_DRIVE_MAX_TIMEOUT must be 100ms to 10m, got {d:?}"),
+        },
+        body_timeout: match duration("BODY_TIMEOUT", Duration::from_secs(20))? {
+            d if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+            d => bail!("CAIRN_BODY_TIMEOUT must be 1s to 1h, got {d:?}"),
+        },
+        idle_timeout: match duration("IDLE_TIMEOUT", Duration::from_secs(30))? {
+            d if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+            d => bail!("CAIRN_IDLE_TIMEOUT must be 1s to 1h, got {d:?}"),
+        },
+        max_connections: match number("MAX_CONNECTIONS")? {
+            Some(n) if (16..=1_000_000).contains(&n) => Some(n),
+            Some(n) => bail!("CAIRN_MAX_CONNECTIONS must be 16 to 1000000, got {n}"),
+            None => None,
+        },
+        shutdown_timeout: match duration("SHUTDOWN_TIMEOUT", Duration::from_secs(10))? {
+            d if d <= Duration::from_secs(3600) => d,
+            d => bail!("CAIRN_SHUTDOWN_TIMEOUT must be at most 1h, got {d:?}"),
         },
         test_internode_versions,
         test_clock_skew_ms,

@@ -150,6 +150,14 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (root, credential_source) = config::root_credentials()?;
     let env = config::env_settings()?;
+    let open_files = raise_open_file_limit();
+    let max_connections = env
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(open_files));
+    let listen = http::ListenSettings {
+        grace: env.shutdown_timeout,
+        idle_timeout: env.idle_timeout,
+    };
 
     let pool_args = topology::pools_from_args(&args.drives).map_err(anyhow::Error::msg)?;
     let mut pools_endpoints = Vec::with_capacity(pool_args.len());
@@ -274,11 +282,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
             .as_ref()
             .map(|c| Arc::new(c.server(local_drives.clone()))),
         limiter: Arc::new(Semaphore::new(env.requests_max)),
-        requests_max: env.requests_max,
         deadline: env.requests_deadline,
         waiting: AtomicUsize::new(0),
         request_ids: AtomicU64::new(rand_seed()),
         root: root.clone(),
+        connections: http::Connections::new(max_connections),
     });
 
     // A cluster node listens before it starts: its peers read its drives'
@@ -293,12 +301,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         let local: SocketAddr = bound.local_addr()?;
         server = Some((
             local,
-            tokio::spawn(http::serve(
-                app.clone(),
-                bound,
-                shutdown_rx.clone(),
-                Duration::from_secs(10),
-            )),
+            tokio::spawn(http::serve(app.clone(), bound, shutdown_rx.clone(), listen)),
         ));
     }
 
@@ -405,6 +408,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
             root,
             domains: env.domains,
             post_max_bytes: env.post_max_bytes,
+            body_timeout: env.body_timeout,
         },
     )
     .map_err(anyhow::Error::msg)?;
@@ -425,12 +429,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     }
     let server = match (server, listener) {
         (Some((_, task)), _) => task,
-        (None, Some(bound)) => tokio::spawn(http::serve(
-            app.clone(),
-            bound,
-            shutdown_rx,
-            Duration::from_secs(10),
-        )),
+        (None, Some(bound)) => tokio::spawn(http::serve(app.clone(), bound, shutdown_rx, listen)),
         (None, None) => unreachable!("a listener is bound"),
     };
     println!("Started in {:.2} s.", started.elapsed().as_secs_f64());
@@ -442,6 +441,37 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     workers.join().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Below this open-file limit the server warns: every client connection,
+/// drive file and metadata segment takes a descriptor.
+const LOW_OPEN_FILE_LIMIT: u64 = 4096;
+
+/// Raises the open-file limit to its hard limit, as MinIO does, and returns
+/// the limit in force; warns when it is low.
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(%err, "cannot raise the open-file limit to its hard limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if now < LOW_OPEN_FILE_LIMIT {
+        tracing::warn!(
+            limit = now,
+            "the open-file limit is low: connections will be refused once it is reached; raise it (ulimit -n, LimitNOFILE= in systemd) to at least {LOW_OPEN_FILE_LIMIT}"
+        );
+    }
+    now
+}
+
+/// Client connections allowed when `CAIRN_MAX_CONNECTIONS` is not set: half
+/// the open-file limit (the rest is for drives and peers), at most 65,536.
+fn default_max_connections(open_files: u64) -> usize {
+    (open_files / 2).clamp(64, 65_536) as usize
 }
 
 /// Request ids differ between restarts.

@@ -298,3 +298,234 @@ fn issue_27_credential_scope_must_name_this_region_and_s3() {
     );
     assert_unchanged(&server);
 }
+
+/// Sends a request whose head says `Content-Length: length` and whose body
+/// is only `sent` bytes, then waits for the answer: the server must answer
+/// without reading the rest.
+fn oversized(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    query: &str,
+    length: usize,
+) -> RawResponse {
+    use std::io::{Read, Write};
+    let signer = root();
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("host", server.addr.clone()),
+        ("x-amz-date", signer.amz_date()),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let (auth, _) = signer.authorization(method, path, &pairs, &headers, "UNSIGNED-PAYLOAD");
+    headers.push(("authorization", auth));
+    let target = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nContent-Length: {length}\r\n");
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n<?xml version=\"1.0\"?>");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.as_bytes().to_vec())
+        .unwrap_or_default();
+    RawResponse {
+        status,
+        headers: Vec::new(),
+        body,
+    }
+}
+
+#[test]
+fn issue_27_oversized_xml_bodies_are_refused_unread() {
+    let server = setup();
+    let upload = {
+        let headers = common::signed_headers(
+            &server.addr,
+            "POST",
+            "/bkt/mp",
+            &[("uploads", "")],
+            &sha256_hex(b""),
+            &[],
+        );
+        let resp = raw_request(&server.addr, "POST", "/bkt/mp?uploads", &headers, b"").unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let text = resp.text();
+        let start = text.find("<UploadId>").unwrap() + 10;
+        let end = text.find("</UploadId>").unwrap();
+        text[start..end].to_owned()
+    };
+    let twenty_mib = 20 << 20;
+    for (method, path, query) in [
+        ("POST", "/bkt", "delete".to_owned()),
+        ("PUT", "/bkt", "cors".to_owned()),
+        ("POST", "/bkt/mp", format!("uploadId={upload}")),
+        ("PUT", "/newbucket", String::new()),
+        ("PUT", "/bkt/existing", "tagging".to_owned()),
+    ] {
+        let started = std::time::Instant::now();
+        let resp = oversized(&server, method, path, &query, twenty_mib);
+        assert_refused(&resp, 400, "MalformedXML");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{method} {path}?{query} waited for the body"
+        );
+    }
+    assert_absent(&server, "/newbucket");
+    assert_unchanged(&server);
+}
+
+#[test]
+fn issue_27_user_metadata_is_capped_at_2_kb() {
+    let server = setup();
+    // 2 KB exactly: name "m" (1 byte) + 2047 bytes.
+    let fits = "v".repeat(2047);
+    let resp = request(
+        &server,
+        &root(),
+        "PUT",
+        "/bkt/fits",
+        &[("x-amz-meta-m", fits.clone())],
+        &[],
+        b"x",
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        head(&server, "/bkt/fits").header("x-amz-meta-m"),
+        Some(fits.as_str())
+    );
+    let too_much = "v".repeat(2048);
+    for path in ["/bkt/too-much", "/bkt/existing"] {
+        let resp = request(
+            &server,
+            &root(),
+            "PUT",
+            path,
+            &[("x-amz-meta-m", too_much.clone())],
+            &[],
+            b"x",
+        );
+        assert_refused(&resp, 400, "MetadataTooLarge");
+    }
+    // Spread over many entries too (the probe sent 436 KB in all).
+    let many: Vec<(&'static str, String)> = ["x-amz-meta-a", "x-amz-meta-b", "x-amz-meta-c"]
+        .iter()
+        .map(|name| (*name, "w".repeat(700)))
+        .collect();
+    let resp = request(&server, &root(), "PUT", "/bkt/many", &many, &[], b"x");
+    assert_refused(&resp, 400, "MetadataTooLarge");
+    assert_absent(&server, "/bkt/too-much");
+    assert_absent(&server, "/bkt/many");
+    assert_unchanged(&server);
+
+    // The whole header section is capped at 8 KB, not the header count.
+    let small: Vec<(&'static str, String)> =
+        (0..150).map(|i| ("x-cairn-test", format!("{i}"))).collect();
+    let resp = request(&server, &root(), "GET", "/bkt/existing", &[], &small, b"");
+    assert_eq!(resp.status, 200, "150 small headers: {}", resp.text());
+    let large: Vec<(&'static str, String)> = (0..150)
+        .map(|i| ("x-cairn-test", format!("{i:0>60}")))
+        .collect();
+    let resp = request(&server, &root(), "PUT", "/bkt/existing", &[], &large, b"y");
+    assert_refused(&resp, 400, "RequestHeaderSectionTooLarge");
+    assert_unchanged(&server);
+}
+
+#[test]
+fn issue_27_reserved_bucket_names_are_refused() {
+    let server = setup();
+    for name in [
+        "cairn",
+        "minio",
+        "data-s3alias",
+        "data--ol-s3",
+        "xn--data",
+        "sthree-data",
+    ] {
+        let resp = request(&server, &root(), "PUT", &format!("/{name}"), &[], &[], b"");
+        assert_refused(&resp, 400, "InvalidBucketName");
+        assert!(
+            resp.text()
+                .contains("<Message>The specified bucket is not valid"),
+            "{}",
+            resp.text()
+        );
+    }
+    // The server's own routes stay its own.
+    let resp = raw_request(&server.addr, "GET", "/minio/health/live", &[], b"").unwrap();
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn issue_27_smaller_findings_get_s3s_answers() {
+    let server = setup();
+    // A body whose SHA-256 is not the one signed.
+    let resp = {
+        let signer = root();
+        let claimed = sha256_hex(b"what was signed");
+        let mut headers: Vec<(&'static str, String)> = vec![
+            ("host", server.addr.clone()),
+            ("x-amz-date", signer.amz_date()),
+            ("x-amz-content-sha256", claimed.clone()),
+        ];
+        let (auth, _) = signer.authorization("PUT", "/bkt/existing", &[], &headers, &claimed);
+        headers.push(("authorization", auth));
+        raw_request(
+            &server.addr,
+            "PUT",
+            "/bkt/existing",
+            &headers,
+            b"something else!",
+        )
+        .unwrap()
+    };
+    assert_refused(&resp, 400, "XAmzContentSHA256Mismatch");
+    assert_unchanged(&server);
+
+    // partNumber outside 1..=10000.
+    for number in ["0", "-1", "10001"] {
+        for method in ["GET", "HEAD"] {
+            let headers = common::signed_headers(
+                &server.addr,
+                method,
+                "/bkt/existing",
+                &[("partNumber", number)],
+                &sha256_hex(b""),
+                &[],
+            );
+            let resp = raw_request(
+                &server.addr,
+                method,
+                &format!("/bkt/existing?partNumber={number}"),
+                &headers,
+                b"",
+            )
+            .unwrap();
+            assert_eq!(resp.status, 400, "{method} partNumber={number}");
+            if method == "GET" {
+                assert_eq!(resp.error_code().as_deref(), Some("InvalidArgument"));
+            }
+        }
+    }
+}

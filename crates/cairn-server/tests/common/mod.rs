@@ -60,6 +60,8 @@ pub struct ServerOptions {
     /// Another `cairn` binary to run instead of this build's (an earlier
     /// release, to write drives it then hands over).
     pub binary: Option<String>,
+    /// Start under this open-file limit (`prlimit --nofile=soft:hard`).
+    pub open_files: Option<(u64, u64)>,
 }
 
 impl ServerOptions {
@@ -70,6 +72,7 @@ impl ServerOptions {
             args: Vec::new(),
             run_as: None,
             binary: None,
+            open_files: None,
         }
     }
 
@@ -142,7 +145,14 @@ impl TestServer {
                 ]);
                 cmd
             }
-            None => Command::new(binary),
+            None => match self.options.open_files {
+                Some((soft, hard)) => {
+                    let mut cmd = Command::new("prlimit");
+                    cmd.arg(format!("--nofile={soft}:{hard}")).arg(binary);
+                    cmd
+                }
+                None => Command::new(binary),
+            },
         };
         cmd.arg("server").arg("--address").arg(&address);
         cmd.args(&self.options.args);
