@@ -14,9 +14,75 @@ pub struct Setting {
     pub source: String,
 }
 
+/// Variables from the file `CAIRN_CONFIG_ENV_FILE` (or MinIO's
+/// `MINIO_CONFIG_ENV_FILE`) names, under the real environment.
+static ENV_FILE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// A variable from the environment, or else from the env file.
+pub fn env_var(var: &str) -> Option<String> {
+    std::env::var(var).ok().or_else(|| {
+        ENV_FILE
+            .get()?
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// The names of every variable: the environment's and the env file's.
+pub fn env_names() -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    names.extend(ENV_FILE.get().into_iter().flatten().map(|(k, _)| k.clone()));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Loads the env file MinIO deployments use (`MINIO_CONFIG_ENV_FILE`, as
+/// the MinIO operator and Helm chart set it): `KEY=VALUE` or
+/// `export KEY=VALUE` lines, quotes stripped, `#` comments. Its values
+/// apply where the environment does not set the variable.
+pub fn load_env_file() -> Result<Option<String>> {
+    let Some(path) = std::env::var("CAIRN_CONFIG_ENV_FILE")
+        .or_else(|_| std::env::var("MINIO_CONFIG_ENV_FILE"))
+        .ok()
+    else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading the env file {path}"))?;
+    let vars = parse_env_file(&text).with_context(|| format!("in the env file {path}"))?;
+    let _ = ENV_FILE.set(vars);
+    Ok(Some(path))
+}
+
+fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("line {} is not KEY=VALUE", number + 1);
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        vars.push((key.trim().to_owned(), value.to_owned()));
+    }
+    Ok(vars)
+}
+
 /// Reads `CAIRN_<name>`, `CAIRN_<name>_FILE`, `MINIO_<name>`, `MINIO_<name>_FILE`, in that order.
 pub fn lookup(name: &str) -> Result<Option<Setting>> {
-    lookup_with(name, |var| std::env::var(var).ok())
+    lookup_with(name, env_var)
 }
 
 fn lookup_with(name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Option<Setting>> {
@@ -265,13 +331,13 @@ pub fn env_settings() -> Result<EnvSettings> {
         // Browser uploads stream like PUTs; S3's limit for them is 5 GiB.
         None => 5 << 30,
     };
-    let test_internode_versions = match std::env::var("CAIRN_TEST_INTERNODE_VERSIONS") {
+    let test_internode_versions = match env_var("CAIRN_TEST_INTERNODE_VERSIONS").ok_or(()) {
         Ok(text) => Some(cairn_net::VersionRange::parse(&text).with_context(|| {
             format!("CAIRN_TEST_INTERNODE_VERSIONS must be MIN-MAX, got {text:?}")
         })?),
         Err(_) => None,
     };
-    let test_clock_skew_ms = match std::env::var("CAIRN_TEST_CLOCK_SKEW_SECS") {
+    let test_clock_skew_ms = match env_var("CAIRN_TEST_CLOCK_SKEW_SECS").ok_or(()) {
         Ok(text) => {
             text.trim().parse::<i64>().with_context(|| {
                 format!("CAIRN_TEST_CLOCK_SKEW_SECS must be whole seconds, got {text:?}")
@@ -384,6 +450,23 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |name| lookup_with(name, |var| vars.get(var).cloned())
+    }
+
+    #[test]
+    fn env_files_read_as_minio_writes_them() {
+        let vars = parse_env_file(
+            "# MinIO\nMINIO_ROOT_USER=admin\nexport MINIO_ROOT_PASSWORD=\"pass word\"\n\nMINIO_VOLUMES='/data{1...4}'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("MINIO_ROOT_USER".to_owned(), "admin".to_owned()),
+                ("MINIO_ROOT_PASSWORD".to_owned(), "pass word".to_owned()),
+                ("MINIO_VOLUMES".to_owned(), "/data{1...4}".to_owned()),
+            ]
+        );
+        assert!(parse_env_file("just words").is_err());
     }
 
     #[test]

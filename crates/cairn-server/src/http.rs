@@ -34,6 +34,8 @@ pub struct Serving {
     pub node: String,
     /// The other nodes of the cluster, for admin calls that ask them all.
     pub peers: Vec<Arc<cairn_net::Peer>>,
+    /// The endpoints of this node's own drives.
+    pub local_drives: std::collections::HashSet<String>,
 }
 
 /// Everything a request needs.
@@ -183,10 +185,15 @@ impl App {
         let request_id = format!("{:016X}", self.request_ids.fetch_add(1, Ordering::Relaxed));
         let path = req.uri().path();
         let mut resp = if let Some(check) = path.strip_prefix("/minio/health/") {
-            self.health(check, req.method()).map(|inner| PermitBody {
-                inner,
-                _permit: None,
-            })
+            let maintenance = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "maintenance=true"));
+            self.health(check, req.method(), maintenance)
+                .map(|inner| PermitBody {
+                    inner,
+                    _permit: None,
+                })
         } else if path.starts_with("/cairn/admin/") {
             // Not behind the S3 request limit: an operator must be able to
             // see what a saturated node is doing.
@@ -254,7 +261,10 @@ impl App {
         (serving.s3.handle(req).await, Some(permit))
     }
 
-    fn health(&self, check: &str, method: &Method) -> Response<ResponseBody> {
+    /// The health checks of MinIO's API. `maintenance` (on `cluster`): could
+    /// this node be taken down now and every set still take writes? 412 if
+    /// not, as MinIO answers, so rolling restarts can wait for it.
+    fn health(&self, check: &str, method: &Method, maintenance: bool) -> Response<ResponseBody> {
         if method != Method::GET && method != Method::HEAD {
             return cairn_s3::text_response(StatusCode::METHOD_NOT_ALLOWED, "");
         }
@@ -273,6 +283,22 @@ impl App {
             // Drives are formatted (the server got this far) and the request
             // queue is not saturated.
             "ready" => self.accepting(),
+            "cluster" if maintenance => {
+                let without_this_node = |s: &cairn_object::SetHealth| {
+                    let here = s
+                        .endpoints
+                        .iter()
+                        .filter(|(endpoint, online)| {
+                            *online && serving.local_drives.contains(endpoint)
+                        })
+                        .count();
+                    s.online - here
+                };
+                if !sets.iter().all(|s| without_this_node(s) >= s.write_quorum) {
+                    return cairn_s3::text_response(StatusCode::PRECONDITION_FAILED, "");
+                }
+                true
+            }
             "cluster" => sets.iter().all(|s| s.can_write()),
             "cluster/read" => sets.iter().all(|s| s.can_read()),
             _ => return cairn_s3::text_response(StatusCode::NOT_FOUND, ""),

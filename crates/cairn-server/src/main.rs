@@ -7,6 +7,7 @@
 mod admin;
 mod cluster;
 mod config;
+mod env_audit;
 mod http;
 mod topology;
 
@@ -65,19 +66,120 @@ enum Command {
 #[derive(Args)]
 struct ServerArgs {
     /// Address to listen on for S3, health, admin and internode requests
-    /// (`:9000` means every interface). In a cluster, the drives whose URL
-    /// has this host and port are this node's.
-    #[arg(long, default_value = ":9000", env = "CAIRN_ADDRESS")]
-    address: String,
+    /// (`:9000` means every interface; also CAIRN_ADDRESS or MINIO_ADDRESS).
+    /// In a cluster, the drives whose URL has this host and port are this
+    /// node's.
+    #[arg(long, env = "CAIRN_ADDRESS")]
+    address: Option<String>,
+    /// MinIO's web console address: accepted so MinIO's command lines work
+    /// unchanged; Cairn has no console yet, and says so at start.
+    #[arg(long, value_name = "ADDRESS")]
+    console_address: Option<String>,
+    /// MinIO's TLS certificate directory: Cairn does not serve TLS yet, so
+    /// it refuses to start rather than serve plain HTTP.
+    #[arg(long, short = 'S', value_name = "DIR")]
+    certs_dir: Option<String>,
+    /// MinIO's FTP and SFTP servers: not available, so refused.
+    #[arg(long, value_name = "SETTING")]
+    ftp: Vec<String>,
+    #[arg(long, value_name = "SETTING")]
+    sftp: Vec<String>,
+    /// MinIO's output flags: accepted and ignored, with a warning.
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    anonymous: bool,
     /// Drive directories, or `http://host:port/path` URLs for a cluster
-    /// (every node gets the same list), with `{a...b}` ellipses.
-    #[arg(required = true, value_name = "DRIVE")]
+    /// (every node gets the same list), with `{a...b}` ellipses. Without
+    /// any, CAIRN_VOLUMES or MINIO_VOLUMES (and the flags in CAIRN_OPTS or
+    /// MINIO_OPTS), as MinIO's systemd unit passes them.
+    #[arg(value_name = "DRIVE")]
     drives: Vec<String>,
 }
 
+/// The server's command line, completed from `*_VOLUMES` and `*_OPTS` when
+/// it names no drives.
+fn server_command_line(args: ServerArgs) -> Result<ServerArgs> {
+    if !args.drives.is_empty() {
+        return Ok(args);
+    }
+    let Some(volumes) = config::lookup("VOLUMES")? else {
+        anyhow::bail!(
+            "no drives: give drive paths (cairn server /mnt/disk{{1...4}}), or set CAIRN_VOLUMES or MINIO_VOLUMES"
+        );
+    };
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Some(opts) = config::lookup("OPTS")? {
+        argv.extend(opts.value.split_whitespace().map(str::to_owned));
+    }
+    argv.extend(volumes.value.split_whitespace().map(str::to_owned));
+    let cli = Cli::try_parse_from(&argv)
+        .with_context(|| format!("reading the command line with {}", volumes.source))?;
+    match cli.command {
+        Command::Server(args) if !args.drives.is_empty() => Ok(args),
+        _ => anyhow::bail!("{} names no drives", volumes.source),
+    }
+}
+
+/// Refuses what the server cannot honour, warns of what it ignores: MinIO
+/// flags and every `CAIRN_*`/`MINIO_*` variable it does not read.
+fn check_settings(args: &ServerArgs) -> Result<()> {
+    let mut refused = Vec::new();
+    if let Some(dir) = &args.certs_dir {
+        refused.push(format!(
+            "--certs-dir {dir}: TLS is not available yet: serve through a TLS-terminating proxy and drop the flag"
+        ));
+    }
+    for (flag, values) in [("--ftp", &args.ftp), ("--sftp", &args.sftp)] {
+        if !values.is_empty() {
+            refused.push(format!(
+                "{flag}: Cairn has no FTP or SFTP server; drop the flag"
+            ));
+        }
+    }
+    if let Some(console) = &args.console_address {
+        tracing::info!(%console, "--console-address: Cairn has no web console yet; the flag is ignored");
+    }
+    for (flag, set) in [
+        ("--quiet", args.quiet),
+        ("--json", args.json),
+        ("--anonymous", args.anonymous),
+    ] {
+        if set {
+            tracing::warn!("{flag}: a MinIO flag Cairn does not implement; it is ignored");
+        }
+    }
+    let names = config::env_names();
+    for finding in env_audit::audit(names.iter().map(String::as_str)) {
+        match finding {
+            env_audit::Finding::Refuse { var, reason } => refused.push(format!("{var}: {reason}")),
+            env_audit::Finding::Warn { var, reason } => tracing::warn!("{var}: {reason}"),
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "settings Cairn does not implement, which concern security or data:\n  {}",
+        refused.join("\n  ")
+    )
+}
+
 fn main() -> ExitCode {
+    let env_file = match config::load_env_file() {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("cairn: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = Cli::parse();
     init_tracing();
+    if let Some(path) = env_file {
+        tracing::info!(%path, "settings read from the env file where the environment does not set them");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,6 +250,12 @@ fn listen_address(address: &str) -> String {
 
 async fn run_server(args: ServerArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    let args = server_command_line(args)?;
+    check_settings(&args)?;
+    let address = match &args.address {
+        Some(address) => address.clone(),
+        None => config::lookup("ADDRESS")?.map_or_else(|| ":9000".to_owned(), |s| s.value),
+    };
     let (root, credential_source) = config::root_credentials()?;
     let env = config::env_settings()?;
     let open_files = raise_open_file_limit();
@@ -185,7 +293,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         None
     } else {
         Some(cluster::Cluster::new(
-            &args.address,
+            &address,
             nodes,
             &root,
             &env,
@@ -221,6 +329,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                     cluster.remote_disk(node, &endpoint.path)
                 }
                 _ => {
+                    refuse_minio_drive(&endpoint.path)?;
                     let disk = LocalDisk::new(&endpoint.path, drive_options.clone(), true)
                         .with_context(|| format!("drive {}", endpoint.path))?;
                     let mut disk: Arc<dyn Disk> = Arc::new(disk);
@@ -291,7 +400,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
 
     // A cluster node listens before it starts: its peers read its drives'
     // formats while the cluster forms.
-    let bind = listen_address(&args.address);
+    let bind = listen_address(&address);
     let mut listener = None;
     let mut server = None;
     if cluster.is_some() {
@@ -422,6 +531,10 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                 .as_ref()
                 .map_or_else(|| local.to_string(), |c| c.this.clone()),
             peers: cluster.as_ref().map(|c| c.peers()).unwrap_or_default(),
+            local_drives: local_drives
+                .values()
+                .map(|d| d.endpoint().to_owned())
+                .collect(),
         })
         .is_err()
     {
@@ -440,6 +553,23 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     server.await.context("server task")?;
     workers.join().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Stops the start on a drive that holds a MinIO deployment: Cairn does not
+/// read MinIO's format, and formatting the drive beside it would hide the
+/// data from both.
+fn refuse_minio_drive(path: &str) -> Result<()> {
+    let format = std::path::Path::new(path)
+        .join(".minio.sys")
+        .join("format.json");
+    if format.exists() {
+        anyhow::bail!(
+            "drive {path} holds a MinIO deployment ({} found). Cairn does not read MinIO's on-disk format and will not format the drive beside it. \
+             Move the data over S3 instead: start Cairn on empty drives and copy each bucket from the running MinIO (rclone sync minio:BUCKET cairn:BUCKET, or mc mirror), then reuse these drives",
+            format.display()
+        );
+    }
     Ok(())
 }
 

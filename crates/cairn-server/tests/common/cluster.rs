@@ -34,7 +34,7 @@ pub struct TestCluster {
 /// A port free now, below the kernel's ephemeral range: a port the kernel
 /// picked for `:0` can be handed out again as the source port of one of
 /// the nodes' own outgoing connections before the node listens on it.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
