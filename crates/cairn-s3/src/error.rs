@@ -319,16 +319,26 @@ pub fn complete_error(resp: &mut http::Response<s3s::Body>, resource: &str, requ
     let Some(end) = text.rfind("</Error>") else {
         return;
     };
+    let element = |name: &str| {
+        text.split_once(&format!("<{name}>"))
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(value, _)| value)
+    };
+    let code = element("Code").unwrap_or_default();
+    tracing::debug!(
+        status = resp.status().as_u16(),
+        code,
+        message = element("Message").unwrap_or_default(),
+        resource,
+        request_id,
+        "request refused"
+    );
     let mut xml = String::with_capacity(text.len() + resource.len() + 96);
     xml.push_str(&text[..end]);
-    if !text.contains("<Message>") {
-        let code = text
-            .split_once("<Code>")
-            .and_then(|(_, rest)| rest.split_once("</Code>"))
-            .map(|(code, _)| code);
-        if let Some(message) = code.and_then(standard_message) {
-            push_element(&mut xml, "Message", message);
-        }
+    if element("Message").is_none()
+        && let Some(message) = standard_message(code)
+    {
+        push_element(&mut xml, "Message", message);
     }
     if !text.contains("<Resource>") {
         push_element(&mut xml, "Resource", resource);
