@@ -29,12 +29,16 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::CredentialSource;
 
-/// mimalloc rather than the system allocator: a listing page allocates its
-/// entries on a drive's thread and frees them on the request's, and glibc's
-/// arenas made that cross-thread traffic (locking, consolidating free
-/// chunks) about a seventh of a page's CPU (docs/benchmarks.md).
+/// jemalloc rather than the system allocator or mimalloc. A listing page
+/// allocates its entries on a drive's thread and frees them on the
+/// request's; glibc's arenas made that cross-thread traffic about a seventh
+/// of a page's CPU. mimalloc (v2 and v3) kept what mixed-size uploads freed
+/// across threads: eight writers of 1 KiB to 5 MiB objects took it past
+/// 1 GiB, growing, and it stayed there idle; jemalloc levels off under 200
+/// MiB and its background threads return idle memory (docs/benchmarks.md,
+/// "Memory under mixed-size uploads").
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
