@@ -274,11 +274,15 @@ impl CairnS3 {
             .list_parts(&input.bucket, &input.key, upload_id, u32::MAX, 0)
             .await
             .map_err(s3_err)?;
+        // Past the source's end: S3's `416 InvalidRange`.
+        let out_of_range = |size: u64| {
+            s3_error!(
+                InvalidRange,
+                "The requested range is not satisfiable: the source object is {size} bytes"
+            )
+        };
         let got = self.read_source(source, range).await.map_err(|e| match e {
-            cairn_object::Error::InvalidRange { size } => s3_error!(
-                InvalidArgument,
-                "Range specified is not valid for source object of size: {size}"
-            ),
+            cairn_object::Error::InvalidRange { size } => out_of_range(size),
             other => s3_err(other),
         })?;
         if let Some(ByteRange::FromTo {
@@ -286,11 +290,7 @@ impl CairnS3 {
         }) = range
             && last >= got.info.size
         {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Range specified is not valid for source object of size: {}",
-                got.info.size
-            ));
+            return Err(out_of_range(got.info.size));
         }
         let opts = PutOptions {
             size: Some(got.range.end - got.range.start),

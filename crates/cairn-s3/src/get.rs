@@ -172,7 +172,14 @@ impl CairnS3 {
             content_length: Some(content_length as i64),
             content_range: content_range,
         });
-        Ok(S3Response::new(output))
+        let mut resp = S3Response::new(output);
+        // S3 gives the tag count on HEAD too; s3s's HEAD output has no field.
+        let tag_count = stored_tags(&info).len();
+        if tag_count > 0 {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(tag_count));
+        }
+        Ok(resp)
     }
 
     pub(crate) async fn do_get_object_attributes(

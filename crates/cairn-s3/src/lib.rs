@@ -262,6 +262,7 @@ impl S3Handler {
                 layer,
                 root: settings.root.clone(),
                 max_bytes: settings.post_max_bytes,
+                region: settings.region.clone(),
             }),
             gate: Arc::new(auth::Gate {
                 region: settings.region.clone(),

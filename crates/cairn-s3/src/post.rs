@@ -38,6 +38,8 @@ pub(crate) struct PostUploads {
     pub(crate) root: Credentials,
     /// Largest file accepted, whatever the policy allows.
     pub(crate) max_bytes: u64,
+    /// The region credential scopes must name.
+    pub(crate) region: String,
 }
 
 /// The boundary of a `multipart/form-data` request, if it is one.
@@ -328,6 +330,15 @@ impl PostUploads {
                 "The x-amz-credential {credential:?} is malformed"
             ));
         };
+        if service != "s3"
+            || (region != self.region && !(region == "US" && self.region == "us-east-1"))
+        {
+            return Err(s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; the x-amz-credential scope {region}/{service} is wrong; expecting '{}/s3'",
+                self.region
+            ));
+        }
         if access_key != self.root.access_key {
             return Err(s3_error!(
                 InvalidAccessKeyId,

@@ -268,6 +268,27 @@ fn policy_form(
         .field("x-amz-signature", &signer.sign_policy(&policy))
 }
 
+/// A POST form's credential scope names this server's region, as a
+/// header signature's must (issue 27).
+#[tokio::test]
+async fn issue_27_post_forms_must_name_this_region() {
+    let server = TestServer::start(ServerOptions::drives(1));
+    let client = server.client();
+    client.create_bucket().bucket("forms").send().await.unwrap();
+    let mut signer = Signer::new(ACCESS_KEY, SECRET_KEY);
+    signer.region = "eu-west-1".into();
+    let form = policy_form(&signer, 600, &["{\"bucket\": \"forms\"}"], &[("key", "k")]);
+    let resp = post(&server, "/forms", form.file("f", b"data"));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(
+        resp.error_code().as_deref(),
+        Some("AuthorizationHeaderMalformed")
+    );
+    assert!(resp.text().contains("us-east-1"), "{}", resp.text());
+    let err = client.head_object().bucket("forms").key("k").send().await;
+    assert!(err.is_err(), "nothing stored");
+}
+
 fn post(server: &TestServer, path: &str, form: (String, Vec<u8>)) -> RawResponse {
     let (boundary, body) = form;
     raw_request(
