@@ -198,7 +198,11 @@ impl CairnS3 {
                 None => source
                     .meta
                     .iter()
-                    .filter(|(k, _)| !k.starts_with("x-amz-checksum-") && k.as_str() != TAGGING)
+                    .filter(|(k, _)| {
+                        !k.starts_with("x-amz-checksum-")
+                            && k.as_str() != TAGGING
+                            && k.as_str() != crate::meta::COMPLETED_UPLOAD
+                    })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             };

@@ -20,6 +20,11 @@ pub(crate) const CONTENT_LANGUAGE: &str = "content-language";
 pub(crate) const CACHE_CONTROL: &str = "cache-control";
 pub(crate) const EXPIRES: &str = "expires";
 pub(crate) const USER_META_PREFIX: &str = "x-amz-meta-";
+
+/// The multipart upload an object was completed from (internal, never
+/// answered): a CompleteMultipartUpload sent again succeeds while it is
+/// still the object there, as in S3.
+pub(crate) const COMPLETED_UPLOAD: &str = "x-cairn-completed-upload";
 /// The object's tags, URL-encoded as in the `x-amz-tagging` header.
 pub(crate) const TAGGING: &str = "x-amz-tagging";
 

@@ -13,7 +13,8 @@ use crate::CairnS3;
 use crate::checksum::{self, ALGORITHM_KEY, ChecksumBody, ChecksumPlan, TYPE_KEY};
 use crate::error::s3_err;
 use crate::meta::{
-    new_object_headers, preconditions, refuse_unsupported_object_settings, timestamp,
+    COMPLETED_UPLOAD, new_object_headers, preconditions, refuse_unsupported_object_settings,
+    timestamp,
 };
 use crate::ownership::owner;
 use crate::upload::{format_upload_id, parse_upload_id, part_number};
@@ -215,11 +216,13 @@ impl CairnS3 {
         let declared_size = input.mpu_object_size;
         // Checks the parts' checksums against the request and computes the
         // object's, before anything is committed.
+        let upload_mark = format_upload_id(upload_id);
         let finalizer = Box::new(
             move |infos: &[PartInfo],
                   meta: &BTreeMap<String, String>|
                   -> Result<BTreeMap<String, String>, cairn_object::BodyError> {
                 let mut extra = BTreeMap::new();
+                extra.insert(COMPLETED_UPLOAD.to_owned(), upload_mark);
                 if let Some(size) = declared_size
                     && u64::try_from(size).ok() != Some(infos.iter().map(|p| p.size).sum())
                 {
@@ -290,11 +293,27 @@ impl CairnS3 {
             ),
             finalizer: Some(finalizer),
         };
-        let info = self
+        let completed = self
             .layer
             .complete_multipart_upload(&input.bucket, &input.key, upload_id, &parts, opts)
-            .await
-            .map_err(s3_err)?;
+            .await;
+        let info = match completed {
+            Ok(info) => info,
+            // Sent again (a client retrying after a timeout): S3 answers as
+            // the first time while the object the upload made is still there.
+            Err(cairn_object::Error::NoSuchUpload) => {
+                match self.layer.head_object(&input.bucket, &input.key).await {
+                    Ok(info)
+                        if info.meta.get(COMPLETED_UPLOAD).map(String::as_str)
+                            == Some(format_upload_id(upload_id).as_str()) =>
+                    {
+                        info
+                    }
+                    _ => return Err(s3_err(cairn_object::Error::NoSuchUpload)),
+                }
+            }
+            Err(err) => return Err(s3_err(err)),
+        };
         let get = |name: &str| info.meta.get(name).cloned();
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),

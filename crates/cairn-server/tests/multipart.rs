@@ -404,8 +404,11 @@ async fn issue_3_multipart_errors_change_nothing() {
             "{id}"
         );
     }
-    let err = complete(vec![(2, e2.clone())]).await.unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchUpload"));
+    // Completing the completed upload again answers as the first time
+    // (issue 27: a client retrying after a timeout), and changes nothing.
+    let again = complete(vec![(2, e2.clone())]).await.unwrap();
+    assert_eq!(again.e_tag(), Some(multipart_etag(&[&big, b"last"]).as_str()));
+    assert_eq!(get(&client, "mpu", "k").await, expected);
     // An upload of one key is unknown under another.
     let other = create(&client, "mpu", "other").await;
     let err = client
@@ -801,4 +804,74 @@ async fn issue_3_stale_uploads_are_removed() {
             .uploads()
             .is_empty()
     );
+}
+
+/// A CompleteMultipartUpload sent again (a client retrying after a
+/// timeout) succeeds with the same ETag while the object it made is still
+/// there, as in S3; once the object is replaced or deleted, `NoSuchUpload`
+/// (issue 27).
+#[tokio::test]
+async fn issue_27_a_repeated_complete_succeeds_while_its_object_stands() {
+    let server = TestServer::start(ServerOptions::drives(4));
+    let client = server.client();
+    client.create_bucket().bucket("mpr").send().await.unwrap();
+    let data = test_data(300_000, 27);
+    let upload_id = create(&client, "mpr", "retried").await;
+    let etag = upload_part(&client, "mpr", "retried", &upload_id, 1, &data).await;
+    let complete = || {
+        client
+            .complete_multipart_upload()
+            .bucket("mpr")
+            .key("retried")
+            .upload_id(&upload_id)
+            .multipart_upload(completed(&[(1, &etag)]))
+            .send()
+    };
+    let first = complete().await.unwrap();
+    let again = complete().await.unwrap();
+    assert_eq!(first.e_tag(), again.e_tag());
+    assert_eq!(first.e_tag(), Some(multipart_etag(&[&data]).as_str()));
+    // The object is unchanged by the second call.
+    let got = client
+        .get_object()
+        .bucket("mpr")
+        .key("retried")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.e_tag(), first.e_tag());
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        &data[..]
+    );
+    // A copy of it is not the upload's object.
+    client
+        .copy_object()
+        .bucket("mpr")
+        .key("copy")
+        .copy_source("mpr/retried")
+        .send()
+        .await
+        .unwrap();
+    let err = client
+        .complete_multipart_upload()
+        .bucket("mpr")
+        .key("copy")
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&[(1, &etag)]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchUpload"));
+    // Replaced by another PUT: the upload is gone.
+    client
+        .put_object()
+        .bucket("mpr")
+        .key("retried")
+        .body(ByteStream::from_static(b"replaced"))
+        .send()
+        .await
+        .unwrap();
+    let err = complete().await.unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchUpload"));
 }
