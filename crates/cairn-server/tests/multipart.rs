@@ -407,7 +407,10 @@ async fn issue_3_multipart_errors_change_nothing() {
     // Completing the completed upload again answers as the first time
     // (issue 27: a client retrying after a timeout), and changes nothing.
     let again = complete(vec![(2, e2.clone())]).await.unwrap();
-    assert_eq!(again.e_tag(), Some(multipart_etag(&[&big, b"last"]).as_str()));
+    assert_eq!(
+        again.e_tag(),
+        Some(multipart_etag(&[&big, b"last"]).as_str())
+    );
     assert_eq!(get(&client, "mpu", "k").await, expected);
     // An upload of one key is unknown under another.
     let other = create(&client, "mpu", "other").await;
