@@ -210,3 +210,37 @@ fn issue_27_maintenance_health_check_answers_412_when_this_node_is_needed() {
     assert!(settled, "node 0 still says it may go down with node 3 down");
     assert_eq!(cluster.health(0, "cluster"), 200, "writes still work");
 }
+
+#[test]
+fn issue_27_new_settings_out_of_range_or_unreadable_stop_the_start() {
+    let dir = TempDir::new("bad-settings");
+    let drive = dir.path().join("d1").display().to_string();
+    let args = ["--address", "127.0.0.1:0", drive.as_str()];
+    for (var, value) in [
+        ("CAIRN_BODY_TIMEOUT", "0s"),
+        ("CAIRN_BODY_TIMEOUT", "soon"),
+        ("CAIRN_IDLE_TIMEOUT", "2h"),
+        ("CAIRN_MAX_CONNECTIONS", "1"),
+        ("CAIRN_SHUTDOWN_TIMEOUT", "2h"),
+    ] {
+        let err = failed_start(&args, &[(var, value)]);
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
+    let err = failed_start(
+        &args,
+        &[("MINIO_CONFIG_ENV_FILE", "/nonexistent/config.env")],
+    );
+    assert!(err.contains("/nonexistent/config.env"), "{err}");
+    let env_file = dir.path().join("config.env");
+    std::fs::write(
+        &env_file,
+        "MINIO_ROOT_USER=admin\nthis line is not a setting\n",
+    )
+    .unwrap();
+    let err = failed_start(
+        &args,
+        &[("MINIO_CONFIG_ENV_FILE", env_file.to_str().unwrap())],
+    );
+    assert!(err.contains("line 2 is not KEY=VALUE"), "{err}");
+    assert!(!dir.path().join("d1").join(".cairn.sys").exists());
+}
