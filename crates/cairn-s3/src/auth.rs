@@ -95,7 +95,11 @@ impl Gate {
         query: Option<&str>,
         now: SystemTime,
     ) -> Result<(), Refusal> {
-        let params = query.map(query_pairs).unwrap_or_default();
+        // Only a presigned URL's `X-Amz-*` parameters matter here.
+        let params = query
+            .filter(|q| q.contains("X-Amz-"))
+            .map(query_pairs)
+            .unwrap_or_default();
         let param = |name: &str| {
             params
                 .iter()
@@ -174,9 +178,7 @@ impl Gate {
                 "incorrect service \"{service}\". This endpoint belongs to \"s3\"."
             )));
         }
-        // Older clients say `US` for us-east-1, as MinIO accepts.
-        let region = if region == "US" { "us-east-1" } else { region };
-        if region != self.region {
+        if !region_matches(region, &self.region) {
             return Err(malformed(&format!(
                 "the region '{region}' is wrong; expecting '{}'",
                 self.region
@@ -185,6 +187,12 @@ impl Gate {
         }
         Ok(())
     }
+}
+
+/// Whether a credential scope's `region` is this server's: older clients
+/// say `US` for us-east-1, as MinIO accepts.
+pub(crate) fn region_matches(region: &str, ours: &str) -> bool {
+    region == ours || (region == "US" && ours == "us-east-1")
 }
 
 /// The signature a request says it carries.

@@ -271,11 +271,6 @@ impl S3Handler {
         })
     }
 
-    /// The bucket a request addresses, by virtual host or by path.
-    fn bucket_of(&self, req: &http::Request<hyper::body::Incoming>) -> Option<String> {
-        self.addressed(req).map(|(bucket, _)| bucket)
-    }
-
     /// The bucket a request addresses and the rest of its path (the key,
     /// or empty).
     fn addressed(&self, req: &http::Request<hyper::body::Incoming>) -> Option<(String, String)> {
@@ -297,28 +292,20 @@ impl S3Handler {
         &self,
         req: http::Request<hyper::body::Incoming>,
     ) -> http::Response<ResponseBody> {
-        let bucket = self.bucket_of(&req);
+        let addressed = self.addressed(&req);
+        let bucket = addressed.as_ref().map(|(bucket, _)| bucket.clone());
         if req.method() == http::Method::OPTIONS {
             return self.cors.preflight(bucket.as_deref(), req.headers()).await;
         }
-        if let Some(refusal) = self.gate.check(
-            req.headers(),
-            req.uri().query(),
-            std::time::SystemTime::now(),
-        ) {
-            tracing::debug!(?refusal, "request refused before its signature was checked");
-            let mut resp = refusal.into_response();
-            close_connection(&mut resp);
-            return resp;
-        }
-        let key = self.addressed(&req).map(|(_, key)| key);
-        if let Some(refusal) = limits::check(
-            req.method(),
-            req.headers(),
-            req.uri().query(),
-            key.as_deref(),
-        ) {
-            tracing::debug!(?refusal, "request refused: over S3's limits");
+        // Authorization data and S3's limits, before any body is read.
+        let key = addressed.as_ref().map(|(_, key)| key.as_str());
+        let (headers, query) = (req.headers(), req.uri().query());
+        if let Some(refusal) = self
+            .gate
+            .check(headers, query, std::time::SystemTime::now())
+            .or_else(|| limits::check(req.method(), headers, query, key))
+        {
+            tracing::debug!(?refusal, "request refused before it was read");
             let mut resp = refusal.into_response();
             close_connection(&mut resp);
             return resp;
@@ -327,7 +314,7 @@ impl S3Handler {
         if req.method() == http::Method::POST
             && req.uri().query().is_none_or(str::is_empty)
             && let Some(boundary) = post::form_boundary(req.headers())
-            && let Some((bucket, rest)) = self.addressed(&req)
+            && let Some((bucket, rest)) = addressed
             && rest.is_empty()
         {
             let origin = req
@@ -341,10 +328,7 @@ impl S3Handler {
                 Err(err) => {
                     let mut resp = error_response(err);
                     // The rest of the form may not have been read.
-                    resp.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
+                    close_connection(&mut resp);
                     resp
                 }
             };
@@ -380,10 +364,7 @@ impl S3Handler {
         // the body may still arrive, or never (`Expect: 100-continue`), so
         // the connection cannot carry another request.
         if !body_read.load(Ordering::Acquire) {
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+            close_connection(&mut resp);
         }
         if attributes && resp.status() == http::StatusCode::OK {
             unquote_attribute_etag(&mut resp).await;

@@ -330,9 +330,7 @@ impl PostUploads {
                 "The x-amz-credential {credential:?} is malformed"
             ));
         };
-        if service != "s3"
-            || (region != self.region && !(region == "US" && self.region == "us-east-1"))
-        {
+        if service != "s3" || !crate::auth::region_matches(region, &self.region) {
             return Err(s3_error!(
                 AuthorizationHeaderMalformed,
                 "The authorization header is malformed; the x-amz-credential scope {region}/{service} is wrong; expecting '{}/s3'",

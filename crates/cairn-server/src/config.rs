@@ -331,19 +331,19 @@ pub fn env_settings() -> Result<EnvSettings> {
         // Browser uploads stream like PUTs; S3's limit for them is 5 GiB.
         None => 5 << 30,
     };
-    let test_internode_versions = match env_var("CAIRN_TEST_INTERNODE_VERSIONS").ok_or(()) {
-        Ok(text) => Some(cairn_net::VersionRange::parse(&text).with_context(|| {
+    let test_internode_versions = match env_var("CAIRN_TEST_INTERNODE_VERSIONS") {
+        Some(text) => Some(cairn_net::VersionRange::parse(&text).with_context(|| {
             format!("CAIRN_TEST_INTERNODE_VERSIONS must be MIN-MAX, got {text:?}")
         })?),
-        Err(_) => None,
+        None => None,
     };
-    let test_clock_skew_ms = match env_var("CAIRN_TEST_CLOCK_SKEW_SECS").ok_or(()) {
-        Ok(text) => {
+    let test_clock_skew_ms = match env_var("CAIRN_TEST_CLOCK_SKEW_SECS") {
+        Some(text) => {
             text.trim().parse::<i64>().with_context(|| {
                 format!("CAIRN_TEST_CLOCK_SKEW_SECS must be whole seconds, got {text:?}")
             })? * 1000
         }
-        Err(_) => 0,
+        None => 0,
     };
     let heal_duty = match lookup("HEAL_DUTY")? {
         Some(s) => {

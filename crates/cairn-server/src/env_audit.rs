@@ -106,11 +106,9 @@ pub enum Finding {
     Warn { var: String, reason: String },
 }
 
-/// Looks at every variable name in `vars`.
+/// Looks at every variable name in `vars`, in their order.
 pub fn audit<'a>(vars: impl IntoIterator<Item = &'a str>) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = vars.into_iter().filter_map(audit_one).collect();
-    findings.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-    findings
+    vars.into_iter().filter_map(audit_one).collect()
 }
 
 fn audit_one(var: &str) -> Option<Finding> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,7 +49,6 @@ pub struct App {
     /// until the response body is sent.
     pub limiter: Arc<Semaphore>,
     pub deadline: Duration,
-    pub waiting: AtomicUsize,
     pub request_ids: AtomicU64,
     /// Who may call the admin API.
     pub root: cairn_s3::Credentials,
@@ -247,10 +246,8 @@ impl App {
             );
             return (resp, None);
         };
-        self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit =
             tokio::time::timeout(self.deadline, self.limiter.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(Ok(permit)) = permit else {
             tracing::warn!(deadline = ?self.deadline, "request refused: too many requests in flight");
             return (

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -396,7 +396,6 @@ async fn run_server(args: ServerArgs) -> Result<()> {
             .map(|c| Arc::new(c.server(local_drives.clone()))),
         limiter: Arc::new(Semaphore::new(env.requests_max)),
         deadline: env.requests_deadline,
-        waiting: AtomicUsize::new(0),
         request_ids: AtomicU64::new(rand_seed()),
         root: root.clone(),
         connections: http::Connections::new(max_connections),
