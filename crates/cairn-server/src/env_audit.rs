@@ -251,6 +251,25 @@ mod tests {
         assert!(warning("MINIO_PROMETHEUS_AUTH_TYPE").is_some());
     }
 
+    /// Every name config.rs reads is in [`KNOWN`], so a new setting is not
+    /// warned about as unknown.
+    #[test]
+    fn every_setting_config_reads_is_known() {
+        let source = include_str!("config.rs");
+        let mut found = 0;
+        for reader in ["lookup(\"", "number(\"", "duration(\""] {
+            for (i, _) in source.match_indices(reader) {
+                let rest = &source[i + reader.len()..];
+                let name = &rest[..rest.find('"').unwrap()];
+                if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                    found += 1;
+                    assert!(KNOWN.contains(&name), "{name} is read but not in KNOWN");
+                }
+            }
+        }
+        assert!(found > 20, "only {found} settings found in config.rs");
+    }
+
     #[test]
     fn edit_distances() {
         assert_eq!(edit_distance("REGION", "REGION"), 0);
